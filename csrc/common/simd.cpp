@@ -1,0 +1,44 @@
+#include "common/simd.h"
+
+#include <atomic>
+
+#include "common/errors.h"
+
+namespace deepret {
+
+namespace {
+// 0: auto, 1: portable, 2: avx2+fma
+std::atomic<int> forced_path{0};
+}  // namespace
+
+bool cpu_has_avx2_fma() {
+#if defined(DEEPRET_X86) && (defined(__GNUC__) || defined(__clang__))
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool use_avx2_fma() {
+  const int forced = forced_path.load(std::memory_order_relaxed);
+  if (forced == 1) return false;
+  return cpu_has_avx2_fma();
+}
+
+const char* simd_path() { return use_avx2_fma() ? "avx2+fma" : "portable"; }
+
+void force_simd_path(const std::string& path) {
+  if (path == "auto") {
+    forced_path = 0;
+  } else if (path == "portable") {
+    forced_path = 1;
+  } else if (path == "avx2+fma") {
+    check(cpu_has_avx2_fma(), "this CPU (or build) has no AVX2+FMA path");
+    forced_path = 2;
+  } else {
+    throw ValueError("simd path must be 'auto', 'portable' or 'avx2+fma', got '" + path + "'");
+  }
+}
+
+}  // namespace deepret

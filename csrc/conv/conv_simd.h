@@ -1,0 +1,152 @@
+// The register-tiled inner kernel of 1-D correlation, written once with GCC
+// vector extensions and compiled twice: in conv_cpu.cpp as the portable path
+// (16-byte vectors: SSE2 on x86-64, NEON on arm64) and in conv_cpu_avx2.cpp
+// with -mavx2 -mfma (32-byte vectors). Each copy lives in its own namespace
+// (DEEPRET_SIMD_NS) and uses nothing inline from outside it, so the linker can
+// never hand AVX2 code to the portable path.
+//
+// interior() computes, for p in [0, count),
+//     out[p] = sum_{k < P} sum_{j < m} a[k][p + j] * v[k][j]
+// where every a[k][p + j] exists (the driver pads the edges). P = 2 lets a
+// complex product's real or imaginary part run as one pass over two planes.
+#ifndef DEEPRET_SIMD_NS
+#error "define DEEPRET_SIMD_NS and DEEPRET_VBYTES before including conv_simd.h"
+#endif
+
+#include <cstdint>
+#include <cstring>
+
+#include "conv/conv_tags.h"
+
+namespace deepret::conv::DEEPRET_SIMD_NS {
+
+using index_t = std::int64_t;
+
+// A SIMD vector of T, or T itself for long double (no vector extension).
+template <class T, bool Scalar = (sizeof(T) > 8)>
+struct Simd {
+  typedef T V __attribute__((vector_size(DEEPRET_VBYTES)));
+  static constexpr int lanes = DEEPRET_VBYTES / sizeof(T);
+  static V load(const T* p) {
+    V x;
+    std::memcpy(&x, p, sizeof(V));
+    return x;
+  }
+  static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
+  static V broadcast(T s) { return V{} + s; }
+};
+
+template <class T>
+struct Simd<T, true> {
+  using V = T;
+  static constexpr int lanes = 1;
+  static V load(const T* p) { return *p; }
+  static void store(T* p, V x) { *p = x; }
+  static V broadcast(T s) { return s; }
+};
+
+// acc (op)= x * y : multiply-add for numbers, and-or for booleans.
+// Integers are unsigned here: vector arithmetic wraps, and the scalar form
+// widens to uint64 first so that uint16 * uint16 cannot overflow int.
+template <class Tag, class T>
+struct Step;
+
+template <class T>
+struct Step<MulAddTag, T> {
+  template <class V>
+  static V apply(V acc, V x, V y) {
+    return acc + x * y;
+  }
+  static T apply_scalar(T acc, T x, T y) {
+    if constexpr (std::is_integral_v<T>) {
+      return T(std::uint64_t(acc) + std::uint64_t(x) * std::uint64_t(y));
+    } else {
+      return acc + x * y;
+    }
+  }
+};
+
+template <class T>
+struct Step<AndOrTag, T> {
+  template <class V>
+  static V apply(V acc, V x, V y) {
+    return acc | (x & y);
+  }
+  static T apply_scalar(T acc, T x, T y) { return T(acc | (x & y)); }
+};
+
+// R vector accumulators per block: enough independent chains to hide FMA
+// latency (4 cycles, 2 per cycle) without spilling 16 registers.
+template <class T, int P>
+constexpr int block_vectors() {
+  if constexpr (std::is_integral_v<T>) return 4;
+  return P == 1 ? 8 : 4;
+}
+
+// One block of R * lanes outputs over taps [j0, j1); accumulates into out
+// unless `first`, so that long filters can be split into L1-sized tap chunks.
+template <class T, class Tag, int P, int R>
+inline void block(const T* const* a, const T* const* v, index_t j0, index_t j1, T* out,
+                  bool first) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int L = S::lanes;
+  V acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = first ? S::broadcast(T(0)) : S::load(out + r * L);
+  for (index_t j = j0; j < j1; ++j) {
+    for (int k = 0; k < P; ++k) {
+      const V tap = S::broadcast(v[k][j]);
+      const T* src = a[k] + j;
+      for (int r = 0; r < R; ++r) acc[r] = Step<Tag, T>::apply(acc[r], S::load(src + r * L), tap);
+    }
+  }
+  for (int r = 0; r < R; ++r) S::store(out + r * L, acc[r]);
+}
+
+template <class T, class Tag, int P>
+inline void scalar_output(const T* const* a, const T* const* v, index_t j0, index_t j1, T* out,
+                          bool first) {
+  T acc = first ? T(0) : *out;
+  for (index_t j = j0; j < j1; ++j)
+    for (int k = 0; k < P; ++k) acc = Step<Tag, T>::apply_scalar(acc, a[k][j], v[k][j]);
+  *out = acc;
+}
+
+template <class T, class Tag, int P>
+void interior(const T* const* a,  // P pointers to [count + m - 1]
+              const T* const* v,  // P pointers to [m]
+              index_t m,
+              T* out,             // [count]
+              index_t count) {
+  constexpr int R = block_vectors<T, P>();
+  constexpr int L = Simd<T>::lanes;
+  constexpr index_t kBlock = index_t(R) * L;
+  // Output chunks keep the input window and the outputs in L1/L2 while tap
+  // chunks keep the taps in L1 for long filters.
+  constexpr index_t kOutChunk = kBlock * (4096 / kBlock > 0 ? 4096 / kBlock : 1);
+  constexpr index_t kTapChunk = 512;
+
+  for (index_t oc = 0; oc < count; oc += kOutChunk) {
+    const index_t oe = oc + kOutChunk < count ? oc + kOutChunk : count;
+    for (index_t j0 = 0; j0 < m; j0 += kTapChunk) {
+      const index_t j1 = j0 + kTapChunk < m ? j0 + kTapChunk : m;
+      const bool first = j0 == 0;
+      index_t p = oc;
+      const T* ap[P];
+      for (; p + kBlock <= oe; p += kBlock) {
+        for (int k = 0; k < P; ++k) ap[k] = a[k] + p;
+        block<T, Tag, P, R>(ap, v, j0, j1, out + p, first);
+      }
+      for (; p + L <= oe; p += L) {
+        for (int k = 0; k < P; ++k) ap[k] = a[k] + p;
+        block<T, Tag, P, 1>(ap, v, j0, j1, out + p, first);
+      }
+      for (; p < oe; ++p) {
+        for (int k = 0; k < P; ++k) ap[k] = a[k] + p;
+        scalar_output<T, Tag, P>(ap, v, j0, j1, out + p, first);
+      }
+    }
+  }
+}
+
+}  // namespace deepret::conv::DEEPRET_SIMD_NS

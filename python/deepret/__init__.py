@@ -1,0 +1,19 @@
+"""deepret: graph-based image retrieval kernels with a C++/CUDA core.
+
+numpy arrays run on the CPU engine, CuPy arrays on the CUDA engine, and the
+result comes back as the same kind of array that went in.
+"""
+
+from ._backend import CudaUnavailableError, cuda_built, has_cuda, simd_path
+from .conv import convolve, correlate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CudaUnavailableError",
+    "convolve",
+    "correlate",
+    "cuda_built",
+    "has_cuda",
+    "simd_path",
+]

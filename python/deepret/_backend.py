@@ -1,0 +1,54 @@
+"""Loads the native engines: ``_core`` (CPU, always built) and ``_core_cuda``
+(CUDA, built when nvcc was found at install time, or with DEEPRET_CUDA=ON).
+
+Importing deepret never needs a GPU: ``_core_cuda`` links the CUDA runtime
+statically and only talks to the driver when a CUDA function is called.
+"""
+
+from __future__ import annotations
+
+from . import _core
+
+try:
+    from . import _core_cuda
+except ImportError:  # built without CUDA
+    _core_cuda = None
+
+
+class CudaUnavailableError(RuntimeError):
+    """A CuPy array reached deepret, but this build or machine cannot run CUDA."""
+
+
+def cuda_built() -> bool:
+    """True when this installation has the CUDA engine (``_core_cuda``)."""
+    return _core_cuda is not None
+
+
+def has_cuda() -> bool:
+    """True when the CUDA engine is built and at least one GPU is visible."""
+    return _core_cuda is not None and _core_cuda.device_count() > 0
+
+
+def cuda_core(function: str):
+    """The CUDA engine, or a clear error naming the function that needed it."""
+    if _core_cuda is None:
+        raise CudaUnavailableError(
+            f"deepret.{function} got a CuPy array, but this deepret was built without CUDA "
+            "(no nvcc at install time, or DEEPRET_CUDA=OFF); reinstall with nvcc on PATH "
+            "and DEEPRET_CUDA=ON, or pass numpy arrays"
+        )
+    return _core_cuda
+
+
+def simd_path() -> str:
+    """The SIMD path the CPU kernels take on this machine: 'avx2+fma' or 'portable'."""
+    return _core.simd_path()
+
+
+def threads_arg(num_threads) -> int:
+    """The engine's thread count: 0 means OpenMP's default (OMP_NUM_THREADS)."""
+    if num_threads is None:
+        return 0
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    return num_threads

@@ -1,0 +1,236 @@
+"""1-D convolution and correlation: exact mirrors of numpy.convolve and
+numpy.correlate, on the CPU engine for numpy input and on the CUDA engine for
+CuPy input.
+
+Every mode is one engine call: ``out[o] = sum_j a[o - left + j] * v[j]`` over
+the taps that fall inside ``a``; this module only validates, picks the
+dtypes, and computes ``len(out)`` and ``left`` as numpy defines the modes.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import _arrays, _backend
+
+__all__ = ["convolve", "correlate"]
+
+_MODES = {"valid": 0, "same": 1, "full": 2}
+_VALID, _SAME, _FULL = 0, 1, 2
+_MODE_MESSAGE = "'valid', 'same', or 'full'"
+
+
+def _mode_code(mode) -> int:
+    """numpy's convolve/correlate mode converter: the same accepted values,
+    exceptions and messages."""
+    if isinstance(mode, str):
+        if mode in _MODES:
+            return _MODES[mode]
+        if mode[:1].lower() in ("v", "s", "f"):
+            raise ValueError(f"Use one of {_MODE_MESSAGE} for convolve/correlate mode")
+        raise ValueError(f"mode must be one of {_MODE_MESSAGE} (got {mode!r})")
+    if isinstance(mode, (bool, np.bool_)):
+        raise TypeError("convolve/correlate mode not understood")
+    try:
+        code = operator.index(mode)
+    except TypeError:
+        raise TypeError("convolve/correlate mode not understood") from None
+    if not -(2**31) <= code < 2**31:
+        raise TypeError("convolve/correlate mode not understood")
+    if code not in (_VALID, _SAME, _FULL):
+        raise ValueError("integer convolve/correlate mode must be 0, 1, or 2")
+    return code
+
+
+def _output_geometry(n: int, m: int, code: int) -> tuple[int, int]:
+    """(len(out), left) of numpy's correlate of a[n] with v[m].
+
+    numpy swaps the inputs when m > n and reverses the result; the engine's
+    formula gives that same result directly with left' = len(out) - 1 - left.
+    """
+    long, short = max(n, m), min(n, m)
+    if code == _VALID:
+        length, left = long - short + 1, 0
+    elif code == _SAME:
+        length, left = long, short // 2
+    else:
+        length, left = long + short - 1, short - 1
+    if m > n:
+        left = length - 1 - left
+    return length, left
+
+
+def _too_deep(x, original) -> ValueError:
+    if isinstance(original, np.ndarray) or _arrays.is_cupy_array(original):
+        return ValueError("object too deep for desired array")
+    return ValueError(
+        "setting an array element with a sequence. The requested array would "
+        "exceed the maximum number of dimension of 1."
+    )
+
+
+def _check_out(out, shape, dtype, xp):
+    if not isinstance(out, xp.ndarray):
+        raise TypeError(f"out must be a {xp.__name__}.ndarray, got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(
+            f"out must have shape {shape} and dtype {dtype}, got shape {out.shape} and dtype {out.dtype}"
+        )
+    if not out.flags.c_contiguous or (xp is np and not out.flags.writeable):
+        raise ValueError("out must be C-contiguous and writable")
+
+
+def _run(function, a, v, left, length, conjugate_v, result_dtype, out, num_threads):
+    """Run the engine on 1-D a and v (taps already reversed for convolve)."""
+    threads = _backend.threads_arg(num_threads)
+    work = _arrays.compute_dtype(result_dtype)
+    if _arrays.is_cupy_array(a):
+        return _run_cuda(function, a, v, left, length, conjugate_v, result_dtype, work, out)
+    a = np.ascontiguousarray(a, dtype=work)
+    v = np.ascontiguousarray(v, dtype=work)
+    if out is not None:
+        _check_out(out, (length,), result_dtype, np)
+    target = out if out is not None and work == result_dtype else np.empty(length, dtype=work)
+    _backend._core.correlate1d(a, v, target, left, conjugate_v, threads)
+    if target is out:
+        return out
+    if out is not None:
+        out[...] = target
+        return out
+    return target.astype(result_dtype, copy=False)
+
+
+_CUDA_DTYPES = {
+    "b": {1: "bool"},
+    "i": {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"},
+    "u": {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"},
+    "f": {4: "float32", 8: "float64"},
+    "c": {8: "complex64", 16: "complex128"},
+}
+
+
+def _run_cuda(function, a, v, left, length, conjugate_v, result_dtype, work, out):
+    core = _backend.cuda_core(function)
+    cp = _arrays.cupy_module()
+    name = _CUDA_DTYPES.get(work.kind, {}).get(work.itemsize)
+    if name is None:
+        raise TypeError(f"deepret.{function} on the GPU does not support dtype {result_dtype}")
+    a = cp.ascontiguousarray(a, dtype=work)
+    v = cp.ascontiguousarray(v, dtype=work)
+    if out is not None:
+        _check_out(out, (length,), result_dtype, cp)
+    target = out if out is not None and work == result_dtype else cp.empty(length, dtype=work)
+    core.correlate1d(
+        getattr(core.DType, name), a.data.ptr, a.size, v.data.ptr, v.size,
+        target.data.ptr, length, left, conjugate_v, cp.cuda.get_current_stream().ptr,
+    )
+    if target is out:
+        return out
+    if out is not None:
+        out[...] = target
+        return out
+    return target.astype(result_dtype, copy=False)
+
+
+def _as_1d_input(x, xp):
+    """numpy.convolve's ``array(x, copy=None, ndmin=1)``."""
+    if xp is np:
+        return np.array(x, copy=None, ndmin=1)
+    return x if x.ndim >= 1 else x.reshape(1)
+
+
+def convolve(a, v, mode="full", *, out=None, num_threads=None):
+    """Discrete linear convolution of two 1-D sequences, as numpy.convolve.
+
+    Parameters
+    ----------
+    a : (N,) array_like
+    v : (M,) array_like
+    mode : {'full', 'valid', 'same'}, optional
+        As numpy: 'full' gives N + M - 1 values, 'same' max(M, N), 'valid'
+        max(M, N) - min(M, N) + 1.
+    out : ndarray, optional, keyword-only
+        C-contiguous array of the result's shape and dtype to write into
+        (saves the page faults of a fresh large result).
+    num_threads : int, optional, keyword-only
+        Threads for the CPU kernel; default: OpenMP's (``OMP_NUM_THREADS``).
+
+    Returns
+    -------
+    ndarray of numpy's result dtype (numpy's type promotion of a and v; bool
+    gives numpy's logical or-of-ands; integers wrap around as numpy's do). A
+    CuPy input gives a CuPy result computed on the GPU. Object, string and
+    datetime inputs are handed to numpy.convolve unchanged.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Exactly where numpy.convolve raises them, with numpy's messages.
+    """
+    device = _arrays.device_of("convolve", a, v)
+    xp = _arrays.cupy_module() if device == "cuda" else np
+    a1, v1 = _as_1d_input(a, xp), _as_1d_input(v, xp)
+    if len(v1) > len(a1):
+        a1, v1 = v1, a1
+    if len(a1) == 0:
+        raise ValueError("a cannot be empty")
+    if len(v1) == 0:
+        raise ValueError("v cannot be empty")
+    result_dtype = np.result_type(a1.dtype, v1.dtype)
+    if not _arrays.is_native(result_dtype) and device == "cpu":
+        return np.convolve(a, v, mode)
+    code = _mode_code(mode)
+    if a1.ndim > 1 or v1.ndim > 1:
+        raise ValueError("object too deep for desired array")
+    length, left = _output_geometry(len(a1), len(v1), code)
+    return _run("convolve", a1, v1[::-1], left, length, False,
+                _arrays.native_byteorder(result_dtype), out, num_threads)
+
+
+def correlate(a, v, mode="valid", *, out=None, num_threads=None):
+    """Cross-correlation of two 1-D sequences, as numpy.correlate:
+    ``c[k] = sum_n a[n + k] * conj(v[n])``.
+
+    Parameters
+    ----------
+    a : (N,) array_like
+    v : (M,) array_like
+    mode : {'valid', 'same', 'full'}, optional
+        As numpy.convolve's; the default is 'valid'.
+    out : ndarray, optional, keyword-only
+        C-contiguous array of the result's shape and dtype to write into.
+    num_threads : int, optional, keyword-only
+        Threads for the CPU kernel; default: OpenMP's (``OMP_NUM_THREADS``).
+
+    Returns
+    -------
+    ndarray of numpy's result dtype; complex ``v`` is conjugated as numpy
+    does; when M > N the result is numpy's (computed with the inputs swapped
+    and reversed). CuPy input gives a CuPy result computed on the GPU.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Exactly where numpy.correlate raises them, with numpy's messages.
+    """
+    code = _mode_code(mode)
+    device = _arrays.device_of("correlate", a, v)
+    xp = _arrays.cupy_module() if device == "cuda" else np
+    a1, v1 = xp.asarray(a), xp.asarray(v)
+    result_dtype = np.result_type(a1.dtype, v1.dtype)
+    if not _arrays.is_native(result_dtype) and device == "cpu":
+        return np.correlate(a, v, mode)
+    for x, original in ((a1, a), (v1, v)):
+        if x.ndim == 0:
+            raise ValueError("object of too small depth for desired array")
+        if x.ndim > 1:
+            raise _too_deep(x, original)
+    if len(a1) == 0:
+        raise ValueError("first array argument cannot be empty")
+    if len(v1) == 0:
+        raise ValueError("second array argument cannot be empty")
+    length, left = _output_geometry(len(a1), len(v1), code)
+    return _run("correlate", a1, v1, left, length, result_dtype.kind == "c",
+                _arrays.native_byteorder(result_dtype), out, num_threads)

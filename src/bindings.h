@@ -1,0 +1,37 @@
+// Helpers shared by the binding files: array checks that raise Python's
+// ValueError/TypeError, and the registration hooks of each family.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "common/array_view.h"
+#include "common/errors.h"
+
+namespace deepret::bind {
+
+namespace py = pybind11;
+
+// The array must be C-contiguous and writable when `writable`; the Python
+// layer prepares arrays so, so a failure here is a bug in that layer.
+inline void require_contiguous(const py::array& array, const char* name, bool writable = false) {
+  check(array.flags() & py::array::c_style, std::string(name) + " must be C-contiguous");
+  if (writable) check(array.writeable(), std::string(name) + " must be writable");
+}
+
+inline void require_same_dtype(const py::array& a, const py::array& b, const char* names) {
+  const bool same = a.dtype().kind() == b.dtype().kind() && a.dtype().itemsize() == b.dtype().itemsize();
+  check_type(same, std::string(names) + " must have the same dtype");
+}
+
+void register_conv(py::module_& m);
+
+}  // namespace deepret::bind
+
+namespace deepret::bind {
+void register_conv_cuda(py::module_& m);
+// Python exceptions for the engine's ValueError/TypeError (both modules).
+void register_error_translator();
+}  // namespace deepret::bind
