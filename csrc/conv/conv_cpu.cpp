@@ -3,6 +3,8 @@
 // tap inside, run in parallel on the SIMD kernel of conv_simd.h), and turns the
 // complex case into real passes over planes.
 #include <algorithm>
+#include <cmath>
+#include <type_traits>
 #include <memory>
 
 #include "common/errors.h"
@@ -23,7 +25,7 @@ namespace deepret::conv {
 namespace avx2 {
 // Instantiated in conv_cpu_avx2.cpp, compiled with -mavx2 -mfma.
 template <class T, class Tag, int P>
-void interior(const T* const* a, const T* const* v, index_t m, T* out, index_t count);
+void interior(const T* const* a, const T* const* v, index_t m, T* out, index_t count, T* scratch);
 }  // namespace avx2
 #endif
 
@@ -36,19 +38,44 @@ std::unique_ptr<T[]> scratch(index_t size) {
 
 template <class T, class Tag, int P>
 void interior(const T* const* a, const T* const* v, index_t m, T* out, index_t count) {
+  auto pad = scratch<T>(P * (kMaxSimdLanes + m - 1));
 #if defined(DEEPRET_X86)
-  if (use_avx2_fma()) return avx2::interior<T, Tag, P>(a, v, m, out, count);
+  if (use_avx2_fma()) return avx2::interior<T, Tag, P>(a, v, m, out, count, pad.get());
 #endif
-  portable::interior<T, Tag, P>(a, v, m, out, count);
+  portable::interior<T, Tag, P>(a, v, m, out, count, pad.get());
 }
 
-// Outputs [o0, o1) whose taps run past an end of the signal: copy the part of
-// each signal they read into a zero-padded window (zero is the identity of
-// both multiply-add and and-or), then run the interior kernel on it.
+template <class T, int P>
+bool all_finite(const T* const* v, index_t m) {
+  if constexpr (std::is_floating_point_v<T>) {
+    for (int k = 0; k < P; ++k)
+      for (index_t j = 0; j < m; ++j)
+        if (!std::isfinite(v[k][j])) return false;
+  }
+  return true;
+}
+
+// Outputs [o0, o1) whose taps run past an end of the signal. Usually: copy the
+// part of each signal they read into a zero-padded window (zero is the
+// identity of both multiply-add and and-or) and run the interior kernel on it.
+// With an inf or nan tap that would add 0 * inf = nan where numpy skips the
+// tap, so then each output sums exactly its own taps, as numpy does.
 template <class T, class Tag, int P>
 void edge_outputs(const T* const* a, index_t n, const T* const* v, index_t m, T* out,
                   index_t o0, index_t o1, index_t left) {
   if (o0 >= o1) return;
+  if (!all_finite<T, P>(v, m)) {
+    static_assert(std::is_same_v<Tag, MulAddTag> || !std::is_floating_point_v<T>);
+    for (index_t o = o0; o < o1; ++o) {
+      const index_t j_lo = std::max<index_t>(0, left - o);
+      const index_t j_hi = std::min<index_t>(m, n - o + left);
+      T sum = T(0);
+      for (index_t j = j_lo; j < j_hi; ++j)
+        for (int k = 0; k < P; ++k) sum += a[k][o - left + j] * v[k][j];
+      out[o] = sum;
+    }
+    return;
+  }
   const index_t start = o0 - left;               // first signal index read
   const index_t width = (o1 - o0) + m - 1;       // indices read: [start, start + width)
   const index_t copy_lo = std::max<index_t>(start, 0);

@@ -11,7 +11,7 @@
 namespace deepret::conv::avx2 {
 
 #define DEEPRET_INSTANTIATE(T, Tag, P) \
-  template void interior<T, Tag, P>(const T* const*, const T* const*, index_t, T*, index_t);
+  template void interior<T, Tag, P>(const T* const*, const T* const*, index_t, T*, index_t, T*);
 DEEPRET_INSTANTIATE(float, MulAddTag, 1)
 DEEPRET_INSTANTIATE(double, MulAddTag, 1)
 DEEPRET_INSTANTIATE(long double, MulAddTag, 1)

@@ -21,6 +21,7 @@
 namespace deepret::conv::DEEPRET_SIMD_NS {
 
 using index_t = std::int64_t;
+constexpr int kMaxLanes = kMaxSimdLanes;
 
 // A SIMD vector of T, or T itself for long double (no vector extension).
 template <class T, bool Scalar = (sizeof(T) > 8)>
@@ -45,9 +46,8 @@ struct Simd<T, true> {
   static V broadcast(T s) { return s; }
 };
 
-// acc (op)= x * y : multiply-add for numbers, and-or for booleans.
-// Integers are unsigned here: vector arithmetic wraps, and the scalar form
-// widens to uint64 first so that uint16 * uint16 cannot overflow int.
+// acc (op)= x * y : multiply-add for numbers, and-or for booleans. Integers are
+// unsigned here, so vector arithmetic wraps as numpy's does.
 template <class Tag, class T>
 struct Step;
 
@@ -57,13 +57,6 @@ struct Step<MulAddTag, T> {
   static V apply(V acc, V x, V y) {
     return acc + x * y;
   }
-  static T apply_scalar(T acc, T x, T y) {
-    if constexpr (std::is_integral_v<T>) {
-      return T(std::uint64_t(acc) + std::uint64_t(x) * std::uint64_t(y));
-    } else {
-      return acc + x * y;
-    }
-  }
 };
 
 template <class T>
@@ -72,7 +65,6 @@ struct Step<AndOrTag, T> {
   static V apply(V acc, V x, V y) {
     return acc | (x & y);
   }
-  static T apply_scalar(T acc, T x, T y) { return T(acc | (x & y)); }
 };
 
 // R vector accumulators per block: enough independent chains to hide FMA
@@ -103,21 +95,16 @@ inline void block(const T* const* a, const T* const* v, index_t j0, index_t j1, 
   for (int r = 0; r < R; ++r) S::store(out + r * L, acc[r]);
 }
 
-template <class T, class Tag, int P>
-inline void scalar_output(const T* const* a, const T* const* v, index_t j0, index_t j1, T* out,
-                          bool first) {
-  T acc = first ? T(0) : *out;
-  for (index_t j = j0; j < j1; ++j)
-    for (int k = 0; k < P; ++k) acc = Step<Tag, T>::apply_scalar(acc, a[k][j], v[k][j]);
-  *out = acc;
-}
-
+// Every output runs through the vector code, the last partial vector too (on a
+// zero-padded copy of its window), so that each output is rounded the same way
+// wherever the threads split the range.
 template <class T, class Tag, int P>
 void interior(const T* const* a,  // P pointers to [count + m - 1]
               const T* const* v,  // P pointers to [m]
               index_t m,
               T* out,             // [count]
-              index_t count) {
+              index_t count,
+              T* scratch) {       // [P * (kMaxLanes + m - 1)]
   constexpr int R = block_vectors<T, P>();
   constexpr int L = Simd<T>::lanes;
   constexpr index_t kBlock = index_t(R) * L;
@@ -125,28 +112,43 @@ void interior(const T* const* a,  // P pointers to [count + m - 1]
   // chunks keep the taps in L1 for long filters.
   constexpr index_t kOutChunk = kBlock * (4096 / kBlock > 0 ? 4096 / kBlock : 1);
   constexpr index_t kTapChunk = 512;
+  static_assert(L <= kMaxLanes, "scratch is sized for kMaxLanes");
 
-  for (index_t oc = 0; oc < count; oc += kOutChunk) {
-    const index_t oe = oc + kOutChunk < count ? oc + kOutChunk : count;
+  const index_t vector_count = count - count % L;
+  const T* ap[P];
+  for (index_t oc = 0; oc < vector_count; oc += kOutChunk) {
+    const index_t oe = oc + kOutChunk < vector_count ? oc + kOutChunk : vector_count;
     for (index_t j0 = 0; j0 < m; j0 += kTapChunk) {
       const index_t j1 = j0 + kTapChunk < m ? j0 + kTapChunk : m;
       const bool first = j0 == 0;
       index_t p = oc;
-      const T* ap[P];
       for (; p + kBlock <= oe; p += kBlock) {
         for (int k = 0; k < P; ++k) ap[k] = a[k] + p;
         block<T, Tag, P, R>(ap, v, j0, j1, out + p, first);
       }
-      for (; p + L <= oe; p += L) {
+      for (; p < oe; p += L) {
         for (int k = 0; k < P; ++k) ap[k] = a[k] + p;
         block<T, Tag, P, 1>(ap, v, j0, j1, out + p, first);
       }
-      for (; p < oe; ++p) {
-        for (int k = 0; k < P; ++k) ap[k] = a[k] + p;
-        scalar_output<T, Tag, P>(ap, v, j0, j1, out + p, first);
-      }
     }
   }
+  const index_t tail = count - vector_count;
+  if (tail == 0) return;
+  // The last `tail` outputs read a[k][vector_count .. count + m - 1); pad that
+  // window to a full vector's worth (the padded lanes are computed and dropped).
+  const index_t width = L + m - 1, used = tail + m - 1;
+  for (int k = 0; k < P; ++k) {
+    T* window = scratch + k * width;
+    std::memcpy(window, a[k] + vector_count, sizeof(T) * used);
+    std::memset(static_cast<void*>(window + used), 0, sizeof(T) * (width - used));
+    ap[k] = window;
+  }
+  T lanes_out[L];
+  for (index_t j0 = 0; j0 < m; j0 += kTapChunk) {
+    const index_t j1 = j0 + kTapChunk < m ? j0 + kTapChunk : m;
+    block<T, Tag, P, 1>(ap, v, j0, j1, lanes_out, j0 == 0);
+  }
+  std::memcpy(out + vector_count, lanes_out, sizeof(T) * tail);
 }
 
 }  // namespace deepret::conv::DEEPRET_SIMD_NS

@@ -9,4 +9,8 @@ namespace deepret::conv {
 struct MulAddTag {};  // acc + x * y
 struct AndOrTag {};   // acc | (x & y), numpy's boolean dot
 
+// Widest SIMD vector in elements over all paths and types (uint8 on AVX2):
+// the driver sizes the kernel's scratch with it.
+constexpr int kMaxSimdLanes = 32;
+
 }  // namespace deepret::conv

@@ -62,7 +62,7 @@ def _output_geometry(n: int, m: int, code: int) -> tuple[int, int]:
     return length, left
 
 
-def _too_deep(x, original) -> ValueError:
+def _too_deep(original) -> ValueError:
     if isinstance(original, np.ndarray) or _arrays.is_cupy_array(original):
         return ValueError("object too deep for desired array")
     return ValueError(
@@ -82,9 +82,33 @@ def _check_out(out, shape, dtype, xp):
         raise ValueError("out must be C-contiguous and writable")
 
 
-def _run(function, a, v, left, length, conjugate_v, result_dtype, out, num_threads):
+def _array_module(function, a, v):
+    """numpy, or cupy when both inputs are CuPy arrays (after checking that this
+    build has the CUDA engine)."""
+    if _arrays.device_of(function, a, v) == "cpu":
+        return np
+    _backend.cuda_core(function)
+    return _arrays.cupy_module()
+
+
+def _result_dtype(a, v) -> np.dtype:
+    """numpy's promotion of the two inputs, in native byte order."""
+    return _arrays.native_byteorder(np.result_type(a.dtype, v.dtype))
+
+
+def _with_numpy(reference, a, v, mode, out):
+    """Object, string and datetime inputs: numpy's own function, whose result
+    or exception is by definition numpy's; `out` is honoured all the same."""
+    result = reference(a, v, mode)
+    if out is None:
+        return result
+    _check_out(out, result.shape, result.dtype, np)
+    out[...] = result
+    return out
+
+
+def _run(function, a, v, left, length, conjugate_v, result_dtype, out, threads):
     """Run the engine on 1-D a and v (taps already reversed for convolve)."""
-    threads = _backend.threads_arg(num_threads)
     work = _arrays.compute_dtype(result_dtype)
     if _arrays.is_cupy_array(a):
         return _run_cuda(function, a, v, left, length, conjugate_v, result_dtype, work, out)
@@ -169,24 +193,22 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
     ValueError, TypeError
         Exactly where numpy.convolve raises them, with numpy's messages.
     """
-    device = _arrays.device_of("convolve", a, v)
-    xp = _arrays.cupy_module() if device == "cuda" else np
+    threads = _backend.threads_arg(num_threads)
+    xp = _array_module("convolve", a, v)
     a1, v1 = _as_1d_input(a, xp), _as_1d_input(v, xp)
-    if len(v1) > len(a1):
-        a1, v1 = v1, a1
     if len(a1) == 0:
         raise ValueError("a cannot be empty")
     if len(v1) == 0:
         raise ValueError("v cannot be empty")
-    result_dtype = np.result_type(a1.dtype, v1.dtype)
-    if not _arrays.is_native(result_dtype) and device == "cpu":
-        return np.convolve(a, v, mode)
+    if len(v1) > len(a1):
+        a1, v1 = v1, a1
+    if not (_arrays.is_native(a1.dtype) and _arrays.is_native(v1.dtype)):
+        return _with_numpy(np.convolve, a, v, mode, out)
     code = _mode_code(mode)
     if a1.ndim > 1 or v1.ndim > 1:
         raise ValueError("object too deep for desired array")
     length, left = _output_geometry(len(a1), len(v1), code)
-    return _run("convolve", a1, v1[::-1], left, length, False,
-                _arrays.native_byteorder(result_dtype), out, num_threads)
+    return _run("convolve", a1, v1[::-1], left, length, False, _result_dtype(a1, v1), out, threads)
 
 
 def correlate(a, v, mode="valid", *, out=None, num_threads=None):
@@ -216,21 +238,20 @@ def correlate(a, v, mode="valid", *, out=None, num_threads=None):
         Exactly where numpy.correlate raises them, with numpy's messages.
     """
     code = _mode_code(mode)
-    device = _arrays.device_of("correlate", a, v)
-    xp = _arrays.cupy_module() if device == "cuda" else np
+    threads = _backend.threads_arg(num_threads)
+    xp = _array_module("correlate", a, v)
     a1, v1 = xp.asarray(a), xp.asarray(v)
-    result_dtype = np.result_type(a1.dtype, v1.dtype)
-    if not _arrays.is_native(result_dtype) and device == "cpu":
-        return np.correlate(a, v, mode)
+    if not (_arrays.is_native(a1.dtype) and _arrays.is_native(v1.dtype)):
+        return _with_numpy(np.correlate, a, v, mode, out)
     for x, original in ((a1, a), (v1, v)):
         if x.ndim == 0:
             raise ValueError("object of too small depth for desired array")
         if x.ndim > 1:
-            raise _too_deep(x, original)
+            raise _too_deep(original)
     if len(a1) == 0:
         raise ValueError("first array argument cannot be empty")
     if len(v1) == 0:
         raise ValueError("second array argument cannot be empty")
     length, left = _output_geometry(len(a1), len(v1), code)
-    return _run("correlate", a1, v1, left, length, result_dtype.kind == "c",
-                _arrays.native_byteorder(result_dtype), out, num_threads)
+    result_dtype = _result_dtype(a1, v1)
+    return _run("correlate", a1, v1, left, length, result_dtype.kind == "c", result_dtype, out, threads)
