@@ -107,25 +107,6 @@ def _with_numpy(reference, a, v, mode, out):
     return out
 
 
-def _run(function, a, v, left, length, conjugate_v, result_dtype, out, threads):
-    """Run the engine on 1-D a and v (taps already reversed for convolve)."""
-    work = _arrays.compute_dtype(result_dtype)
-    if _arrays.is_cupy_array(a):
-        return _run_cuda(function, a, v, left, length, conjugate_v, result_dtype, work, out)
-    a = np.ascontiguousarray(a, dtype=work)
-    v = np.ascontiguousarray(v, dtype=work)
-    if out is not None:
-        _check_out(out, (length,), result_dtype, np)
-    target = out if out is not None and work == result_dtype else np.empty(length, dtype=work)
-    _backend._core.correlate1d(a, v, target, left, conjugate_v, threads)
-    if target is out:
-        return out
-    if out is not None:
-        out[...] = target
-        return out
-    return target.astype(result_dtype, copy=False)
-
-
 _CUDA_DTYPES = {
     "b": {1: "bool"},
     "i": {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"},
@@ -135,27 +116,34 @@ _CUDA_DTYPES = {
 }
 
 
-def _run_cuda(function, a, v, left, length, conjugate_v, result_dtype, work, out):
-    core = _backend.cuda_core(function)
-    cp = _arrays.cupy_module()
-    name = _CUDA_DTYPES.get(work.kind, {}).get(work.itemsize)
-    if name is None:
+def _run(function, a, v, left, length, conjugate_v, result_dtype, out, threads):
+    """Run the engine on 1-D a and v (taps already reversed for convolve): the
+    CPU engine for numpy arrays, the CUDA engine for CuPy arrays."""
+    on_gpu = _arrays.is_cupy_array(a)
+    xp = _arrays.cupy_module() if on_gpu else np
+    work = _arrays.compute_dtype(result_dtype)
+    if on_gpu and work.itemsize not in _CUDA_DTYPES.get(work.kind, {}):
         raise TypeError(f"deepret.{function} on the GPU does not support dtype {result_dtype}")
-    a = cp.ascontiguousarray(a, dtype=work)
-    v = cp.ascontiguousarray(v, dtype=work)
+    a = xp.ascontiguousarray(a, dtype=work)
+    v = xp.ascontiguousarray(v, dtype=work)
     if out is not None:
-        _check_out(out, (length,), result_dtype, cp)
-    target = out if out is not None and work == result_dtype else cp.empty(length, dtype=work)
-    core.correlate1d(
-        getattr(core.DType, name), a.data.ptr, a.size, v.data.ptr, v.size,
-        target.data.ptr, length, left, conjugate_v, cp.cuda.get_current_stream().ptr,
-    )
-    if target is out:
-        return out
-    if out is not None:
+        _check_out(out, (length,), result_dtype, xp)
+    # Write straight into `out` unless the kernel runs in a wider dtype (float16).
+    target = out if out is not None and work == result_dtype else xp.empty(length, dtype=work)
+    if on_gpu:
+        core = _backend.cuda_core(function)
+        core.correlate1d(
+            getattr(core.DType, _CUDA_DTYPES[work.kind][work.itemsize]), a.data.ptr, a.size,
+            v.data.ptr, v.size, target.data.ptr, length, left, conjugate_v,
+            xp.cuda.get_current_stream().ptr,
+        )
+    else:
+        _backend._core.correlate1d(a, v, target, left, conjugate_v, threads)
+    if out is None:
+        return target.astype(result_dtype, copy=False)
+    if target is not out:
         out[...] = target
-        return out
-    return target.astype(result_dtype, copy=False)
+    return out
 
 
 def _as_1d_input(x, xp):
