@@ -6,6 +6,7 @@ result comes back as the same kind of array that went in.
 
 from ._backend import CudaUnavailableError, cuda_built, has_cuda, simd_path
 from .conv import convolve, correlate
+from .knn import knn
 
 __version__ = "0.1.0"
 
@@ -15,5 +16,6 @@ __all__ = [
     "correlate",
     "cuda_built",
     "has_cuda",
+    "knn",
     "simd_path",
 ]

@@ -1,0 +1,53 @@
+// Exact k-nearest-neighbour search: blocked similarity (a register-tiled
+// micro-kernel over a packed copy of the database) fused with a per-query
+// top-k selection, so memory stays O(database + block + nq * k) and no n x n
+// matrix is ever formed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "common/array_view.h"
+
+namespace deepret::knn {
+
+enum class Metric : int { InnerProduct = 0, L2 = 1 };
+
+// Database rows packed for the micro-kernel: panels of kPanel rows, each
+// stored dimension-major (panel[p][j][c] = x[p * kPanel + c][j]), zero-padded
+// to a whole panel. Built once, searched many times (all-vs-all, batches of
+// queries, unseen queries later).
+template <class T>
+class PackedDatabase {
+ public:
+  static constexpr int kPanel = 64 / sizeof(T);  // 16 floats or 8 doubles: one cache line a row
+
+  PackedDatabase(const T* x, index_t n, index_t d, int num_threads);  // x: [n, d] row-major
+  index_t size() const { return n_; }
+  index_t dim() const { return d_; }
+  index_t panels() const { return (n_ + kPanel - 1) / kPanel; }
+  const T* panel(index_t p) const { return data_.get() + p * kPanel * d_; }  // [d, kPanel]
+  // -|x_i|^2 / 2 for each row: with it, maximizing <q, x_i> - |x_i|^2 / 2
+  // minimizes |q - x_i|^2.
+  const T* half_neg_norms() const { return half_neg_norms_.get(); }  // [panels * kPanel]
+
+ private:
+  index_t n_, d_;
+  std::unique_ptr<T[], void (*)(T*)> data_;
+  std::unique_ptr<T[]> half_neg_norms_;
+};
+
+// For each query row q_i: the k database rows with the largest inner product
+// (metric InnerProduct) or the smallest squared Euclidean distance (L2), best
+// first, ties broken by the smaller index. With self_offset >= 0 the queries
+// are database rows self_offset .. self_offset + nq - 1 and each skips its own
+// row (exclude_self). Requires 1 <= k <= n (minus one with self_offset).
+template <class T>
+void search(const PackedDatabase<T>& db,
+            const T* queries, index_t nq,  // [nq, d] row-major
+            index_t k, Metric metric, index_t self_offset,
+            T* scores,                     // [nq, k] out
+            std::int64_t* indices,         // [nq, k] out
+            int num_threads);
+
+}  // namespace deepret::knn

@@ -1,0 +1,18 @@
+// The AVX2+FMA copy of the kNN similarity kernel (this file alone is compiled
+// with -mavx2 -mfma; knn_cpu.cpp calls it only on CPUs that have both).
+#if defined(__AVX2__) && defined(__FMA__)
+
+#define DEEPRET_SIMD_NS avx2
+#define DEEPRET_VBYTES 32
+#include "knn/knn_simd.h"
+
+namespace deepret::knn::avx2 {
+
+template void score_block<float, 16>(const float*, index_t, index_t, const float*, index_t,
+                                     const float*, float*, float*, bool);
+template void score_block<double, 8>(const double*, index_t, index_t, const double*, index_t,
+                                     const double*, double*, double*, bool);
+
+}  // namespace deepret::knn::avx2
+
+#endif

@@ -1,0 +1,123 @@
+// The similarity micro-kernel of kNN search, written once with GCC vector
+// extensions and compiled twice, like conv_simd.h: in knn_cpu.cpp as the
+// portable path (16-byte vectors) and in knn_cpu_avx2.cpp with -mavx2 -mfma
+// (32-byte vectors), each in its own namespace and using nothing inline from
+// outside it.
+//
+// score_block() computes, for a block of queries and a range of database
+// panels, scores[r][c] = <q_r, x_c> (+ bias[c]) into a row-major buffer: the
+// queries are packed into MR-row micro-panels, and each (MR x kPanel) tile of
+// scores accumulates in registers over the whole dimension, with every loaded
+// database vector feeding MR fused multiply-adds.
+#ifndef DEEPRET_SIMD_NS
+#error "define DEEPRET_SIMD_NS and DEEPRET_VBYTES before including knn_simd.h"
+#endif
+
+#include <cstdint>
+#include <cstring>
+
+namespace deepret::knn::DEEPRET_SIMD_NS {
+
+using index_t = std::int64_t;
+
+template <class T>
+struct Vec {
+  typedef T V __attribute__((vector_size(DEEPRET_VBYTES)));
+  static constexpr int lanes = DEEPRET_VBYTES / sizeof(T);
+  static V load(const T* p) {
+    V x;
+    std::memcpy(&x, p, sizeof(V));
+    return x;
+  }
+  static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
+  static V broadcast(T s) { return V{} + s; }
+};
+
+// Rows per micro-panel: 12 accumulators in 16 vector registers, whatever the
+// vector width (6 rows x 2 vectors on AVX2, 3 rows x 4 vectors on 16 bytes).
+template <class T, int NR>
+constexpr int micro_rows() {
+  return 12 / (NR / Vec<T>::lanes);
+}
+
+// Block rows must be a multiple of every path's micro_rows (6 and 3).
+constexpr index_t kBlockRows = 96;
+
+// Pack rows [0, rows) of q (row stride d) into micro-panels of MR rows,
+// dimension-major: packed[(p * d + j) * MR + r] = q[p * MR + r][j]; rows past
+// `rows` are zero.
+template <class T, int MR>
+void pack_queries(const T* q, index_t rows, index_t d, T* packed) {
+  const index_t panels = (rows + MR - 1) / MR;
+  for (index_t p = 0; p < panels; ++p) {
+    T* dst = packed + p * d * MR;
+    for (int r = 0; r < MR; ++r) {
+      const index_t row = p * MR + r;
+      if (row < rows) {
+        const T* src = q + row * d;
+        for (index_t j = 0; j < d; ++j) dst[j * MR + r] = src[j];
+      } else {
+        for (index_t j = 0; j < d; ++j) dst[j * MR + r] = T(0);
+      }
+    }
+  }
+}
+
+// One MR x NR tile: c[r][col] = sum_j a[j][r] * b[j][col] (+ bias[col]).
+template <class T, int MR, int NR>
+inline void tile(const T* a,     // [d, MR] packed queries
+                 const T* b,     // [d, NR] packed database panel
+                 index_t d,
+                 const T* bias,  // [NR] or nullptr
+                 T* c, index_t ldc) {
+  using S = Vec<T>;
+  using V = typename S::V;
+  constexpr int L = S::lanes;
+  constexpr int NV = NR / L;
+  V acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = S::broadcast(T(0));
+  for (index_t j = 0; j < d; ++j) {
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + j * NR + v * L);
+    for (int r = 0; r < MR; ++r) {
+      const V ar = S::broadcast(a[j * MR + r]);
+      for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
+    }
+  }
+  if (bias) {
+    V bb[NV];
+    for (int v = 0; v < NV; ++v) bb[v] = S::load(bias + v * L);
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] += bb[v];
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) S::store(c + r * ldc + v * L, acc[r][v]);
+}
+
+// scores[r][c] for queries q[0 .. rows) (rows <= kBlockRows) against the
+// database panels [panel_begin, panel_end); ldc = (panel_end - panel_begin) * NR.
+// `packed` is scratch of kBlockRows * d elements; pack=false reuses the
+// queries packed by the previous call (same queries, next panels).
+template <class T, int NR>
+void score_block(const T* q, index_t rows, index_t d,  // q: [rows, d]
+                 const T* panels,                      // [panels, d, NR], from panel_begin
+                 index_t panel_count,
+                 const T* bias,                        // [panel_count * NR] or nullptr
+                 T* scores,                            // [round_up(rows, MR), panel_count * NR]
+                 T* packed, bool pack) {
+  constexpr int MR = micro_rows<T, NR>();
+  static_assert(kBlockRows % MR == 0, "block rows must hold whole micro-panels");
+  if (pack) pack_queries<T, MR>(q, rows, d, packed);
+  const index_t ldc = panel_count * NR;
+  const index_t micro_panels = (rows + MR - 1) / MR;
+  // Database panel outer: it stays in L1 while the packed queries (L2) stream.
+  for (index_t p = 0; p < panel_count; ++p) {
+    const T* b = panels + p * d * NR;
+    const T* bias_p = bias ? bias + p * NR : nullptr;
+    for (index_t m = 0; m < micro_panels; ++m)
+      tile<T, MR, NR>(packed + m * d * MR, b, d, bias_p, scores + m * MR * ldc + p * NR, ldc);
+  }
+}
+
+}  // namespace deepret::knn::DEEPRET_SIMD_NS

@@ -1,0 +1,125 @@
+"""Exact k-nearest-neighbour search (faiss IndexFlatIP / IndexFlatL2 semantics)
+on the CPU engine: blocked similarity fused with a per-query top-k, so memory
+stays O(database + block + nq·k)."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import _arrays, _backend
+
+__all__ = ["knn"]
+
+_METRICS = {"ip": 0, "l2": 1}
+# Queries per engine call when a progress bar is shown: enough work per call
+# to keep every thread busy, few enough calls to move the bar smoothly.
+_PROGRESS_STEPS = 100
+_MIN_BATCH = 4096
+
+
+def _as_matrix(name: str, x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, d), got shape {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return np.ascontiguousarray(x)
+
+
+def _check_k(k, candidates: int, exclude_self: bool) -> int:
+    if isinstance(k, (bool, np.bool_)):
+        raise TypeError(f"k must be an int, got {k!r}")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"k must be an int, got {k!r}") from None
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if k > candidates:
+        what = "n - 1 (exclude_self)" if exclude_self else "n"
+        raise ValueError(f"k = {k} is larger than {what} = {candidates}")
+    return k
+
+
+def _database_class(dtype):
+    return _backend._core.KnnDatabaseF32 if dtype == np.float32 else _backend._core.KnnDatabaseF64
+
+
+def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=False,
+        num_threads=None):
+    """The k nearest database rows of each query, exactly.
+
+    Parameters
+    ----------
+    x : (n, d) float32 or float64 array
+        The database. Finite values only.
+    queries : (nq, d) array of x's dtype, optional
+        Default: x itself (all-vs-all).
+    k : int
+        Neighbours per query, 1 <= k <= n (n - 1 with exclude_self).
+    metric : {"ip", "l2"}
+        "ip": largest inner products first (cosine for L2-normalized rows);
+        "l2": smallest squared Euclidean distances first, computed as
+        |q|^2 + |x|^2 - 2 <q, x> and clipped at 0, as faiss does.
+    exclude_self : bool
+        With queries=None, drop each point's own row from its neighbours.
+    progress : bool, keyword-only
+        Show a tqdm progress bar over the queries.
+    num_threads : int, keyword-only
+        Threads; default OpenMP's (``OMP_NUM_THREADS``).
+
+    Returns
+    -------
+    scores : (nq, k) array of x's dtype
+        Inner products (descending) or squared distances (ascending).
+    indices : (nq, k) int64 array
+        Database rows, best first; ties broken by the smaller index.
+    """
+    threads = _backend.threads_arg(num_threads)
+    if _arrays.is_cupy_array(x) or _arrays.is_cupy_array(queries):
+        _backend.cuda_core("knn")
+        raise _backend.CudaUnavailableError("deepret.knn has no CUDA path yet; pass numpy arrays")
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+    x = _as_matrix("x", x)
+    if queries is None:
+        queries = x
+    else:
+        if exclude_self:
+            raise ValueError("exclude_self needs queries=None (the queries are then x's own rows)")
+        queries = _as_matrix("queries", queries)
+        if queries.dtype != x.dtype:
+            raise TypeError(f"queries must have x's dtype {x.dtype}, got {queries.dtype}")
+        if queries.shape[1] != x.shape[1]:
+            raise ValueError(f"queries must have d = {x.shape[1]} columns like x, got shape {queries.shape}")
+    k = _check_k(k, x.shape[0] - (1 if exclude_self else 0), exclude_self)
+
+    database = _database_class(x.dtype)(x, threads)
+    nq = queries.shape[0]
+    scores = np.empty((nq, k), dtype=x.dtype)
+    indices = np.empty((nq, k), dtype=np.int64)
+    batch = max(_MIN_BATCH, -(-nq // _PROGRESS_STEPS)) if progress else nq
+    bar = _progress_bar(nq, progress)
+    for start in range(0, nq, batch):
+        stop = min(start + batch, nq)
+        database.search(queries[start:stop], k, _METRICS[metric], start if exclude_self else -1,
+                        scores[start:stop], indices[start:stop], threads)
+        if bar is not None:
+            bar.update(stop - start)
+    if bar is not None:
+        bar.close()
+    return scores, indices
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="knn", unit="query")
