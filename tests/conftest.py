@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,12 @@ def xp(request):
         pytest.skip("deepret has no CUDA engine or no GPU is visible")
     return cp
 
+
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def oxford5k_descriptors():
+    """The real Oxford5k descriptors (5063, 128) float32, not normalized."""
+    return np.load(DATA / "oxford5k" / "fc7pca128.npy")
