@@ -1,5 +1,6 @@
 // Bindings of exact kNN: a packed database object (built once) and its search.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -49,7 +50,37 @@ void bind_database(py::module_& m, const char* name) {
           py::arg("queries"), py::arg("k"), py::arg("metric"), py::arg("self_offset"),
           py::arg("scores"), py::arg("indices"), py::arg("num_threads") = 0,
           "Fill scores/indices (nq, k) with each query's k best rows, best first; "
-          "self_offset >= 0 means queries are rows self_offset.. of the database and skip themselves.");
+          "self_offset >= 0 means queries are rows self_offset.. of the database and skip themselves.")
+      .def(
+          "search_self",
+          [](const Database& db, Rows<T> x, index_t k, int metric, bool exclude_self, Rows<T> scores,
+             Rows<std::int64_t> indices, int num_threads, py::object progress) {
+            check(x.ndim() == 2 && x.shape(0) == db.size() && x.shape(1) == db.dim(),
+                  "x must be the (n, d) rows the database was built from");
+            check(scores.ndim() == 2 && scores.shape(0) == db.size() && scores.shape(1) == k,
+                  "scores must have shape (n, k)");
+            check(indices.ndim() == 2 && indices.shape(0) == db.size() && indices.shape(1) == k,
+                  "indices must have shape (n, k)");
+            check(metric == 0 || metric == 1, "metric must be 0 (ip) or 1 (l2)");
+            std::function<void(index_t, index_t)> report;
+            if (!progress.is_none()) {
+              // Called between rounds on this (GIL-released) thread.
+              report = [&progress](index_t done, index_t total) {
+                py::gil_scoped_acquire acquire;
+                progress(done, total);
+              };
+            }
+            const T* rows = x.data();
+            T* s = scores.mutable_data();
+            std::int64_t* i = indices.mutable_data();
+            py::gil_scoped_release release;
+            knn::search_self<T>(db, rows, k, static_cast<knn::Metric>(metric), exclude_self, s, i,
+                                num_threads, report);
+          },
+          py::arg("x"), py::arg("k"), py::arg("metric"), py::arg("exclude_self"), py::arg("scores"),
+          py::arg("indices"), py::arg("num_threads") = 0, py::arg("progress") = py::none(),
+          "All-vs-all search of the database's own rows x, using the symmetry of the scores; "
+          "progress(done, total) is called between rounds.");
 }
 
 }  // namespace

@@ -87,7 +87,7 @@ def test_all_vs_all_matches_brute_force(simd, n, d, k, metric, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("metric", ["ip", "l2"])
-@pytest.mark.parametrize("n,d,k", [(2, 3, 1), (13, 5, 12), (300, 24, 50), (1500, 96, 7)])
+@pytest.mark.parametrize("n,d,k", [(2, 3, 1), (13, 5, 12), (300, 24, 50), (1500, 96, 7), (2100, 8, 30)])
 def test_exclude_self_matches_brute_force(simd, n, d, k, metric, dtype):
     rng = np.random.default_rng([RNG_SEED, 1, n, d, k])
     x = rng.standard_normal((n, d)).astype(dtype)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "common/array_view.h"
@@ -49,5 +50,20 @@ void search(const PackedDatabase<T>& db,
             T* scores,                     // [nq, k] out
             std::int64_t* indices,         // [nq, k] out
             int num_threads);
+
+// All-vs-all search of the database against itself (x = the rows it was
+// packed from), using the symmetry <x_i, x_j> = <x_j, x_i>: each score tile
+// is computed once and feeds the heaps of its rows and of its columns, which
+// halves the arithmetic. Tiles run in rounds of disjoint block pairs so that
+// no two threads touch the same heap. `progress(done, total)` is called on the
+// calling thread between rounds (may be empty).
+template <class T>
+void search_self(const PackedDatabase<T>& db,
+                 const T* x,              // [n, d] row-major, the packed rows
+                 index_t k, Metric metric, bool exclude_self,
+                 T* scores,               // [n, k] out
+                 std::int64_t* indices,   // [n, k] out
+                 int num_threads,
+                 const std::function<void(index_t, index_t)>& progress);
 
 }  // namespace deepret::knn

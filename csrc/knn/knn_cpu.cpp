@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "common/errors.h"
@@ -70,6 +71,49 @@ T squared_norm(const T* row, index_t d) {
   T sum = T(0);
   for (index_t j = 0; j < d; ++j) sum += row[j] * row[j];
   return sum;
+}
+
+// The heaps of an L2 search hold <q, x> - |x|^2 / 2; the distance is
+// |q|^2 - 2 * that, clipped at 0 against rounding.
+template <class T, class Norm>
+void finish_l2(T* scores, index_t nq, index_t k, int num_threads, const Norm& query_norm) {
+  parallel_for(0, nq, 256, num_threads, [&](index_t lo, index_t hi) {
+    for (index_t q = lo; q < hi; ++q) {
+      const T norm = query_norm(q);
+      for (index_t i = 0; i < k; ++i) {
+        T& s = scores[q * k + i];
+        s = std::max(T(0), norm - T(2) * s);
+      }
+    }
+  });
+}
+
+// Rows per block of the all-vs-all search: a B x B score tile and B packed
+// rows together in about 1.25 MiB of L2.
+template <class T>
+index_t self_block_rows(index_t d) {
+  index_t rows = 512;
+  while (rows > 64 && index_t(sizeof(T)) * (rows * rows + rows * d) > (index_t(5) << 18)) rows -= 32;
+  return rows;
+}
+
+// Rounds of disjoint block pairs (the circle method of round-robin
+// tournaments): first every diagonal tile (I, I), then each pair I < J once.
+std::vector<std::vector<std::pair<index_t, index_t>>> tile_rounds(index_t blocks) {
+  std::vector<std::vector<std::pair<index_t, index_t>>> rounds(1);
+  for (index_t b = 0; b < blocks; ++b) rounds[0].emplace_back(b, b);
+  const index_t slots = blocks + blocks % 2;  // an odd count gets a bye
+  std::vector<index_t> order(slots);
+  for (index_t i = 0; i < slots; ++i) order[i] = i;
+  for (index_t round = 0; round + 1 < slots; ++round) {
+    auto& pairs = rounds.emplace_back();
+    for (index_t i = 0; i < slots / 2; ++i) {
+      const index_t a = order[i], b = order[slots - 1 - i];
+      if (a < blocks && b < blocks) pairs.emplace_back(std::min(a, b), std::max(a, b));
+    }
+    std::rotate(order.begin() + 1, order.end() - 1, order.end());
+  }
+  return rounds;
 }
 
 }  // namespace
@@ -185,18 +229,93 @@ void search(const PackedDatabase<T>& db, const T* queries, index_t nq, index_t k
     });
   }
 
-  if (metric == Metric::L2) {
-    // The heaps held <q, x> - |x|^2 / 2; the distance is |q|^2 - 2 * that.
-    parallel_for(0, nq, 256, num_threads, [&](index_t lo, index_t hi) {
-      for (index_t q = lo; q < hi; ++q) {
-        const T norm = squared_norm(queries + q * d, d);
-        for (index_t i = 0; i < k; ++i) {
-          T& s = scores[q * k + i];
-          s = std::max(T(0), norm - T(2) * s);
+  if (metric == Metric::L2)
+    finish_l2(scores, nq, k, num_threads,
+              [&](index_t q) { return squared_norm(queries + q * d, d); });
+}
+
+template <class T>
+void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metric,
+                 bool exclude_self, T* scores, std::int64_t* indices, int num_threads,
+                 const std::function<void(index_t, index_t)>& progress) {
+  constexpr int NR = PackedDatabase<T>::kPanel;
+  constexpr index_t kRows = portable::kBlockRows;
+  const index_t n = db.size(), d = db.dim();
+  const index_t rows_per_block = self_block_rows<T>(d);
+  const index_t blocks = (n + rows_per_block - 1) / rows_per_block;
+  if (blocks < 4) {  // too small for rounds to pay: the plain search
+    search(db, x, n, k, metric, exclude_self ? 0 : -1, scores, indices, num_threads);
+    if (progress) progress(1, 1);
+    return;
+  }
+  check(k >= 1, "knn: k must be at least 1");
+  check(k <= n - (exclude_self ? 1 : 0), "knn: k is larger than the number of candidates");
+
+  const T* half_neg = db.half_neg_norms();
+  const bool l2 = metric == Metric::L2;
+  const T lowest = -std::numeric_limits<T>::infinity();
+  std::vector<TopK<T>> heaps(n);
+  for (index_t i = 0; i < n; ++i) heaps[i] = TopK<T>{scores + i * k, indices + i * k, k};
+
+  // Tile (I, J): scores of rows I against rows J, computed once; the row
+  // scan feeds rows I (candidates from J), the column scan rows J (from I).
+  auto run_tile = [&](index_t bi, index_t bj, T* packed, T* tile, T* column_threshold) {
+    const index_t i0 = bi * rows_per_block, i1 = std::min(n, i0 + rows_per_block);
+    const index_t j0 = bj * rows_per_block, j1 = std::min(n, j0 + rows_per_block);
+    const index_t panel0 = j0 / NR, panel_count = (j1 - j0 + NR - 1) / NR;
+    const index_t ldc = panel_count * NR;
+    for (index_t r0 = i0; r0 < i1; r0 += kRows)
+      score_block<T>(x + r0 * d, std::min(kRows, i1 - r0), d, db.panel(panel0), panel_count,
+                     nullptr, tile + (r0 - i0) * ldc, packed, true);
+    const bool diagonal = bi == bj;
+    for (index_t r = 0; r < i1 - i0; ++r) {
+      TopK<T>& heap = heaps[i0 + r];
+      const T* row = tile + r * ldc;
+      const index_t self = diagonal && exclude_self ? r : -1;
+      T threshold = heap.threshold(lowest);
+      for (index_t c = 0; c < j1 - j0; ++c) {
+        const T s = l2 ? row[c] + half_neg[j0 + c] : row[c];
+        if (s >= threshold && c != self && heap.accepts(s, j0 + c)) {
+          heap.push(s, j0 + c);
+          threshold = heap.threshold(lowest);
         }
       }
+    }
+    if (diagonal) return;
+    for (index_t c = 0; c < j1 - j0; ++c) column_threshold[c] = heaps[j0 + c].threshold(lowest);
+    for (index_t r = 0; r < i1 - i0; ++r) {
+      const T* row = tile + r * ldc;
+      const T bias = l2 ? half_neg[i0 + r] : T(0);
+      for (index_t c = 0; c < j1 - j0; ++c) {
+        const T s = row[c] + bias;
+        if (s >= column_threshold[c]) {
+          TopK<T>& heap = heaps[j0 + c];
+          if (heap.accepts(s, i0 + r)) {
+            heap.push(s, i0 + r);
+            column_threshold[c] = heap.threshold(lowest);
+          }
+        }
+      }
+    }
+  };
+
+  const auto rounds = tile_rounds(blocks);
+  for (std::size_t round = 0; round < rounds.size(); ++round) {
+    const auto& pairs = rounds[round];
+    parallel_for(0, index_t(pairs.size()), 1, num_threads, [&](index_t lo, index_t hi) {
+      std::unique_ptr<T[]> packed(new T[static_cast<std::size_t>(kRows * d)]);
+      std::unique_ptr<T[]> tile(
+          new T[static_cast<std::size_t>((rows_per_block + kRows) * rows_per_block)]);
+      std::unique_ptr<T[]> column_threshold(new T[static_cast<std::size_t>(rows_per_block)]);
+      for (index_t t = lo; t < hi; ++t)
+        run_tile(pairs[t].first, pairs[t].second, packed.get(), tile.get(), column_threshold.get());
     });
+    if (progress) progress(index_t(round) + 1, index_t(rounds.size()));
   }
+  parallel_for(0, n, 256, num_threads, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) heaps[i].sort_best_first();
+  });
+  if (l2) finish_l2(scores, n, k, num_threads, [&](index_t q) { return T(-2) * half_neg[q]; });
 }
 
 template class PackedDatabase<float>;
@@ -205,5 +324,11 @@ template void search<float>(const PackedDatabase<float>&, const float*, index_t,
                             index_t, float*, std::int64_t*, int);
 template void search<double>(const PackedDatabase<double>&, const double*, index_t, index_t,
                              Metric, index_t, double*, std::int64_t*, int);
+template void search_self<float>(const PackedDatabase<float>&, const float*, index_t, Metric, bool,
+                                 float*, std::int64_t*, int,
+                                 const std::function<void(index_t, index_t)>&);
+template void search_self<double>(const PackedDatabase<double>&, const double*, index_t, Metric,
+                                  bool, double*, std::int64_t*, int,
+                                  const std::function<void(index_t, index_t)>&);
 
 }  // namespace deepret::knn

@@ -26,6 +26,9 @@ struct TopK {
   // one (smaller index) wins, as `better` wants.
   T threshold(T lowest) const { return size < k ? lowest : score[0]; }
 
+  // Whether (s, i) would enter: for candidates in any index order.
+  bool accepts(T s, std::int64_t i) const { return size < k || better(s, i, score[0], index[0]); }
+
   void push(T s, std::int64_t i) {
     if (size < k) {
       sift_up(size++, s, i);

@@ -104,22 +104,38 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
     nq = queries.shape[0]
     scores = np.empty((nq, k), dtype=x.dtype)
     indices = np.empty((nq, k), dtype=np.int64)
-    batch = max(_MIN_BATCH, -(-nq // _PROGRESS_STEPS)) if progress else nq
-    bar = _progress_bar(nq, progress)
-    for start in range(0, nq, batch):
-        stop = min(start + batch, nq)
-        database.search(queries[start:stop], k, _METRICS[metric], start if exclude_self else -1,
-                        scores[start:stop], indices[start:stop], threads)
-        if bar is not None:
-            bar.update(stop - start)
-    if bar is not None:
-        bar.close()
+    with _ProgressBar(progress) as bar:
+        if queries is x:
+            # All-vs-all: every score tile serves its rows and its columns.
+            database.search_self(x, k, _METRICS[metric], exclude_self, scores, indices, threads,
+                                 bar.update_fraction if progress else None)
+        else:
+            batch = max(_MIN_BATCH, -(-nq // _PROGRESS_STEPS)) if progress else nq
+            for start in range(0, nq, batch):
+                stop = min(start + batch, nq)
+                database.search(queries[start:stop], k, _METRICS[metric], -1,
+                                scores[start:stop], indices[start:stop], threads)
+                bar.update_fraction(stop, nq)
     return scores, indices
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+class _ProgressBar:
+    """A tqdm bar in percent when enabled, else nothing."""
 
-    return tqdm(total=total, desc="knn", unit="query")
+    def __init__(self, enabled: bool):
+        self._bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=100, desc="knn", unit="%")
+
+    def update_fraction(self, done, total):
+        if self._bar is not None:
+            self._bar.update(round(100 * done / total) - self._bar.n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.close()
