@@ -80,7 +80,19 @@ void bind_database(py::module_& m, const char* name) {
           py::arg("x"), py::arg("k"), py::arg("metric"), py::arg("exclude_self"), py::arg("scores"),
           py::arg("indices"), py::arg("num_threads") = 0, py::arg("progress") = py::none(),
           "All-vs-all search of the database's own rows x, using the symmetry of the scores; "
-          "progress(done, total) is called between rounds.");
+          "progress(done, total) is called between rounds.")
+      .def(
+          "similarity_only",
+          [](const Database& db, Rows<T> queries, int num_threads) {
+            check(queries.ndim() == 2 && queries.shape(1) == db.dim(), "queries must be 2-D (nq, d)");
+            const T* q = queries.data();
+            const index_t nq = queries.shape(0);
+            py::gil_scoped_release release;
+            return knn::similarity_only<T>(db, q, nq, num_threads);
+          },
+          py::arg("queries"), py::arg("num_threads") = 0,
+          "Benchmark hook: compute every score of the queries against the database with "
+          "search()'s kernel and blocking, select nothing; returns a checksum.");
 }
 
 }  // namespace

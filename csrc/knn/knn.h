@@ -66,4 +66,13 @@ void search_self(const PackedDatabase<T>& db,
                  int num_threads,
                  const std::function<void(index_t, index_t)>& progress);
 
+// The similarity part of search() alone, for benchmarks: every score of the
+// queries against the database, computed block by block with the same kernel
+// and blocking, and dropped (no selection). Returns the sum of each block's
+// first score so that the work is observable.
+template <class T>
+double similarity_only(const PackedDatabase<T>& db,
+                       const T* queries, index_t nq,  // [nq, d]
+                       int num_threads);
+
 }  // namespace deepret::knn

@@ -318,12 +318,40 @@ void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metr
   if (l2) finish_l2(scores, n, k, num_threads, [&](index_t q) { return T(-2) * half_neg[q]; });
 }
 
+template <class T>
+double similarity_only(const PackedDatabase<T>& db, const T* queries, index_t nq, int num_threads) {
+  constexpr int NR = PackedDatabase<T>::kPanel;
+  constexpr index_t kRows = portable::kBlockRows;
+  const index_t d = db.dim();
+  const index_t per_chunk = chunk_panels<T>(d);
+  const index_t blocks = (nq + kRows - 1) / kRows;
+  std::vector<double> first_scores(blocks, 0.0);
+  parallel_for(0, blocks, 1, num_threads, [&](index_t lo, index_t hi) {
+    std::unique_ptr<T[]> packed(new T[static_cast<std::size_t>(kRows * d)]);
+    std::unique_ptr<T[]> block_scores(new T[static_cast<std::size_t>(kRows * per_chunk * NR)]);
+    for (index_t block = lo; block < hi; ++block) {
+      const index_t q0 = block * kRows, rows = std::min(kRows, nq - q0);
+      for (index_t p0 = 0; p0 < db.panels(); p0 += per_chunk) {
+        const index_t count = std::min(per_chunk, db.panels() - p0);
+        score_block<T>(queries + q0 * d, rows, d, db.panel(p0), count, nullptr,
+                       block_scores.get(), packed.get(), p0 == 0);
+        first_scores[block] += double(block_scores[0]);
+      }
+    }
+  });
+  double sum = 0;
+  for (double s : first_scores) sum += s;
+  return sum;
+}
+
 template class PackedDatabase<float>;
 template class PackedDatabase<double>;
 template void search<float>(const PackedDatabase<float>&, const float*, index_t, index_t, Metric,
                             index_t, float*, std::int64_t*, int);
 template void search<double>(const PackedDatabase<double>&, const double*, index_t, index_t,
                              Metric, index_t, double*, std::int64_t*, int);
+template double similarity_only<float>(const PackedDatabase<float>&, const float*, index_t, int);
+template double similarity_only<double>(const PackedDatabase<double>&, const double*, index_t, int);
 template void search_self<float>(const PackedDatabase<float>&, const float*, index_t, Metric, bool,
                                  float*, std::int64_t*, int,
                                  const std::function<void(index_t, index_t)>&);
