@@ -200,3 +200,33 @@ def test_non_contiguous_inputs():
     scores, indices = deepret.knn(x, queries, k=9, metric="l2")
     check_against_reference(np.ascontiguousarray(x), np.ascontiguousarray(queries), 9, "l2", False,
                             scores, indices)
+
+
+def _host(array):
+    return array.get() if hasattr(array, "get") else np.asarray(array)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_backends_agree_with_brute_force(xp, metric, dtype, exclude_self):
+    # numpy runs the CPU engine; cupy (on a GPU machine) the CUDA engine.
+    rng = np.random.default_rng(RNG_SEED + 7)
+    x = rng.standard_normal((3000, 72)).astype(dtype)
+    scores, indices = deepret.knn(xp.asarray(x), k=40, metric=metric, exclude_self=exclude_self)
+    assert type(scores) is type(xp.asarray(x))
+    check_against_reference(x, None, 40, metric, exclude_self, _host(scores), _host(indices))
+    queries = rng.standard_normal((77, 72)).astype(dtype)
+    if not exclude_self:
+        scores, indices = deepret.knn(xp.asarray(x), xp.asarray(queries), k=1024 if xp is not np else 40,
+                                      metric=metric)
+        k = scores.shape[1]
+        check_against_reference(x, queries, k, metric, False, _host(scores), _host(indices))
+
+
+def test_gpu_k_limit(xp):
+    if xp is np:
+        pytest.skip("the CPU engine has no k limit below n")
+    x = xp.ones((2000, 4), dtype=xp.float32)
+    with pytest.raises(ValueError, match="GPU top-k's limit of 1024"):
+        deepret.knn(x, k=1025)

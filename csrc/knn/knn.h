@@ -76,3 +76,27 @@ double similarity_only(const PackedDatabase<T>& db,
                        int num_threads);
 
 }  // namespace deepret::knn
+
+// ---------------------------------------------------------------- CUDA engine
+// (knn_cuda.cu; built only with DEEPRET_CUDA). Device pointers, row-major,
+// contiguous; the element type is passed at run time.
+namespace deepret::knn::cuda {
+
+enum class DType : int { F32 = 0, F64 = 1 };
+
+// Largest k the GPU top-k handles (a shared-memory bitonic merge).
+constexpr index_t kMaxK = 1024;
+
+// The same contract as knn::search above, on the GPU: tiled similarity into a
+// device scratch of (query block x database chunk) scores, then per-query
+// top-k state updated chunk by chunk. Queued on `stream`; returns after
+// queueing (the caller's stream order makes the outputs ready).
+void search(DType dtype,
+            const void* x, index_t n, index_t d,  // [n, d] database on the device
+            const void* queries, index_t nq,      // [nq, d] on the device
+            index_t k, Metric metric, index_t self_offset,
+            void* scores,                         // [nq, k] out, dtype
+            std::int64_t* indices,                // [nq, k] out
+            std::uintptr_t stream);
+
+}  // namespace deepret::knn::cuda

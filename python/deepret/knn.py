@@ -19,17 +19,26 @@ _PROGRESS_STEPS = 100
 _MIN_BATCH = 4096
 
 
-def _as_matrix(name: str, x) -> np.ndarray:
-    x = np.asarray(x)
+def _as_matrix(name: str, x, xp):
+    x = xp.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n, d), got shape {x.shape}")
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} must be non-empty, got shape {x.shape}")
-    if not np.isfinite(x).all():
+    if not bool(xp.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or infinity")
-    return np.ascontiguousarray(x)
+    return xp.ascontiguousarray(x)
+
+
+def _array_module(x, queries):
+    """numpy, or cupy when the inputs are CuPy arrays (CUDA engine checked)."""
+    arrays = (x,) if queries is None else (x, queries)
+    if _arrays.device_of("knn", *arrays) == "cpu":
+        return np
+    _backend.cuda_core("knn")
+    return _arrays.cupy_module()
 
 
 def _check_k(k, candidates: int, exclude_self: bool) -> int:
@@ -74,6 +83,8 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
     num_threads : int, keyword-only
         Threads; default OpenMP's (``OMP_NUM_THREADS``).
 
+    CuPy inputs run on the CUDA engine (k up to 1024) and return CuPy arrays.
+
     Returns
     -------
     scores : (nq, k) array of x's dtype
@@ -82,23 +93,23 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
         Database rows, best first; ties broken by the smaller index.
     """
     threads = _backend.threads_arg(num_threads)
-    if _arrays.is_cupy_array(x) or _arrays.is_cupy_array(queries):
-        _backend.cuda_core("knn")
-        raise _backend.CudaUnavailableError("deepret.knn has no CUDA path yet; pass numpy arrays")
     if metric not in _METRICS:
         raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
-    x = _as_matrix("x", x)
+    xp = _array_module(x, queries)
+    x = _as_matrix("x", x, xp)
     if queries is None:
         queries = x
     else:
         if exclude_self:
             raise ValueError("exclude_self needs queries=None (the queries are then x's own rows)")
-        queries = _as_matrix("queries", queries)
+        queries = _as_matrix("queries", queries, xp)
         if queries.dtype != x.dtype:
             raise TypeError(f"queries must have x's dtype {x.dtype}, got {queries.dtype}")
         if queries.shape[1] != x.shape[1]:
             raise ValueError(f"queries must have d = {x.shape[1]} columns like x, got shape {queries.shape}")
     k = _check_k(k, x.shape[0] - (1 if exclude_self else 0), exclude_self)
+    if xp is not np:
+        return _knn_cuda(x, queries, k, metric, exclude_self)
 
     database = _database_class(x.dtype)(x, threads)
     nq = queries.shape[0]
@@ -116,6 +127,22 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
                 database.search(queries[start:stop], k, _METRICS[metric], -1,
                                 scores[start:stop], indices[start:stop], threads)
                 bar.update_fraction(stop, nq)
+    return scores, indices
+
+
+def _knn_cuda(x, queries, k, metric, exclude_self):
+    """The CUDA engine on CuPy arrays; returns CuPy (scores, indices)."""
+    core = _backend.cuda_core("knn")
+    cp = _arrays.cupy_module()
+    if k > core.KNN_MAX_K:
+        raise ValueError(f"k = {k} is above the GPU top-k's limit of {core.KNN_MAX_K}")
+    nq = queries.shape[0]
+    scores = cp.empty((nq, k), dtype=x.dtype)
+    indices = cp.empty((nq, k), dtype=cp.int64)
+    dtype = core.KnnDType.float32 if x.dtype == np.float32 else core.KnnDType.float64
+    core.knn_search(dtype, x.data.ptr, x.shape[0], x.shape[1], queries.data.ptr, nq, k,
+                    _METRICS[metric], 0 if exclude_self else -1, scores.data.ptr,
+                    indices.data.ptr, cp.cuda.get_current_stream().ptr)
     return scores, indices
 
 
