@@ -144,3 +144,64 @@ def test_knn_similarity_part(benchmark, request, d):
     assert np.isfinite(checksum)
     benchmark.pedantic(lambda: database.similarity_only(queries, THREADS),
                        rounds=1 if benchmark.disabled else 5, iterations=1, warmup_rounds=0)
+
+
+# ----------------------------------------------------------------------- GPU
+GPU_N = 1_000_000
+GPU_QUERIES = 10_000
+GPU_QUERY_CHUNK = 1_000  # the peer's score matrix per chunk: 1,000 x 10^6 floats (4 GB)
+
+
+def _gpu_deepret(cp, x, queries):
+    def run():
+        result = deepret.knn(x, queries, k=K)
+        cp.cuda.Device().synchronize()
+        return result
+    return run
+
+
+def _gpu_cupy_matmul_topk(cp, x, queries):
+    """The obvious CuPy code: a chunk of scores by matmul, argpartition for the
+    k best, then a sort of those k."""
+    def run():
+        scores, indices = [], []
+        for start in range(0, len(queries), GPU_QUERY_CHUNK):
+            s = queries[start:start + GPU_QUERY_CHUNK] @ x.T
+            top = cp.argpartition(-s, K - 1, axis=1)[:, :K]
+            top_scores = cp.take_along_axis(s, top, axis=1)
+            order = cp.argsort(-top_scores, axis=1)
+            scores.append(cp.take_along_axis(top_scores, order, axis=1))
+            indices.append(cp.take_along_axis(top, order, axis=1))
+        result = cp.concatenate(scores), cp.concatenate(indices)
+        cp.cuda.Device().synchronize()
+        return result
+    return run
+
+
+GPU_CONTENDERS = {"deepret": _gpu_deepret, "cupy matmul + argpartition": _gpu_cupy_matmul_topk}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("contender", list(GPU_CONTENDERS))
+def test_gpu_knn(benchmark, cupy_device, request, contender):
+    cp, gpu_name = cupy_device
+    n = GPU_N if not request.config.getoption("benchmark_disable") else 20_000
+    rng = cp.random.default_rng(7)
+    x = rng.standard_normal((n, 128), dtype=cp.float32)
+    x /= cp.linalg.norm(x, axis=1, keepdims=True)
+    queries = x[:GPU_QUERIES]
+    function = GPU_CONTENDERS[contender](cp, x, queries)
+    benchmark.group = f"gpu knn nq={len(queries)} n={n} d=128 k={K} ip float32"
+    benchmark.extra_info.update(
+        contender=contender, ours=contender == "deepret", device="gpu", gpu_name=gpu_name,
+        kind="knn_gpu", n=n, d=128, nq=len(queries), k=K, dtype="float32",
+        flops=2 * len(queries) * n * 128,
+    )
+    scores, _ = function()  # warm-up; check the scores against a float64 host brute force on a few rows
+    rows = 16
+    exact = np.sort(cp.asnumpy(queries[:rows]).astype(np.float64) @ cp.asnumpy(x).astype(np.float64).T,
+                    axis=1)[:, ::-1][:, :K]
+    error = float(np.abs(cp.asnumpy(scores[:rows]) - exact).max())
+    assert error < 1e-4, error
+    benchmark.extra_info["max_score_error"] = error
+    benchmark.pedantic(function, rounds=1 if benchmark.disabled else 3, iterations=1, warmup_rounds=0)
