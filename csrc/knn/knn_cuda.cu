@@ -72,7 +72,7 @@ similarity_kernel(const T* __restrict__ q, index_t rows,  // [rows, d]
 // -------------------------------------------------------------------- top-k
 constexpr int kSelectThreads = 256;
 constexpr int kPile = 2048;  // gathered candidates before a merge
-constexpr int kSort = 4096;  // sort capacity: kMaxK kept + up to kPile + kSelectThreads... (power of 2)
+constexpr int kSort = 4096;  // sort capacity (a power of 2): kMaxK kept + a full pile
 static_assert(kMaxK + kPile + kSelectThreads * 4 <= kSort, "sort capacity");
 
 template <class T>
@@ -165,8 +165,12 @@ select_kernel(const T* __restrict__ scores, index_t cols, index_t col0,  // [row
       }
     }
     __syncthreads();
-    if (piled > kPile - kSelectThreads * 4 || (base + kSelectThreads * 4 >= cols && piled > 0))
-      merge_pile(score, index, kept, piled, static_cast<int>(k));
+    // Every thread decides from the same `piled`: no thread may add to it
+    // (next pass) before all have read it, hence the barrier.
+    const bool merge = piled > kPile - kSelectThreads * 4 ||
+                       (base + kSelectThreads * 4 >= cols && piled > 0);
+    __syncthreads();
+    if (merge) merge_pile(score, index, kept, piled, static_cast<int>(k));
   }
   for (int i = threadIdx.x; i < kept; i += blockDim.x) {
     my_score[i] = score[i];
