@@ -28,6 +28,7 @@ inline void require_same_dtype(const py::array& a, const py::array& b, const cha
 
 void register_conv(py::module_& m);
 void register_knn(py::module_& m);
+void register_diffusion(py::module_& m);
 
 }  // namespace deepret::bind
 

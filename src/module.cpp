@@ -27,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
 
   deepret::bind::register_conv(m);
   deepret::bind::register_knn(m);
+  deepret::bind::register_diffusion(m);
 }
