@@ -27,6 +27,7 @@ inline void require_same_dtype(const py::array& a, const py::array& b, const cha
 }
 
 void register_conv(py::module_& m);
+void register_graph(py::module_& m);
 
 }  // namespace deepret::bind
 
