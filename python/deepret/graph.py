@@ -161,6 +161,7 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
     threads = _backend.threads_arg(num_threads)
     device = _arrays.device_of("graph_from_knn", scores, indices)
     if device == "cuda":
+        _backend.cuda_core("graph_from_knn")  # a clear error on a build without CUDA
         cp = _arrays.cupy_module()
         scores, indices = _check_arrays(scores, indices, cp)
         return _graph_cuda(scores, indices, gamma, bool(mutual), metric == "l2", bool(normalize))
