@@ -1,7 +1,7 @@
 // Bindings of the kNN graph engine: dtype dispatch, GIL release, and the
 // engine's CSR arrays handed to numpy without a copy.
 #include <cstdint>
-#include <memory>
+#include <cstdlib>
 #include <utility>
 
 #include "bindings.h"
@@ -13,9 +13,9 @@ namespace {
 
 // A numpy array that owns `data` [size] (freed when numpy lets go of it).
 template <class V>
-py::array owning_array(std::unique_ptr<V[]> data, index_t size) {
+py::array owning_array(Buffer<V> data, index_t size) {
   V* raw = data.release();
-  py::capsule owner(raw, [](void* p) { delete[] static_cast<V*>(p); });
+  py::capsule owner(raw, [](void* p) { std::free(p); });
   return py::array_t<V>({static_cast<py::ssize_t>(size)}, raw, owner);
 }
 

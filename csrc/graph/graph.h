@@ -18,9 +18,9 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 
 #include "common/array_view.h"
+#include "common/buffer.h"
 
 namespace deepret::graph {
 
@@ -31,14 +31,15 @@ struct Options {
   bool normalize = true;
 };
 
-// CSR arrays owned by the engine; the bindings hand them to numpy without a copy.
+// CSR arrays owned by the engine (std::free'd); the bindings hand them to
+// numpy without a copy.
 template <class T>
 struct Csr {
   index_t n = 0;
   index_t nnz = 0;
-  std::unique_ptr<std::int64_t[]> indptr;   // [n + 1]
-  std::unique_ptr<std::int32_t[]> indices;  // [nnz], sorted within each row
-  std::unique_ptr<T[]> data;                // [nnz]
+  Buffer<std::int64_t> indptr;   // [n + 1]
+  Buffer<std::int32_t> indices;  // [nnz], sorted within each row
+  Buffer<T> data;                // [nnz]
 };
 
 // T is float or double; I is std::int32_t or std::int64_t. Contiguous inputs.
