@@ -33,6 +33,7 @@ void register_graph(py::module_& m);
 
 namespace deepret::bind {
 void register_conv_cuda(py::module_& m);
+void register_graph_cuda(py::module_& m);
 // Python exceptions for the engine's ValueError/TypeError (both modules).
 void register_error_translator();
 }  // namespace deepret::bind

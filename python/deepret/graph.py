@@ -76,7 +76,7 @@ def _csr_cpu(data, indices, indptr, n):
     else:
         indices = indices.astype(np.int64)
     graph = scipy.sparse.csr_array((data, indices, indptr), shape=(n, n), copy=False)
-    graph.has_sorted_indices = True
+    graph.has_canonical_format = True  # sorted, no duplicates: scipy need not check
     return graph
 
 
@@ -106,7 +106,7 @@ def _graph_cuda(scores, indices, gamma, mutual, l2, normalize):
         (out_data[:nnz].copy(), out_indices[:nnz].copy(), indptr.astype(cp.int32) if nnz <= _INT32_MAX
          else indptr), shape=(n, n),
     )
-    graph.has_sorted_indices = True
+    graph.has_canonical_format = True
     return graph
 
 
