@@ -17,6 +17,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report_graph import graph_section, is_graph  # noqa: E402
+
 OURS = "deepret"
 OURS_ONE_THREAD = "deepret 1 thread"  # informational: speed-up without threading
 BASELINE = "numpy.convolve"  # the acceptance targets are speed-ups over it
@@ -33,10 +36,12 @@ def load_runs(paths):
 
 
 def split_by_device(benchmarks):
-    """{"cpu": [...], "gpu": [...]} by extra_info["device"]."""
+    """{"cpu": [...], "gpu": [...]} by extra_info["device"]; the graph
+    benchmarks are left to report_graph.py."""
     parts = defaultdict(list)
     for bench in benchmarks:
-        parts[bench["extra_info"].get("device", "cpu")].append(bench)
+        if not is_graph(bench):
+            parts[bench["extra_info"].get("device", "cpu")].append(bench)
     return parts
 
 
@@ -276,6 +281,9 @@ def render(runs, args):
             lines += [""] + cpu_section(run, parts["cpu"], args)
         if parts.get("gpu"):
             lines += [""] + gpu_section(run, parts["gpu"], args)
+        graph_lines = graph_section(run["benchmarks"])
+        if graph_lines:
+            lines += [""] + graph_lines
     return "\n".join(lines) + "\n"
 
 
