@@ -37,13 +37,15 @@ py::tuple run(const py::array& scores, const py::array& indices, const graph::Op
 
 // (data [nnz], indices [nnz] int32, indptr [n + 1] int64) of the graph.
 py::tuple graph_from_knn(const py::array& scores, const py::array& indices, double gamma, bool mutual,
-                         bool l2, bool normalize, int num_threads) {
+                         bool l2, bool normalize, int num_threads, index_t two_level_from, index_t bucket_width) {
   require_contiguous(scores, "scores");
   require_contiguous(indices, "indices");
   check(scores.ndim() == 2 && indices.ndim() == 2, "scores and indices must be 2-D (n, k)");
   check(scores.shape(0) == indices.shape(0) && scores.shape(1) == indices.shape(1),
         "scores and indices must have the same shape");
-  const graph::Options options{gamma, mutual, l2, normalize};
+  graph::Options options{gamma, mutual, l2, normalize};
+  if (two_level_from >= 0) options.two_level_from = two_level_from;
+  options.bucket_width = bucket_width;
   const char kind = scores.dtype().kind();
   const auto size = scores.dtype().itemsize();
   const bool idx64 = indices.dtype().kind() == 'i' && indices.dtype().itemsize() == 8;
@@ -63,7 +65,9 @@ py::tuple graph_from_knn(const py::array& scores, const py::array& indices, doub
 void register_graph(py::module_& m) {
   m.def("graph_from_knn", &graph_from_knn, py::arg("scores"), py::arg("indices"), py::arg("gamma"),
         py::arg("mutual"), py::arg("l2"), py::arg("normalize"), py::arg("num_threads") = 0,
-        "Symmetric kNN affinity graph as CSR arrays (data, indices, indptr).");
+        py::arg("two_level_from") = -1, py::arg("bucket_width") = 0,
+        "Symmetric kNN affinity graph as CSR arrays (data, indices, indptr). two_level_from and "
+        "bucket_width tune the transposes (tests; -1 and 0: the engine's defaults).");
 }
 
 }  // namespace deepret::bind

@@ -15,7 +15,8 @@ void register_graph_cuda(py::module_& m) {
       [](graph::cuda::DType dtype, std::uintptr_t scores, std::uintptr_t indices, index_t n, index_t k,
          double gamma, bool mutual, bool l2, bool normalize, std::uintptr_t indptr, std::uintptr_t out_indices,
          std::uintptr_t out_data, index_t capacity, std::uintptr_t stream) {
-        const graph::Options options{gamma, mutual, l2, normalize};
+        graph::Options options;
+        options.gamma = gamma, options.mutual = mutual, options.l2 = l2, options.normalize = normalize;
         py::gil_scoped_release release;
         return graph::cuda::graph_from_knn(
             dtype, reinterpret_cast<const void*>(scores), reinterpret_cast<const std::int64_t*>(indices), n, k,

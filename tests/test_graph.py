@@ -258,6 +258,28 @@ def test_threads_give_identical_bits(mutual):
         assert np.array_equal(G.data, one.data)
 
 
+@pytest.mark.parametrize("bucket_width", [1, 7, 64, 0])
+@pytest.mark.parametrize("mutual", [True, False])
+def test_two_level_transpose(mutual, bucket_width):
+    """The engine's two-level counting sort (used from n = 2^18 on) gives the
+    bits of the one-level one: forced here on small inputs, with duplicates,
+    self loops, -1 and negative scores, and any thread count."""
+    rng = np.random.default_rng(12)
+    n, k = 3001, 17
+    scores = rng.uniform(-0.3, 1, (n, k)).astype(np.float32)
+    indices = (np.arange(n)[:, None] + rng.integers(-40, 41, (n, k))) % n
+    indices[::3, 5] = rng.integers(-1, n, len(indices[::3]))
+    indices[1::4, 6] = indices[1::4, 7]
+    one = _backend._core.graph_from_knn(scores, indices, 3.0, mutual, False, True, 1)
+    for threads in (1, 2, 3):
+        two = _backend._core.graph_from_knn(scores, indices, 3.0, mutual, False, True, threads,
+                                            two_level_from=0, bucket_width=bucket_width)
+        for a, b in zip(one, two):
+            assert np.array_equal(a, b)
+    G = deepret.graph_from_knn(scores, indices, mutual=mutual)
+    check_graph(G, scores, indices=indices, mutual=mutual)
+
+
 # ---------------------------------------------------------------- real data
 @pytest.fixture(scope="module")
 def oxford_knn():

@@ -29,6 +29,11 @@ struct Options {
   bool mutual = true;   // keep mutual pairs only (min), else the union (max)
   bool l2 = false;      // scores are squared L2 distances: s = 1 - d / 2
   bool normalize = true;
+  // Tuning of the CPU engine's transposes (exposed for tests): one-level
+  // counting sort up to this n, two-level beyond, with buckets of this many
+  // columns (0: automatic).
+  index_t two_level_from = index_t(1) << 18;
+  index_t bucket_width = 0;
 };
 
 // CSR arrays owned by the engine (std::free'd); the bindings hand them to

@@ -1,25 +1,30 @@
-// CPU kNN graph: counting sorts and a merge per row; no per-row sort, no
-// search, no atomics, and the same bits for any number of threads.
+// CPU kNN graph: two cache-friendly transposes and a merge per row; no per-row
+// sort, no search, no atomics, and the same bits for any number of threads.
 //
-// Rows are cut into C chunks (a few per thread); every pass runs the chunks in
-// parallel and each chunk keeps its own per-column cursors, so a scatter lands
-// in the same place whatever thread runs it.
-//   A. count: check the input; per chunk c, the number of valid pairs (i -> j)
-//      per column j, and per row i the number per column chunk.
-//   B. scatter rows into T: T_j = the sources i listing j, sorted by i (rows
-//      are visited in order), with their affinities a_ij.
-//   C. union only: scatter T into S: S_i = row i's valid neighbours j sorted by j.
-//   D. mutual: mark row i's own pairs in a per-chunk array of n stamps, keep
-//      the marked in-pairs of T_i with min(a_ij, a_ji); union: merge S_i
-//      (out-pairs) with T_i (in-pairs), max on common columns. A column
-//      listed twice in one row (adjacent after the sorts) keeps its max.
-//   E. normalize: degrees, then w_ij = a_ij * (d_i^-1/2 * d_j^-1/2).
-// Work O(n k) and memory O(n k) (T, S and the result) plus O(C n) for the
-// per-chunk cursors and stamps; each pass streams or scatters independent writes.
+//   T = transpose(input): T_j = the sources i listing j, sorted by i, with a_ij.
+//   S = transpose(T):     S_i = row i's valid neighbours j, sorted by j.
+//   per row i, merge S_i (out-pairs) with T_i (in-pairs): mutual keeps the
+//   columns in both, min(a_ij, a_ji); union all, max on common columns. A
+//   column listed twice in one row (adjacent after the transposes) keeps its max.
+//   normalize: degrees, then w_ij = a_ij * (d_i^-1/2 * d_j^-1/2).
+//
+// A transpose is a counting sort: in one level (count per chunk and column,
+// scatter) up to n = 2^18, beyond that in two levels, so that no pass
+// scatters over more than a cache's worth of destinations (a one-level
+// scatter over n columns runs at DRAM latency once n passes a few 10^5):
+//   1. rows are cut into C chunks (a few per thread); per chunk, count the
+//      pairs per bucket of W consecutive columns;
+//   2. per chunk, append the pairs (source, column, value) to their bucket's
+//      stretch of a staging array (at most ~1024 buckets: sequential streams);
+//   3. per bucket, count per column and place the pairs into the final rows.
+// Chunks visit their rows in order and own fixed stretches, so every row of
+// the result comes out sorted by source, whatever thread ran what.
+// Work O(n k), memory O(n k): T, S, the staging array and the result.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "common/buffer.h"
 #include "common/errors.h"
@@ -31,8 +36,9 @@ namespace deepret::graph {
 
 namespace {
 
-constexpr index_t kGrain = 256;             // rows per parallel chunk, at least
-constexpr index_t kCursorBudget = 1 << 25;  // C * n cursors at most (256 MiB)
+constexpr index_t kGrain = 256;         // rows per parallel chunk, at least
+constexpr index_t kMinBucket = 2048;    // columns per bucket, at least
+constexpr index_t kMaxBuckets = 1024;   // staging streams per chunk, at most
 
 // Exclusive prefix sum of counts [n] into ptr [n + 1]; returns the total.
 index_t prefix_sum(const index_t* counts, std::int64_t* ptr, index_t n) {
@@ -45,28 +51,71 @@ index_t prefix_sum(const index_t* counts, std::int64_t* ptr, index_t n) {
   return total;
 }
 
-struct Chunks {
-  index_t n, count;
-  index_t begin(index_t c) const { return n * c / count; }
-  // The chunk holding row j: the largest c with begin(c) <= j.
-  index_t of(index_t j) const { return ((j + 1) * count - 1) / n; }
+template <class T>
+struct Staged {
+  std::int32_t source, column;
+  T val;
 };
 
-// cursor [C, n] holds per-chunk counts; turn them into write positions:
-// ptr [n + 1] = prefix of the column totals, cursor[c][j] = ptr[j] + the
-// count of chunks before c. Returns the total.
-index_t offsets(index_t* cursor, index_t C, index_t n, std::int64_t* ptr, index_t* scratch, int threads) {
-  parallel_for(0, n, kGrain * 16, threads, [&](index_t lo, index_t hi) {
+// The CSR-like rows of a transpose: ptr [n + 1], rows [ptr[n]].
+template <class T>
+struct Rows {
+  Buffer<std::int64_t> ptr;
+  Buffer<Entry<T>> rows;
+};
+
+struct Plan {
+  index_t n, chunks, width, buckets;
+  bool two_level;
+  int threads;
+  index_t begin(index_t c) const { return n * c / chunks; }
+};
+
+Plan make_plan(index_t n, int threads, const Options& options) {
+  Plan plan;
+  plan.n = n;
+  plan.threads = threads;
+  plan.two_level = n > options.two_level_from;
+  plan.chunks = std::min<index_t>(2 * threads, std::max<index_t>(1, n / kGrain));
+  plan.width = options.bucket_width > 0 ? options.bucket_width
+                                        : std::max(kMinBucket, (n + kMaxBuckets - 1) / kMaxBuckets);
+  plan.buckets = std::max<index_t>(1, (n + plan.width - 1) / plan.width);
+  return plan;
+}
+
+// for each chunk c in parallel: body(c, first row, end row).
+template <class Body>
+void for_chunks(const Plan& plan, const Body& body) {
+  parallel_for(0, plan.chunks, 1, plan.threads, [&](index_t lo, index_t hi) {
+    for (index_t c = lo; c < hi; ++c) body(c, plan.begin(c), plan.begin(c + 1));
+  });
+}
+
+// One-level transpose for small n (per-chunk cursors over all n columns stay
+// in cache): count per (chunk, column), offsets, scatter.
+template <class T, class Visit>
+Rows<T> transpose_direct(const Plan& plan, const Visit& visit) {
+  const index_t C = plan.chunks, n = plan.n;
+  Buffer<index_t> cursor = allocate<index_t>(C * n);  // [C, n]
+  for_chunks(plan, [&](index_t c, index_t lo, index_t hi) {
+    index_t* count = cursor.get() + c * n;
+    std::fill(count, count + n, 0);
+    visit(c, lo, hi, [&](index_t, index_t column, T) { ++count[column]; });
+  });
+  Rows<T> out;
+  out.ptr = allocate<std::int64_t>(n + 1);
+  Buffer<index_t> total = allocate<index_t>(n);
+  parallel_for(0, n, kGrain * 16, plan.threads, [&](index_t lo, index_t hi) {
     for (index_t j = lo; j < hi; ++j) {
-      index_t total = 0;
-      for (index_t c = 0; c < C; ++c) total += cursor[c * n + j];
-      scratch[j] = total;
+      index_t sum = 0;
+      for (index_t c = 0; c < C; ++c) sum += cursor[c * n + j];
+      total[j] = sum;
     }
   });
-  const index_t total = prefix_sum(scratch, ptr, n);
-  parallel_for(0, n, kGrain * 16, threads, [&](index_t lo, index_t hi) {
+  const index_t pairs = prefix_sum(total.get(), out.ptr.get(), n);
+  parallel_for(0, n, kGrain * 16, plan.threads, [&](index_t lo, index_t hi) {
     for (index_t j = lo; j < hi; ++j) {
-      index_t run = ptr[j];
+      index_t run = out.ptr[j];
       for (index_t c = 0; c < C; ++c) {
         const index_t count = cursor[c * n + j];
         cursor[c * n + j] = run;
@@ -74,7 +123,73 @@ index_t offsets(index_t* cursor, index_t C, index_t n, std::int64_t* ptr, index_
       }
     }
   });
-  return total;
+  out.rows = allocate<Entry<T>>(pairs);
+  for_chunks(plan, [&](index_t c, index_t lo, index_t hi) {
+    index_t* next = cursor.get() + c * n;
+    visit(c, lo, hi, [&](index_t source, index_t column, T val) {
+      out.rows[next[column]++] = {static_cast<std::int32_t>(source), val};
+    });
+  });
+  return out;
+}
+
+// The transpose of the pairs that visit(c, lo, hi, emit) produces: it calls
+// emit(source, column, value) for the rows [lo, hi) of chunk c in order, the
+// same pairs each time it is called (twice). Row j of the result lists the
+// sources that emitted column j, in increasing order.
+template <class T, class Visit>
+Rows<T> transpose(const Plan& plan, const Visit& visit) {
+  if (!plan.two_level) return transpose_direct<T>(plan, visit);
+  const index_t C = plan.chunks, B = plan.buckets, W = plan.width, n = plan.n;
+  std::vector<index_t> cursor(static_cast<std::size_t>(C * B), 0);  // [C, B]
+  for_chunks(plan, [&](index_t c, index_t lo, index_t hi) {
+    index_t* count = cursor.data() + c * B;
+    visit(c, lo, hi, [&](index_t, index_t column, T) { ++count[column / W]; });
+  });
+  std::vector<index_t> bucket_start(static_cast<std::size_t>(B + 1));
+  index_t total = 0;
+  for (index_t b = 0; b < B; ++b) {
+    bucket_start[b] = total;
+    for (index_t c = 0; c < C; ++c) {
+      const index_t count = cursor[c * B + b];
+      cursor[c * B + b] = total;
+      total += count;
+    }
+  }
+  bucket_start[B] = total;
+
+  Buffer<Staged<T>> stage = allocate<Staged<T>>(total);  // [total], grouped by bucket
+  for_chunks(plan, [&](index_t c, index_t lo, index_t hi) {
+    index_t* next = cursor.data() + c * B;
+    visit(c, lo, hi, [&](index_t source, index_t column, T val) {
+      stage[next[column / W]++] = {static_cast<std::int32_t>(source), static_cast<std::int32_t>(column), val};
+    });
+  });
+
+  Rows<T> out;
+  out.ptr = allocate<std::int64_t>(n + 1);
+  out.rows = allocate<Entry<T>>(total);
+  parallel_for(0, B, 1, plan.threads, [&](index_t lo, index_t hi) {
+    std::vector<index_t> next(static_cast<std::size_t>(W));
+    for (index_t b = lo; b < hi; ++b) {
+      const index_t first = b * W, width = std::min(W, n - first);
+      std::fill(next.begin(), next.begin() + width, 0);
+      for (index_t p = bucket_start[b]; p < bucket_start[b + 1]; ++p) ++next[stage[p].column - first];
+      index_t run = bucket_start[b];
+      for (index_t x = 0; x < width; ++x) {
+        out.ptr[first + x] = run;
+        const index_t count = next[x];
+        next[x] = run;
+        run += count;
+      }
+      for (index_t p = bucket_start[b]; p < bucket_start[b + 1]; ++p) {
+        const Staged<T> e = stage[p];
+        out.rows[next[e.column - first]++] = {e.source, e.val};
+      }
+    }
+  });
+  out.ptr[n] = total;
+  return out;
 }
 
 // The next column of a sorted row and its largest affinity (duplicates merged).
@@ -87,11 +202,11 @@ inline bool next_run(const Entry<T>*& p, const Entry<T>* end, std::int32_t& col,
   return true;
 }
 
-// Union of out-row s [s, s_end) and in-row t [t, t_end), max on common
-// columns; writes the result when out_col is not null; returns its length.
+// Mutual: the columns in both rows, min; union: all, max on common columns.
+// Writes the result when out_col is not null; returns its length.
 template <class T>
 index_t merge_row(const Entry<T>* s, const Entry<T>* s_end, const Entry<T>* t, const Entry<T>* t_end,
-                  std::int32_t* out_col, T* out_val) {
+                  bool mutual, std::int32_t* out_col, T* out_val) {
   std::int32_t cs = 0, ct = 0;
   T vs{}, vt{};
   bool has_s = next_run(s, s_end, cs, vs), has_t = next_run(t, t_end, ct, vt);
@@ -102,23 +217,25 @@ index_t merge_row(const Entry<T>* s, const Entry<T>* s_end, const Entry<T>* t, c
   };
   while (has_s && has_t) {
     if (cs == ct) {
-      emit(cs, std::max(vs, vt));
+      emit(cs, mutual ? std::min(vs, vt) : std::max(vs, vt));
       has_s = next_run(s, s_end, cs, vs);
       has_t = next_run(t, t_end, ct, vt);
     } else if (cs < ct) {
-      emit(cs, vs);
+      if (!mutual) emit(cs, vs);
       has_s = next_run(s, s_end, cs, vs);
     } else {
-      emit(ct, vt);
+      if (!mutual) emit(ct, vt);
       has_t = next_run(t, t_end, ct, vt);
     }
   }
-  for (; has_s; has_s = next_run(s, s_end, cs, vs)) emit(cs, vs);
-  for (; has_t; has_t = next_run(t, t_end, ct, vt)) emit(ct, vt);
+  if (!mutual) {
+    for (; has_s; has_s = next_run(s, s_end, cs, vs)) emit(cs, vs);
+    for (; has_t; has_t = next_run(t, t_end, ct, vt)) emit(ct, vt);
+  }
   return m;
 }
 
-// E: W = D^-1/2 A D^-1/2, then drop entries that underflowed to zero.
+// W = D^-1/2 A D^-1/2, then drop entries that underflowed to zero.
 template <class T>
 void normalize(Csr<T>& g, int threads) {
   const index_t n = g.n;
@@ -161,6 +278,24 @@ void normalize(Csr<T>& g, int threads) {
   throw ValueError("scores must be finite, got " + std::to_string(score) + " at " + where);
 }
 
+// Index of the first entry outside [-1, n) or with a non-finite score (n * k if none).
+template <class T, class I>
+index_t first_bad_entry(const T* scores, const I* indices, index_t n, index_t k, int threads) {
+  std::atomic<index_t> first_bad{n * k};
+  parallel_for(0, n * k, kGrain * 64, threads, [&](index_t lo, index_t hi) {
+    for (index_t p = lo; p < hi; ++p) {
+      const index_t j = static_cast<index_t>(indices[p]);
+      if (j < -1 || j >= n || !std::isfinite(scores[p])) {
+        index_t seen = first_bad.load(std::memory_order_relaxed);
+        while (p < seen && !first_bad.compare_exchange_weak(seen, p)) {
+        }
+        return;
+      }
+    }
+  });
+  return first_bad.load();
+}
+
 }  // namespace
 
 template <class T, class I>
@@ -170,145 +305,46 @@ Csr<T> graph_from_knn(const T* scores, const I* indices, index_t n, index_t k, c
   check(n < (index_t(1) << 31), "graph_from_knn: n must be below 2^31, got " + std::to_string(n));
   check(options.gamma > 0 && std::isfinite(options.gamma), "gamma must be a finite number > 0");
   const int threads = resolve_threads(num_threads);
-  const int int_gamma = integer_gamma(options.gamma);
-  const double gamma = options.gamma;
-  const bool l2 = options.l2;
-  // The affinity of flat position p, or 0 when the pair is not used.
-  auto pair = [&](index_t i, index_t p, index_t& j) -> T {
-    j = static_cast<index_t>(indices[p]);
-    if (j < 0 || j == i) return T(0);
-    return static_cast<T>(affinity(static_cast<double>(scores[p]), gamma, int_gamma, l2));
-  };
-
-  index_t C = std::min<index_t>(2 * threads, std::max<index_t>(1, n / kGrain));
-  while (C > 1 && C * n > kCursorBudget) --C;
-  const Chunks chunks{std::max<index_t>(n, 1), C};
-  auto for_chunks = [&](auto&& body) {
-    parallel_for(0, C, 1, threads, [&](index_t lo, index_t hi) {
-      for (index_t c = lo; c < hi; ++c) body(c, chunks.begin(c), std::min(n, chunks.begin(c + 1)));
-    });
-  };
-
-  const bool mutual = options.mutual;
-  // A. Count (and check).
-  Buffer<index_t> to_t = allocate<index_t>(C * n);              // [C, n]: per row chunk, pairs per column
-  Buffer<index_t> to_s = allocate<index_t>(mutual ? 1 : C * n);  // [C, n]: per column chunk, pairs per row
-  std::atomic<index_t> first_bad{n * k};
-  for_chunks([&](index_t c, index_t, index_t) {
-    std::fill(to_t.get() + c * n, to_t.get() + (c + 1) * n, 0);
-    if (!mutual) std::fill(to_s.get() + c * n, to_s.get() + (c + 1) * n, 0);
-  });
-  for_chunks([&](index_t c, index_t lo, index_t hi) {
-    index_t* count_t = to_t.get() + c * n;
-    for (index_t i = lo; i < hi; ++i)
-      for (index_t p = i * k; p < (i + 1) * k; ++p) {
-        index_t j;
-        const T a = pair(i, p, j);
-        if (j < -1 || j >= n || !std::isfinite(scores[p])) {
-          index_t seen = first_bad.load(std::memory_order_relaxed);
-          while (p < seen && !first_bad.compare_exchange_weak(seen, p)) {
-          }
-          break;
-        }
-        if (a > 0) {
-          ++count_t[j];
-          if (!mutual) ++to_s[chunks.of(j) * n + i];
-        }
-      }
-  });
-  if (const index_t bad = first_bad.load(); bad < n * k)
+  if (const index_t bad = first_bad_entry(scores, indices, n, k, threads); bad < n * k)
     throw_bad_input(bad, static_cast<index_t>(indices[bad]), n, k, static_cast<double>(scores[bad]));
 
-  Buffer<index_t> scratch = allocate<index_t>(n);
-  Buffer<std::int64_t> tptr = allocate<std::int64_t>(n + 1);
-  const index_t pairs = offsets(to_t.get(), C, n, tptr.get(), scratch.get(), threads);
-
-  // B. Rows into T (sorted by source).
-  Buffer<Entry<T>> t_rows = allocate<Entry<T>>(pairs);  // [pairs]
-  for_chunks([&](index_t c, index_t lo, index_t hi) {
-    index_t* cursor = to_t.get() + c * n;
+  const Plan plan = make_plan(n, threads, options);
+  const int int_gamma = integer_gamma(options.gamma);
+  // T: the input's pairs (i -> j) with a_ij > 0, by column j.
+  Rows<T> t = transpose<T>(plan, [&](index_t, index_t lo, index_t hi, auto&& emit) {
     for (index_t i = lo; i < hi; ++i)
       for (index_t p = i * k; p < (i + 1) * k; ++p) {
-        index_t j;
-        const T a = pair(i, p, j);
-        if (a > 0) t_rows[cursor[j]++] = {static_cast<std::int32_t>(i), a};
+        const index_t j = static_cast<index_t>(indices[p]);
+        if (j < 0 || j == i) continue;
+        const T a = static_cast<T>(affinity(static_cast<double>(scores[p]), options.gamma, int_gamma, options.l2));
+        if (a > 0) emit(i, j, a);
       }
   });
-  to_t.reset();
+  // S: the same pairs by row i, sorted by column.
+  Rows<T> s = transpose<T>(plan, [&](index_t, index_t lo, index_t hi, auto&& emit) {
+    for (index_t j = lo; j < hi; ++j)
+      for (index_t p = t.ptr[j]; p < t.ptr[j + 1]; ++p) emit(j, t.rows[p].col, t.rows[p].val);
+  });
 
-  // row(i, col, val) writes row i of the result when col is not null and
-  // returns its length; each chunk c has its own scratch state.
   Csr<T> g;
   g.n = n;
   g.indptr = allocate<std::int64_t>(n + 1);
-  auto build = [&](auto&& row) {
-    for_chunks([&](index_t c, index_t lo, index_t hi) {
-      for (index_t i = lo; i < hi; ++i) scratch[i] = row(c, i, nullptr, nullptr);
-    });
-    g.nnz = prefix_sum(scratch.get(), g.indptr.get(), n);
-    g.indices = allocate<std::int32_t>(g.nnz);
-    g.data = allocate<T>(g.nnz);
-    for_chunks([&](index_t c, index_t lo, index_t hi) {
-      for (index_t i = lo; i < hi; ++i) row(c, i, g.indices.get() + g.indptr[i], g.data.get() + g.indptr[i]);
-    });
+  Buffer<index_t> count = allocate<index_t>(n);
+  auto row = [&](index_t i, std::int32_t* col, T* val) {
+    return merge_row(s.rows.get() + s.ptr[i], s.rows.get() + s.ptr[i + 1], t.rows.get() + t.ptr[i],
+                     t.rows.get() + t.ptr[i + 1], options.mutual, col, val);
   };
-
-  if (mutual) {
-    // D (mutual). Mark row i's own pairs (stamp[j] == i, with the largest
-    // a_ij), then keep the in-pairs (j -> i) of T_i that are marked: sorted
-    // already, and no second counting sort. A stamp left by the counting
-    // call for the same row only ever repeats what the fill call writes.
-    Buffer<std::int32_t> stamp = allocate<std::int32_t>(C * n);  // [C, n]
-    Buffer<T> mark = allocate<T>(C * n);                          // [C, n]
-    for_chunks([&](index_t c, index_t, index_t) { std::fill(stamp.get() + c * n, stamp.get() + (c + 1) * n, -1); });
-    build([&](index_t c, index_t i, std::int32_t* col, T* val) {
-      std::int32_t* st = stamp.get() + c * n;
-      T* mk = mark.get() + c * n;
-      const auto me = static_cast<std::int32_t>(i);
-      for (index_t p = i * k; p < (i + 1) * k; ++p) {
-        index_t j;
-        const T a = pair(i, p, j);
-        if (!(a > 0)) continue;
-        if (st[j] == me) {
-          mk[j] = std::max(mk[j], a);
-        } else {
-          st[j] = me;
-          mk[j] = a;
-        }
-      }
-      const Entry<T>* t = t_rows.get() + tptr[i];
-      const Entry<T>* t_end = t_rows.get() + tptr[i + 1];
-      std::int32_t j;
-      T a_ji;
-      index_t m = 0;
-      while (next_run(t, t_end, j, a_ji)) {
-        if (st[j] != me) continue;
-        if (col) col[m] = j, val[m] = std::min(mk[j], a_ji);
-        ++m;
-      }
-      return m;
-    });
-  } else {
-    // C (union). T into S: S_i = row i's pairs sorted by column.
-    Buffer<std::int64_t> sptr = allocate<std::int64_t>(n + 1);
-    offsets(to_s.get(), C, n, sptr.get(), scratch.get(), threads);
-    Buffer<Entry<T>> s_rows = allocate<Entry<T>>(pairs);  // [pairs]
-    for_chunks([&](index_t c, index_t lo, index_t hi) {
-      index_t* cursor = to_s.get() + c * n;
-      for (index_t j = lo; j < hi; ++j)
-        for (index_t p = tptr[j]; p < tptr[j + 1]; ++p) {
-          const Entry<T> e = t_rows[p];
-          s_rows[cursor[e.col]++] = {static_cast<std::int32_t>(j), e.val};
-        }
-    });
-    to_s.reset();
-    // D (union). Merge each row's out- and in-pairs.
-    build([&](index_t, index_t i, std::int32_t* col, T* val) {
-      return merge_row(s_rows.get() + sptr[i], s_rows.get() + sptr[i + 1], t_rows.get() + tptr[i],
-                       t_rows.get() + tptr[i + 1], col, val);
-    });
-  }
-  t_rows.reset();
+  parallel_for(0, n, kGrain, threads, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) count[i] = row(i, nullptr, nullptr);
+  });
+  g.nnz = prefix_sum(count.get(), g.indptr.get(), n);
+  g.indices = allocate<std::int32_t>(g.nnz);
+  g.data = allocate<T>(g.nnz);
+  parallel_for(0, n, kGrain, threads, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) row(i, g.indices.get() + g.indptr[i], g.data.get() + g.indptr[i]);
+  });
+  t = Rows<T>();
+  s = Rows<T>();
 
   if (options.normalize) normalize(g, threads);
   return g;
