@@ -278,24 +278,6 @@ void normalize(Csr<T>& g, int threads) {
   throw ValueError("scores must be finite, got " + std::to_string(score) + " at " + where);
 }
 
-// Index of the first entry outside [-1, n) or with a non-finite score (n * k if none).
-template <class T, class I>
-index_t first_bad_entry(const T* scores, const I* indices, index_t n, index_t k, int threads) {
-  std::atomic<index_t> first_bad{n * k};
-  parallel_for(0, n * k, kGrain * 64, threads, [&](index_t lo, index_t hi) {
-    for (index_t p = lo; p < hi; ++p) {
-      const index_t j = static_cast<index_t>(indices[p]);
-      if (j < -1 || j >= n || !std::isfinite(scores[p])) {
-        index_t seen = first_bad.load(std::memory_order_relaxed);
-        while (p < seen && !first_bad.compare_exchange_weak(seen, p)) {
-        }
-        return;
-      }
-    }
-  });
-  return first_bad.load();
-}
-
 }  // namespace
 
 template <class T, class I>
@@ -305,21 +287,29 @@ Csr<T> graph_from_knn(const T* scores, const I* indices, index_t n, index_t k, c
   check(n < (index_t(1) << 31), "graph_from_knn: n must be below 2^31, got " + std::to_string(n));
   check(options.gamma > 0 && std::isfinite(options.gamma), "gamma must be a finite number > 0");
   const int threads = resolve_threads(num_threads);
-  if (const index_t bad = first_bad_entry(scores, indices, n, k, threads); bad < n * k)
-    throw_bad_input(bad, static_cast<index_t>(indices[bad]), n, k, static_cast<double>(scores[bad]));
-
   const Plan plan = make_plan(n, threads, options);
   const int int_gamma = integer_gamma(options.gamma);
-  // T: the input's pairs (i -> j) with a_ij > 0, by column j.
+  // T: the input's pairs (i -> j) with a_ij > 0, by column j. The visit also
+  // checks the input: a bad entry is skipped (so nothing is written out of
+  // bounds) and reported once T is built.
+  std::atomic<index_t> first_bad{n * k};
   Rows<T> t = transpose<T>(plan, [&](index_t, index_t lo, index_t hi, auto&& emit) {
     for (index_t i = lo; i < hi; ++i)
       for (index_t p = i * k; p < (i + 1) * k; ++p) {
         const index_t j = static_cast<index_t>(indices[p]);
+        if (j < -1 || j >= n || !std::isfinite(scores[p])) {
+          index_t seen = first_bad.load(std::memory_order_relaxed);
+          while (p < seen && !first_bad.compare_exchange_weak(seen, p)) {
+          }
+          continue;
+        }
         if (j < 0 || j == i) continue;
         const T a = static_cast<T>(affinity(static_cast<double>(scores[p]), options.gamma, int_gamma, options.l2));
         if (a > 0) emit(i, j, a);
       }
   });
+  if (const index_t bad = first_bad.load(); bad < n * k)
+    throw_bad_input(bad, static_cast<index_t>(indices[bad]), n, k, static_cast<double>(scores[bad]));
   // S: the same pairs by row i, sorted by column.
   Rows<T> s = transpose<T>(plan, [&](index_t, index_t lo, index_t hi, auto&& emit) {
     for (index_t j = lo; j < hi; ++j)
