@@ -1,5 +1,6 @@
 // CPU kNN graph: two cache-friendly transposes and a merge per row; no per-row
-// sort, no search, no atomics, and the same bits for any number of threads.
+// sort, no search, no atomic scatter, and the same bits for any number of
+// threads. The input is checked during the first transpose's first pass.
 //
 //   T = transpose(input): T_j = the sources i listing j, sorted by i, with a_ij.
 //   S = transpose(T):     S_i = row i's valid neighbours j, sorted by j.
