@@ -223,9 +223,11 @@ def check_graph(graph, n: int, d: int) -> float:
     graph = sparse.csr_matrix(graph)
     assert graph.shape == reference.shape == (n, n)
     difference = abs(graph - reference)
-    assert difference.nnz <= max(10, reference.nnz // 1000), (difference.nnz, reference.nnz)
-    largest = float(difference.max()) if difference.nnz else 0.0
-    return largest
+    # Entries off by more than rounding: a pair whose mutual-neighbour status
+    # flipped on a near-tie at the k-th score (at most 0.1 % of entries).
+    wrong = int((difference.data > 1e-4 * abs(reference).max()).sum())
+    assert wrong <= max(10, reference.nnz // 1000), (wrong, reference.nnz)
+    return float(difference.max()) if difference.nnz else 0.0
 
 
 @pytest.mark.parametrize("contender", list(GRAPH_CONTENDERS))

@@ -17,7 +17,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import report_knn
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report_knn  # noqa: E402
+from report_graph import graph_section, is_graph  # noqa: E402
 
 # Other kernel families: each adds its acceptance table (a list of Markdown
 # lines, empty when the run has none of its cases) after convolve's.
@@ -39,10 +41,12 @@ def load_runs(paths):
 
 
 def split_by_device(benchmarks):
-    """{"cpu": [...], "gpu": [...]} by extra_info["device"]."""
+    """{"cpu": [...], "gpu": [...]} by extra_info["device"]; the graph
+    benchmarks are left to report_graph.py."""
     parts = defaultdict(list)
     for bench in benchmarks:
-        parts[bench["extra_info"].get("device", "cpu")].append(bench)
+        if not is_graph(bench):
+            parts[bench["extra_info"].get("device", "cpu")].append(bench)
     return parts
 
 
@@ -288,6 +292,9 @@ def render(runs, args):
             lines += [""] + cpu_section(run, parts["cpu"], args)
         if parts.get("gpu"):
             lines += [""] + gpu_section(run, parts["gpu"], args)
+        graph_lines = graph_section(run["benchmarks"])
+        if graph_lines:
+            lines += [""] + graph_lines
     return "\n".join(lines) + "\n"
 
 

@@ -29,12 +29,14 @@ inline void require_same_dtype(const py::array& a, const py::array& b, const cha
 void register_conv(py::module_& m);
 void register_knn(py::module_& m);
 void register_diffusion(py::module_& m);
+void register_graph(py::module_& m);
 
 }  // namespace deepret::bind
 
 namespace deepret::bind {
 void register_conv_cuda(py::module_& m);
 void register_knn_cuda(py::module_& m);
+void register_graph_cuda(py::module_& m);
 // Python exceptions for the engine's ValueError/TypeError (both modules).
 void register_error_translator();
 }  // namespace deepret::bind

@@ -7,6 +7,7 @@ result comes back as the same kind of array that went in.
 from ._backend import CudaUnavailableError, cuda_built, has_cuda, simd_path
 from .conv import convolve, correlate
 from .knn import knn
+from .graph import graph_from_knn, knn_graph
 
 __version__ = "0.1.0"
 
@@ -15,7 +16,9 @@ __all__ = [
     "convolve",
     "correlate",
     "cuda_built",
+    "graph_from_knn",
     "has_cuda",
     "knn",
+    "knn_graph",
     "simd_path",
 ]

@@ -1,0 +1,204 @@
+"""Sparse kNN graphs: the symmetric affinity matrix that diffusion runs on.
+
+``graph_from_knn`` turns the k nearest neighbours of every point (as
+``deepret.knn(x, k=k, exclude_self=True)`` or faiss returns them) into a
+``scipy.sparse.csr_array`` in one native pass; ``knn_graph`` searches the
+neighbours first. numpy inputs run on the CPU engine; CuPy inputs on the CUDA
+engine and give a ``cupyx.scipy.sparse.csr_matrix``. This module only
+validates and dispatches.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _arrays, _backend
+
+__all__ = ["graph_from_knn", "knn_graph"]
+
+_METRICS = ("ip", "l2")
+_INT32_MAX = 2**31 - 1
+
+
+def _check_gamma(gamma) -> float:
+    if isinstance(gamma, (bool, np.bool_)) or not isinstance(gamma, numbers.Real):
+        raise TypeError(f"gamma must be a real number, got {type(gamma).__name__}")
+    value = float(gamma)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"gamma must be a finite number > 0, got {gamma!r}")
+    return value
+
+
+def _check_metric(metric) -> str:
+    if not isinstance(metric, str) or metric not in _METRICS:
+        raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+    return metric
+
+
+def _check_arrays(scores, indices, xp):
+    """Shapes and dtypes (both backends); returns contiguous arrays the engine takes."""
+    for name, array in (("scores", scores), ("indices", indices)):
+        if array.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n, k), got shape {tuple(array.shape)}")
+    if scores.shape != indices.shape:
+        raise ValueError(
+            f"scores and indices must have the same shape, got {tuple(scores.shape)} and {tuple(indices.shape)}"
+        )
+    if scores.dtype not in (np.float32, np.float64):
+        raise TypeError(f"scores must be float32 or float64, got {scores.dtype}")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"indices must be an integer array, got {indices.dtype}")
+    n = scores.shape[0]
+    if n > _INT32_MAX:
+        raise ValueError(f"graph_from_knn supports n < 2**31 points, got {n}")
+    if indices.dtype.kind == "u" and indices.size and int(indices.max()) >= n:
+        # Unsigned indices cannot hold -1; anything >= n is out of range.
+        raise ValueError(f"indices must lie in [-1, n) = [-1, {n}), got {int(indices.max())}")
+    if xp is np:
+        keep = indices.dtype in (np.int32, np.int64)
+        index_dtype = indices.dtype if keep else np.int64
+    else:
+        index_dtype = np.int64
+    scores = xp.ascontiguousarray(scores)
+    indices = xp.ascontiguousarray(indices, dtype=index_dtype)
+    return scores, indices
+
+
+def _csr_cpu(data, indices, indptr, n):
+    import scipy.sparse
+
+    # scipy keeps int32 index arrays when both are int32 (else it re-checks
+    # and converts them): int32 whenever nnz allows, else int64 for both.
+    if indptr[-1] <= _INT32_MAX:
+        indptr = indptr.astype(np.int32)
+    else:
+        indices = indices.astype(np.int64)
+    graph = scipy.sparse.csr_array((data, indices, indptr), shape=(n, n), copy=False)
+    graph.has_canonical_format = True  # sorted, no duplicates: scipy need not check
+    return graph
+
+
+def _graph_cuda(scores, indices, gamma, mutual, l2, normalize):
+    core = _backend.cuda_core("graph_from_knn")
+    cp = _arrays.cupy_module()
+    import cupyx.scipy.sparse
+
+    n, k = scores.shape
+    if indices.size:
+        if bool(((indices < -1) | (indices >= n)).any()):
+            bad = int(indices[(indices < -1) | (indices >= n)][0])
+            raise ValueError(f"indices must lie in [-1, n) = [-1, {n}), got {bad}")
+        if not bool(cp.isfinite(scores).all()):
+            raise ValueError("scores must be finite (no NaN or inf)")
+    capacity = max(n * k * (1 if mutual else 2), 1)
+    indptr = cp.empty(n + 1, dtype=cp.int64)
+    out_indices = cp.empty(capacity, dtype=cp.int32)
+    out_data = cp.empty(capacity, dtype=scores.dtype)
+    dtype = core.GraphDType.float32 if scores.dtype == np.float32 else core.GraphDType.float64
+    nnz = core.graph_from_knn(
+        dtype, scores.data.ptr, indices.data.ptr, n, k, gamma, mutual, l2, normalize,
+        indptr.data.ptr, out_indices.data.ptr, out_data.data.ptr, capacity,
+        cp.cuda.get_current_stream().ptr,
+    )
+    graph = cupyx.scipy.sparse.csr_matrix(
+        (out_data[:nnz].copy(), out_indices[:nnz].copy(), indptr.astype(cp.int32) if nnz <= _INT32_MAX
+         else indptr), shape=(n, n),
+    )
+    graph.has_canonical_format = True
+    return graph
+
+
+def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normalize=True, *, num_threads=None):
+    """Symmetric sparse affinity graph from precomputed k nearest neighbours.
+
+    Parameters
+    ----------
+    scores : (n, k) float32 or float64 array
+        Row i: the scores of the k neighbours of point i, as returned by
+        ``deepret.knn(x, k=k, exclude_self=True)`` or faiss: inner products
+        for ``metric="ip"``, squared Euclidean distances for ``metric="l2"``.
+        Must be finite.
+    indices : (n, k) integer array
+        The neighbours' row numbers, in [0, n); -1 (faiss's "no neighbour")
+        entries are ignored, as is j == i (no self loops). A column listed
+        twice in a row keeps its largest affinity. The order within a row
+        does not matter.
+    gamma : float, > 0
+        Affinity a_ij = max(0, s_ij) ** gamma.
+    mutual : bool
+        True: keep (i, j) only if j lists i and i lists j, with value
+        min(a_ij, a_ji). False: every pair listed either way, value
+        max(a_ij, a_ji).
+    metric : {"ip", "l2"}
+        "ip": s_ij is the score itself. "l2": s_ij = 1 - d_ij / 2 for the
+        squared distance d_ij, which is the cosine for L2-normalized
+        descriptors (so both metrics give the same graph for unit vectors).
+    normalize : bool
+        Return W = D^-1/2 A D^-1/2 with D the row sums of A; a point without
+        neighbours keeps an empty row (no NaN, no division by zero).
+    num_threads : int, optional, keyword-only
+        Threads for the CPU engine; default: OpenMP's (``OMP_NUM_THREADS``).
+
+    Returns
+    -------
+    scipy.sparse.csr_array of shape (n, n) and the dtype of ``scores``
+    (``cupyx.scipy.sparse.csr_matrix`` for CuPy inputs): symmetric bit for
+    bit, sorted column indices, no self loops, no stored zeros (affinities
+    that are 0, e.g. negative scores, are dropped).
+
+    Raises
+    ------
+    ValueError
+        Shapes not (n, k) or not equal, indices outside [-1, n), non-finite
+        scores, gamma <= 0, unknown metric.
+    TypeError
+        scores not float32/float64, indices not integers, gamma not a number.
+    """
+    gamma = _check_gamma(gamma)
+    metric = _check_metric(metric)
+    threads = _backend.threads_arg(num_threads)
+    device = _arrays.device_of("graph_from_knn", scores, indices)
+    if device == "cuda":
+        _backend.cuda_core("graph_from_knn")  # a clear error on a build without CUDA
+        cp = _arrays.cupy_module()
+        scores, indices = _check_arrays(scores, indices, cp)
+        return _graph_cuda(scores, indices, gamma, bool(mutual), metric == "l2", bool(normalize))
+    scores, indices = _check_arrays(np.asarray(scores), np.asarray(indices), np)
+    data, cols, indptr = _backend._core.graph_from_knn(
+        scores, indices, gamma, bool(mutual), metric == "l2", bool(normalize), threads
+    )
+    return _csr_cpu(data, cols, indptr, scores.shape[0])
+
+
+def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, progress=False,
+              num_threads=None):
+    """Sparse kNN affinity graph of the rows of ``x``: ``deepret.knn`` (exact,
+    each point's k nearest other points) followed by :func:`graph_from_knn`.
+
+    Parameters
+    ----------
+    x : (n, d) float32 or float64 array
+        Descriptors; L2-normalize them first for cosine affinities.
+    k : int
+        Neighbours per point (at most n - 1).
+    gamma, mutual, metric, normalize
+        As in :func:`graph_from_knn`.
+    progress : bool, keyword-only
+        Show a tqdm bar during the search.
+    num_threads : int, optional, keyword-only
+        Threads for the CPU engine; default: OpenMP's (``OMP_NUM_THREADS``).
+
+    Returns
+    -------
+    scipy.sparse.csr_array (n, n) in the dtype of ``x``
+    (``cupyx.scipy.sparse.csr_matrix`` for CuPy input).
+    """
+    gamma = _check_gamma(gamma)
+    metric = _check_metric(metric)
+    from .knn import knn
+
+    scores, indices = knn(x, k=k, metric=metric, exclude_self=True, progress=progress, num_threads=num_threads)
+    return graph_from_knn(scores, indices, gamma=gamma, mutual=mutual, metric=metric, normalize=normalize,
+                          num_threads=num_threads)
