@@ -7,6 +7,8 @@ result comes back as the same kind of array that went in.
 from ._backend import CudaUnavailableError, cuda_built, has_cuda, simd_path
 from .conv import convolve, correlate
 from .knn import knn
+from . import datasets  # noqa: E402  (deepret.datasets)
+from . import evaluate  # noqa: E402  (deepret.evaluate)
 
 __version__ = "0.1.0"
 
@@ -15,6 +17,8 @@ __all__ = [
     "convolve",
     "correlate",
     "cuda_built",
+    "datasets",
+    "evaluate",
     "has_cuda",
     "knn",
     "simd_path",
