@@ -8,6 +8,7 @@ from ._backend import CudaUnavailableError, cuda_built, has_cuda, simd_path
 from .conv import convolve, correlate
 from .knn import knn
 from .graph import graph_from_knn, knn_graph
+from . import datasets, evaluate
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,8 @@ __all__ = [
     "correlate",
     "cuda_built",
     "graph_from_knn",
+    "datasets",
+    "evaluate",
     "has_cuda",
     "knn",
     "knn_graph",
