@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 import pytest
 
@@ -46,10 +44,8 @@ def xp(request):
 
 
 
-DATA = pathlib.Path(__file__).parent / "data"
-
-
 @pytest.fixture(scope="session")
 def oxford5k_descriptors():
-    """The real Oxford5k descriptors (5063, 128) float32, not normalized."""
-    return np.load(DATA / "oxford5k" / "fc7pca128.npy")
+    """The real Oxford5k descriptors (5063, 128) float32, not normalized, as
+    the package bundles them."""
+    return deepret.datasets.load_oxford5k().descriptors

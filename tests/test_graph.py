@@ -18,7 +18,6 @@ import scipy.sparse as sp
 import deepret
 from deepret import _backend
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "oxford5k", "fc7pca128.npy")
 RTOL = {np.float32: 2e-5, np.float64: 1e-12}
 
 
@@ -282,8 +281,8 @@ def test_two_level_transpose(mutual, bucket_width):
 
 # ---------------------------------------------------------------- real data
 @pytest.fixture(scope="module")
-def oxford_knn():
-    x = np.load(DATA).astype(np.float64)
+def oxford_knn(oxford5k_descriptors):
+    x = oxford5k_descriptors.astype(np.float64)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return brute_knn(x, 50)
 
