@@ -1,0 +1,247 @@
+"""Diffusion ranking (Iscen et al., CVPR 2017): with W the normalized kNN
+graph, the ranking of a query is the solution f of (I - alpha W) f = y, where
+y marks the query's nearest database items. Solved by batched conjugate
+gradient in the CPU engine: one sparse x dense product per iteration for all
+queries, each column stopping on its own.
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _backend
+from .graph import graph_from_knn
+from .knn import knn
+
+__all__ = ["ConvergenceWarning", "CgInfo", "diffuse", "katz", "query_vector", "DiffusionIndex"]
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """diffuse stopped at maxiter before some column reached tol."""
+
+
+class CgInfo(NamedTuple):
+    """Per-column outcome of diffuse: iterations done and the final relative
+    residual |y - (I - alpha W) f| / |y| (0 for a zero column)."""
+
+    iterations: np.ndarray  # (m,) int64
+    residuals: np.ndarray   # (m,) float64
+
+
+def _check_alpha(alpha) -> float:
+    alpha = float(alpha)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return alpha
+
+
+def _check_positive_int(name, value) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _as_csr(W):
+    if not sp.issparse(W):
+        raise TypeError(f"W must be a scipy.sparse matrix or array, got {type(W).__name__}")
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"W must be square (n, n), got shape {W.shape}")
+    W = W.tocsr()
+    if W.dtype not in (np.float32, np.float64):
+        W = W.astype(np.float64)
+    if W.indices.dtype != W.indptr.dtype:  # scipy keeps them equal; make sure
+        W.indices = W.indices.astype(W.indptr.dtype)
+    return W
+
+
+def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, num_threads=None):
+    """Solve (I - alpha W) f = y for one or many right-hand sides at once.
+
+    Parameters
+    ----------
+    W : (n, n) scipy.sparse matrix or array
+        Symmetric (not checked), e.g. from knn_graph; float32 or float64.
+    y : (n,) or (n, m) array or scipy.sparse matrix
+        Right-hand sides (one query per column).
+    alpha : float in (0, 1)
+    tol : float
+        Each column stops before an iteration once |r| < tol * |y|, as
+        scipy.sparse.linalg.cg(rtol=tol, atol=0) does; the iterates are
+        scipy's (x0 = 0, no preconditioner).
+    maxiter : int
+        At most this many iterations per column. A ConvergenceWarning says
+        when some column stopped there above tol (with alpha = 0.99, 20
+        iterations usually do not reach 1e-6: the warning is honest, not an
+        error).
+    return_info : bool
+        Also return a CgInfo with each column's iterations and final relative
+        residual.
+    num_threads : int, keyword-only
+
+    Returns
+    -------
+    f : array of y's shape, dtype float32 when W and y are float32, else float64
+    info : CgInfo, with return_info
+    """
+    threads = _backend.threads_arg(num_threads)
+    alpha = _check_alpha(alpha)
+    tol = float(tol)
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol}")
+    maxiter = _check_positive_int("maxiter", maxiter)
+    W = _as_csr(W)
+    n = W.shape[0]
+    y_dense = y.toarray() if sp.issparse(y) else np.asarray(y)
+    if y_dense.ndim not in (1, 2) or y_dense.shape[0] != n:
+        raise ValueError(f"y must have shape ({n},) or ({n}, m) to match W, got {y_dense.shape}")
+    if y_dense.dtype.kind not in "biuf":
+        raise TypeError(f"y must be real, got dtype {y_dense.dtype}")
+    dtype = np.result_type(W.dtype, y_dense.dtype if y_dense.dtype.kind == "f" else np.float32)
+    dtype = np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+    if not np.isfinite(W.data).all():
+        raise ValueError("W contains NaN or infinity")
+    columns = np.ascontiguousarray(y_dense.reshape(n, -1), dtype=dtype)
+    if not np.isfinite(columns).all():
+        raise ValueError("y contains NaN or infinity")
+    data = W.data if W.dtype == dtype else W.data.astype(dtype)
+    f = np.empty_like(columns)
+    iterations, residuals = _backend._core.batched_cg(
+        n, W.indptr, W.indices, data, alpha, columns, f, tol, maxiter, threads)
+    stalled = residuals >= tol
+    if stalled.any():
+        warnings.warn(
+            f"diffuse: {int(stalled.sum())} of {len(residuals)} columns stopped at maxiter={maxiter} "
+            f"above tol={tol:g} (largest relative residual {residuals.max():.2e})",
+            ConvergenceWarning, stacklevel=2)
+    f = f.reshape(y_dense.shape)
+    return (f, CgInfo(iterations, residuals)) if return_info else f
+
+
+def katz(W, alpha=0.99, tol=1e-6, maxiter=20, *, num_threads=None):
+    """Katz-like centrality g with L_alpha g = 1, L_alpha = (I - alpha W) / (1 - alpha),
+    i.e. (I - alpha W) g = (1 - alpha) 1; returns g of shape (n,)."""
+    W = _as_csr(W)
+    alpha = _check_alpha(alpha)
+    ones = np.full(W.shape[0], 1.0 - alpha, dtype=W.dtype)
+    return diffuse(W, ones, alpha, tol, maxiter, num_threads=num_threads)
+
+
+def query_vector(x, queries, k=10, gamma=3.0, *, num_threads=None):
+    """Sparse right-hand sides for unseen queries: column j holds, at the k
+    database rows nearest to query j (inner product), the weight
+    max(0, s)^gamma. Returns a scipy.sparse.csc_array of shape (n, nq)."""
+    gamma = float(gamma)
+    if not gamma > 0:
+        raise ValueError(f"gamma must be positive, got {gamma}")
+    queries = np.asarray(queries)
+    if queries.ndim == 1:
+        queries = queries[None, :]
+    scores, ids = knn(x, queries, k=k, metric="ip", num_threads=num_threads)
+    weights = np.maximum(scores, 0) ** gamma
+    n, nq = np.asarray(x).shape[0], len(queries)
+    return sp.csc_array((weights.ravel(), ids.ravel(), np.arange(0, nq * k + 1, k)), shape=(n, nq))
+
+
+def _top(f, topk):
+    """Best-first (scores, ids) of each column of f (n, m): (m, topk) each."""
+    order = np.argsort(-f, axis=0, kind="stable")[:topk].T
+    return np.take_along_axis(f.T, order, axis=1), order
+
+
+class DiffusionIndex:
+    """Diffusion search over a fixed database of descriptors.
+
+    The graph is built once: ``W = knn_graph(x, k, gamma, mutual)``. Each
+    ``search`` turns the queries into right-hand sides (their ``query_k``
+    nearest database items, weight s^gamma), solves all of them in one
+    batched CG, and reads out the top items. Queries need not be known in
+    advance.
+
+    Parameters
+    ----------
+    x : (n, d) float32 or float64 array
+        Database descriptors, L2-normalized rows (cosine similarity).
+    k, gamma, mutual : the graph (see knn_graph); alpha : diffusion (see diffuse).
+    truncate : int, optional
+        Solve each query on the subgraph of its top-`truncate` database items
+        (by cosine), renormalized, as large-scale diffusion does; the
+        ranking then covers those items.
+    query_k : int
+        Database neighbours marked in each query's y (default 10).
+    tol, maxiter : CG stopping, as in diffuse.
+    """
+
+    def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None, *,
+                 query_k=10, tol=1e-6, maxiter=20, progress=False, num_threads=None):
+        self.x = np.ascontiguousarray(x)
+        self.k, self.gamma, self.mutual = k, float(gamma), mutual
+        self.alpha = _check_alpha(alpha)
+        self.query_k = _check_positive_int("query_k", query_k)
+        self.tol, self.maxiter = float(tol), _check_positive_int("maxiter", maxiter)
+        self.num_threads = num_threads
+        self.truncate = None if truncate is None else _check_positive_int("truncate", truncate)
+        if self.truncate is not None and self.truncate < self.query_k:
+            raise ValueError(f"truncate ({self.truncate}) must be at least query_k ({self.query_k})")
+        scores, ids = knn(self.x, k=k, exclude_self=True, progress=progress, num_threads=num_threads)
+        self.W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
+        # The unnormalized affinities, for truncated subgraphs.
+        self._A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,
+                                  num_threads=num_threads) if self.truncate else None)
+        self.last_info = None
+
+    def search(self, queries, topk=100):
+        """(scores, ids), each (nq, topk), best first: the diffusion scores f
+        and the database rows they rank. ``last_info`` keeps the CgInfo."""
+        topk = _check_positive_int("topk", topk)
+        queries = np.asarray(queries)
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        if self.truncate is not None:
+            return self._search_truncated(queries, topk)
+        if topk > self.x.shape[0]:
+            raise ValueError(f"topk ({topk}) is larger than the database ({self.x.shape[0]})")
+        y = query_vector(self.x, queries, self.query_k, self.gamma, num_threads=self.num_threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            f, self.last_info = diffuse(self.W, y, self.alpha, self.tol, self.maxiter,
+                                        return_info=True, num_threads=self.num_threads)
+        return _top(f, topk)
+
+    def _search_truncated(self, queries, topk):
+        T = min(self.truncate, self.x.shape[0])
+        if topk > T:
+            raise ValueError(f"topk ({topk}) must be at most truncate ({T})")
+        sims, nearest = knn(self.x, queries, k=T, num_threads=self.num_threads)
+        out_scores = np.empty((len(queries), topk), dtype=np.float64)
+        out_ids = np.empty((len(queries), topk), dtype=np.int64)
+        iterations, residuals = [], []
+        for q in range(len(queries)):
+            ids = nearest[q]
+            sub = self._A[ids][:, ids]
+            degrees = np.asarray(sub.sum(axis=1)).ravel()
+            scale = np.zeros_like(degrees)
+            np.divide(1.0, np.sqrt(degrees), out=scale, where=degrees > 0)
+            W = sp.diags(scale) @ sub @ sp.diags(scale)
+            y = np.zeros(T, dtype=self.W.dtype)
+            y[: self.query_k] = np.maximum(sims[q, : self.query_k], 0) ** self.gamma
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                f, info = diffuse(W, y, self.alpha, self.tol, self.maxiter, return_info=True,
+                                  num_threads=self.num_threads)
+            order = np.argsort(-f, kind="stable")[:topk]
+            out_scores[q], out_ids[q] = f[order], ids[order]
+            iterations.append(info.iterations[0])
+            residuals.append(info.residuals[0])
+        self.last_info = CgInfo(np.asarray(iterations), np.asarray(residuals))
+        return out_scores, out_ids
