@@ -18,12 +18,13 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report_diffusion  # noqa: E402
 import report_knn  # noqa: E402
 from report_graph import graph_section, is_graph  # noqa: E402
 
 # Other kernel families: each adds its acceptance table (a list of Markdown
 # lines, empty when the run has none of its cases) after convolve's.
-FAMILY_ACCEPTANCE = [report_knn.acceptance_lines]
+FAMILY_ACCEPTANCE = [report_knn.acceptance_lines, report_diffusion.acceptance_lines]
 
 OURS = "deepret"
 OURS_ONE_THREAD = "deepret 1 thread"  # informational: speed-up without threading

@@ -33,7 +33,15 @@ diffusion::Csr<T, I> csr_view(index_t rows, index_t cols, const py::array& indpt
 template <class T, class I>
 py::tuple run_cg(index_t n, const py::array& indptr, const py::array& indices,
                  const py::array& data, double alpha, Dense<T> y, Dense<T> f, double tol,
-                 index_t maxiter, int num_threads) {
+                 index_t maxiter, int num_threads, const py::object& order) {
+  const I* order_ptr = nullptr;
+  py::array_t<I, py::array::c_style | py::array::forcecast> order_array;
+  if (!order.is_none()) {
+    order_array = py::array_t<I, py::array::c_style | py::array::forcecast>::ensure(order);
+    check(order_array && order_array.ndim() == 1 && order_array.size() == n,
+          "order must be a permutation of the n rows");
+    order_ptr = order_array.data();
+  }
   check(y.ndim() == 2 && y.shape(0) == n, "y must be 2-D (n, m)");
   check(f.ndim() == 2 && f.shape(0) == n && f.shape(1) == y.shape(1), "f must have y's shape");
   const auto w = csr_view<T, I>(n, n, indptr, indices, data);
@@ -46,7 +54,8 @@ py::tuple run_cg(index_t n, const py::array& indptr, const py::array& indices,
   double* pr = residuals.mutable_data();
   {
     py::gil_scoped_release release;
-    diffusion::batched_cg<T, I>(w, T(alpha), py_, m, pf, tol, maxiter, pi, pr, num_threads);
+    diffusion::batched_cg<T, I>(w, T(alpha), py_, m, pf, tol, maxiter, pi, pr, num_threads,
+                                order_ptr);
   }
   return py::make_tuple(iterations, residuals);
 }
@@ -83,9 +92,10 @@ template <class T, class I>
 struct CgCall {
   static py::tuple call(index_t n, const py::array& indptr, const py::array& indices,
                         const py::array& data, double alpha, const py::array& y,
-                        const py::array& f, double tol, index_t maxiter, int threads) {
+                        const py::array& f, double tol, index_t maxiter, int threads,
+                        const py::object& order) {
     return run_cg<T, I>(n, indptr, indices, data, alpha, Dense<T>::ensure(y), Dense<T>::ensure(f),
-                        tol, maxiter, threads);
+                        tol, maxiter, threads, order);
   }
 };
 
@@ -106,15 +116,16 @@ void register_diffusion(py::module_& m) {
       "batched_cg",
       [](index_t n, const py::array& indptr, const py::array& indices, const py::array& data,
          double alpha, const py::array& y, const py::array& f, double tol, index_t maxiter,
-         int num_threads) {
+         int num_threads, const py::object& order) {
         require_same_dtype(data, y, "W's data and y");
         require_same_dtype(data, f, "W's data and f");
         require_contiguous(f, "f", true);
         return dispatch<CgCall>(indices, data, n, indptr, indices, data, alpha, y, f, tol, maxiter,
-                                num_threads);
+                                num_threads, order);
       },
       py::arg("n"), py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("alpha"),
       py::arg("y"), py::arg("f"), py::arg("tol"), py::arg("maxiter"), py::arg("num_threads") = 0,
+      py::arg("order") = py::none(),
       "Solve (I - alpha W) f = y column by column (batched CG; f written in place); "
       "returns (iterations[m], relative residuals[m]).");
   m.def(

@@ -11,6 +11,10 @@
 
 namespace deepret::diffusion {
 
+// With `order` (a permutation of the rows, e.g. reverse Cuthill-McKee), the
+// system is solved on the graph relabelled so that row i is old row
+// order[i]: the same solution, but the rows of P gathered by the product lie
+// close together in memory when the graph has locality.
 template <class T, class I>
 void batched_cg(const Csr<T, I>& w,     // symmetric [n, n]
                 T alpha,                // in (0, 1)
@@ -19,6 +23,7 @@ void batched_cg(const Csr<T, I>& w,     // symmetric [n, n]
                 double tol, index_t maxiter,
                 std::int64_t* iterations,  // [m] out: iterations done per column
                 double* residuals,         // [m] out: final |r| / |y| (0 where y = 0)
-                int num_threads);
+                int num_threads,
+                const I* order = nullptr);  // [n] or nullptr
 
 }  // namespace deepret::diffusion

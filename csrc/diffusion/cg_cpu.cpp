@@ -37,6 +37,37 @@ std::vector<double> blocked_sum(index_t n, index_t m, int num_threads, const Bod
   return sums;
 }
 
+// W relabelled by `order` (new row i = old row order[i]), in new arrays.
+template <class T, class I>
+struct Relabelled {
+  std::vector<I> indptr, indices;
+  std::vector<T> data;
+  Csr<T, I> view;
+
+  Relabelled(const Csr<T, I>& w, const I* order, int num_threads)
+      : indptr(w.rows + 1), indices(w.indptr[w.rows]), data(w.indptr[w.rows]) {
+    const index_t n = w.rows;
+    std::vector<I> position(n);  // old row -> new row
+    for (index_t i = 0; i < n; ++i) {
+      check(order[i] >= 0 && order[i] < n, "diffuse: order must be a permutation of the rows");
+      position[order[i]] = I(i);
+    }
+    indptr[0] = 0;
+    for (index_t i = 0; i < n; ++i)
+      indptr[i + 1] = indptr[i] + (w.indptr[order[i] + 1] - w.indptr[order[i]]);
+    parallel_for(0, n, 1024, num_threads, [&](index_t lo, index_t hi) {
+      for (index_t i = lo; i < hi; ++i) {
+        I out = indptr[i];
+        for (I e = w.indptr[order[i]]; e < w.indptr[order[i] + 1]; ++e, ++out) {
+          indices[out] = position[w.indices[e]];
+          data[out] = w.data[e];
+        }
+      }
+    });
+    view = Csr<T, I>{w.rows, w.cols, indptr.data(), indices.data(), data.data()};
+  }
+};
+
 }  // namespace
 
 template <class T, class I>
@@ -49,10 +80,27 @@ void spmm(const Csr<T, I>& w, const T* x, index_t m, T* y, int num_threads) {
 
 template <class T, class I>
 void batched_cg(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f, double tol,
-                index_t maxiter, std::int64_t* iterations, double* residuals, int num_threads) {
+                index_t maxiter, std::int64_t* iterations, double* residuals, int num_threads,
+                const I* order) {
   check(w.rows == w.cols, "diffuse: W must be square");
   check(alpha > T(0) && alpha < T(1), "diffuse: alpha must be in (0, 1)");
   const index_t n = w.rows;
+  if (order) {
+    // Solve the relabelled system, then put the rows of f back.
+    const Relabelled<T, I> relabelled(w, order, num_threads);
+    auto y_new = buffer<T>(n * m), f_new = buffer<T>(n * m);
+    parallel_for(0, n, 4096, num_threads, [&](index_t lo, index_t hi) {
+      for (index_t i = lo; i < hi; ++i)
+        std::copy(y + index_t(order[i]) * m, y + (index_t(order[i]) + 1) * m, y_new.get() + i * m);
+    });
+    batched_cg<T, I>(relabelled.view, alpha, y_new.get(), m, f_new.get(), tol, maxiter, iterations,
+                     residuals, num_threads, nullptr);
+    parallel_for(0, n, 4096, num_threads, [&](index_t lo, index_t hi) {
+      for (index_t i = lo; i < hi; ++i)
+        std::copy(f_new.get() + i * m, f_new.get() + (i + 1) * m, f + index_t(order[i]) * m);
+    });
+    return;
+  }
   auto r = buffer<T>(n * m), p = buffer<T>(n * m), q = buffer<T>(n * m);
   std::vector<double> rho(m), a(m), beta(m, 0.0), norm_y(m), target(m);
   std::vector<char> active(m);
@@ -125,7 +173,7 @@ void batched_cg(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f, double
 #define DEEPRET_INSTANTIATE(T, I)                                                            \
   template void spmm<T, I>(const Csr<T, I>&, const T*, index_t, T*, int);                   \
   template void batched_cg<T, I>(const Csr<T, I>&, T, const T*, index_t, T*, double, index_t, \
-                                 std::int64_t*, double*, int);
+                                 std::int64_t*, double*, int, const I*);
 DEEPRET_INSTANTIATE(float, std::int32_t)
 DEEPRET_INSTANTIATE(float, std::int64_t)
 DEEPRET_INSTANTIATE(double, std::int32_t)

@@ -25,11 +25,27 @@ struct Csr {
 template <class T, class I>
 inline void spmm_rows(const Csr<T, I>& w, const T* x, index_t m, T beta, T scale, T* y,
                       index_t row_begin, index_t row_end) {
+  // Rows of X are gathered in the graph's (random) order: ask for the row
+  // kPrefetch entries ahead so that several cache misses are in flight.
+  constexpr I kPrefetch = 8;
+  const I last = w.indptr[w.rows];
+  if (m == 1) {  // one column: a plain sparse matrix-vector product
+    for (index_t i = row_begin; i < row_end; ++i) {
+      T sum = T(0);
+      for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) sum += w.data[e] * x[w.indices[e]];
+      y[i] = (beta != T(0) ? beta * x[i] : T(0)) - scale * sum;
+    }
+    return;
+  }
   for (index_t i = row_begin; i < row_end; ++i) {
     T* out = y + i * m;
     const T* self = x + i * m;
     for (index_t c = 0; c < m; ++c) out[c] = beta != T(0) ? beta * self[c] : T(0);
     for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
+      if (e + kPrefetch < last) {
+        const T* ahead = x + static_cast<index_t>(w.indices[e + kPrefetch]) * m;
+        for (index_t c = 0; c < m; c += 64 / index_t(sizeof(T))) __builtin_prefetch(ahead + c);
+      }
       const T weight = -scale * w.data[e];
       const T* row = x + static_cast<index_t>(w.indices[e]) * m;
       for (index_t c = 0; c < m; ++c) out[c] += weight * row[c];

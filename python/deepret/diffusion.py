@@ -18,7 +18,8 @@ from . import _backend
 from .graph import graph_from_knn
 from .knn import knn
 
-__all__ = ["ConvergenceWarning", "CgInfo", "diffuse", "katz", "query_vector", "DiffusionIndex"]
+__all__ = ["ConvergenceWarning", "CgInfo", "diffuse", "katz", "locality_order", "query_vector",
+           "DiffusionIndex"]
 
 
 class ConvergenceWarning(RuntimeWarning):
@@ -65,7 +66,22 @@ def _as_csr(W):
     return W
 
 
-def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, num_threads=None):
+# From this many columns on, diffuse(order="auto") relabels the graph by
+# reverse Cuthill-McKee first (tens of ms at n = 10^5): the gathers of the
+# batched product then stay in cache on graphs with locality.
+_REORDER_FROM_COLUMNS = 8
+
+
+def locality_order(W):
+    """A row order that keeps graph neighbours close in memory (reverse
+    Cuthill-McKee of W's pattern), for diffuse(order=...)."""
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    return reverse_cuthill_mckee(sp.csr_matrix(_as_csr(W)), symmetric_mode=True)
+
+
+def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order="auto",
+            num_threads=None):
     """Solve (I - alpha W) f = y for one or many right-hand sides at once.
 
     Parameters
@@ -87,6 +103,11 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, num_th
     return_info : bool
         Also return a CgInfo with each column's iterations and final relative
         residual.
+    order : "auto", None or (n,) permutation, keyword-only
+        Solve on the graph relabelled in this row order (the solution is the
+        same, to rounding): a locality order makes the batched product's
+        memory accesses local. "auto" computes ``locality_order(W)`` when y
+        has 8 or more columns; pass the order yourself to reuse it.
     num_threads : int, keyword-only
 
     Returns
@@ -115,9 +136,17 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, num_th
     if not np.isfinite(columns).all():
         raise ValueError("y contains NaN or infinity")
     data = W.data if W.dtype == dtype else W.data.astype(dtype)
+    if isinstance(order, str):
+        if order != "auto":
+            raise ValueError(f"order must be 'auto', None or a permutation, got {order!r}")
+        order = locality_order(W) if columns.shape[1] >= _REORDER_FROM_COLUMNS else None
+    elif order is not None:
+        order = np.asarray(order)
+        if order.shape != (n,) or order.dtype.kind not in "iu":
+            raise ValueError(f"order must be a permutation of the {n} rows, got {order.shape} {order.dtype}")
     f = np.empty_like(columns)
     iterations, residuals = _backend._core.batched_cg(
-        n, W.indptr, W.indices, data, alpha, columns, f, tol, maxiter, threads)
+        n, W.indptr, W.indices, data, alpha, columns, f, tol, maxiter, threads, order)
     stalled = residuals >= tol
     if stalled.any():
         warnings.warn(
@@ -195,6 +224,7 @@ class DiffusionIndex:
             raise ValueError(f"truncate ({self.truncate}) must be at least query_k ({self.query_k})")
         scores, ids = knn(self.x, k=k, exclude_self=True, progress=progress, num_threads=num_threads)
         self.W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
+        self._order = locality_order(self.W)
         # The unnormalized affinities, for truncated subgraphs.
         self._A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,
                                   num_threads=num_threads) if self.truncate else None)
@@ -215,7 +245,8 @@ class DiffusionIndex:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             f, self.last_info = diffuse(self.W, y, self.alpha, self.tol, self.maxiter,
-                                        return_info=True, num_threads=self.num_threads)
+                                        return_info=True, order=self._order,
+                                        num_threads=self.num_threads)
         return _top(f, topk)
 
     def _search_truncated(self, queries, topk):
