@@ -1,0 +1,224 @@
+// CPU driver of EGM: validation, preprocessing, the iteration (E-step kernel of
+// egm_estep.h, M-step and expansion of egm_math.h, purge), boxes; maps of a
+// batch run in parallel, and a lone map splits its E-step over sample blocks.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common/errors.h"
+#include "common/parallel.h"
+#include "common/simd.h"
+#include "egm/egm.h"
+#include "egm/egm_math.h"
+
+#define DEEPRET_SIMD_NS portable
+#include "egm/egm_estep.h"
+#undef DEEPRET_SIMD_NS
+
+namespace deepret::egm {
+
+#if defined(DEEPRET_X86)
+namespace avx2 {
+// Compiled in egm_cpu_avx2.cpp with -mavx2 -mfma.
+void estep_avx2(const double* py, const double* px, const double* ps, index_t n,
+                const double* my, const double* mx, const double* ivy, const double* ivx,
+                const double* logc, index_t k, double* acc, double* e);
+}  // namespace avx2
+#endif
+
+namespace {
+
+struct Workspace {
+  std::vector<double> py, px, ps;                  // samples [n]
+  std::vector<double> my, mx, vy, vx, pi;          // components [k]
+  std::vector<double> ivy, ivx, logc;              // E-step constants [k]
+  std::vector<double> acc;                         // [blocks, kAccFields, k]
+  std::vector<double> e;                           // [blocks, k]
+  std::vector<double> nmy, nmx, nvy, nvx, mass;    // after the M-step
+  std::vector<index_t> order, kept;
+};
+
+struct MapOut {
+  std::vector<double> means, variances, weights, boxes;
+};
+
+void estep(const double* py, const double* px, const double* ps, index_t n, const Workspace& ws,
+           index_t k, double* acc, double* e) {
+#if defined(DEEPRET_X86)
+  if (use_avx2_fma())
+    return avx2::estep_avx2(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                            ws.logc.data(), k, acc, e);
+#endif
+  portable::estep(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                  ws.logc.data(), k, acc, e);
+}
+
+// Fixed blocks of samples (their size depends on n alone): partial sums per
+// block, added in block order, so the result never depends on the threads.
+index_t block_size(index_t n) { return std::max<index_t>(256, (n + 15) / 16); }
+
+void e_and_m(Workspace& ws, index_t n, index_t k, const Params& p, int threads) {
+  const double s2 = p.sigma * p.sigma;
+  ws.ivy.resize(k), ws.ivx.resize(k), ws.logc.resize(k);
+  for (index_t j = 0; j < k; ++j) {
+    const double vy = ws.vy[j] + s2, vx = ws.vx[j] + s2;
+    ws.ivy[j] = 1.0 / vy;
+    ws.ivx[j] = 1.0 / vx;
+    ws.logc[j] = std::log(ws.pi[j]) - kLog2Pi - 0.5 * (std::log(vy) + std::log(vx));
+  }
+  const index_t bs = block_size(n), blocks = (n + bs - 1) / bs;
+  const index_t stride = kAccFields * k;
+  ws.acc.assign(static_cast<std::size_t>(blocks * stride), 0.0);
+  ws.e.resize(static_cast<std::size_t>(blocks * k));
+  parallel_for(0, blocks, 1, threads, [&](index_t lo, index_t hi) {
+    for (index_t blk = lo; blk < hi; ++blk) {
+      const index_t i0 = blk * bs, cnt = std::min(bs, n - i0);
+      estep(ws.py.data() + i0, ws.px.data() + i0, ws.ps.data() + i0, cnt, ws, k,
+            ws.acc.data() + blk * stride, ws.e.data() + blk * k);
+    }
+  });
+  for (index_t blk = 1; blk < blocks; ++blk)
+    for (index_t t = 0; t < stride; ++t) ws.acc[t] += ws.acc[blk * stride + t];
+  // M-step and expansion; dead components (zero mass) are dropped.
+  ws.nmy.clear(), ws.nmx.clear(), ws.nvy.clear(), ws.nvx.clear(), ws.mass.clear();
+  double a[kAccFields];
+  for (index_t j = 0; j < k; ++j) {
+    for (int f = 0; f < kAccFields; ++f) a[f] = ws.acc[f * k + j];
+    double my, mx, vy, vx;
+    const double l = m_step(a, p.lam, s2, &my, &mx, &vy, &vx);
+    if (!(l > 0)) continue;
+    ws.nmy.push_back(my), ws.nmx.push_back(mx), ws.nvy.push_back(vy), ws.nvx.push_back(vx);
+    ws.mass.push_back(l);
+  }
+}
+
+// Purge: keeps components in descending weight order; returns the new count.
+index_t purge(Workspace& ws, double tau) {
+  const index_t k = static_cast<index_t>(ws.mass.size());
+  double total = 0.0;
+  for (index_t j = 0; j < k; ++j) total += ws.mass[j];
+  ws.pi.resize(k);
+  for (index_t j = 0; j < k; ++j) ws.pi[j] = ws.mass[j] / total;
+  ws.order.resize(k);
+  for (index_t j = 0; j < k; ++j) ws.order[j] = j;
+  std::stable_sort(ws.order.begin(), ws.order.end(),
+                   [&](index_t a, index_t b) { return ws.pi[a] > ws.pi[b]; });
+  ws.kept.clear();
+  for (index_t j : ws.order) {
+    const double pj = ws.pi[j], y = ws.nmy[j], x = ws.nmx[j], vy = ws.nvy[j], vx = ws.nvx[j];
+    if (!ws.kept.empty()) {
+      const double self = pj * pj * overlap(y, x, vy, vx, y, x, vy, vx);
+      double cross = 0.0;
+      for (index_t i : ws.kept)
+        cross += pj * ws.pi[i] * overlap(y, x, vy, vx, ws.nmy[i], ws.nmx[i], ws.nvy[i], ws.nvx[i]);
+      if (!(self / (self + cross) >= tau)) continue;
+    }
+    ws.kept.push_back(j);
+  }
+  const index_t kk = static_cast<index_t>(ws.kept.size());
+  std::vector<double> pi(kk);
+  double kept_total = 0.0;
+  for (index_t t = 0; t < kk; ++t) kept_total += ws.pi[ws.kept[t]];
+  ws.my.resize(kk), ws.mx.resize(kk), ws.vy.resize(kk), ws.vx.resize(kk);
+  for (index_t t = 0; t < kk; ++t) {
+    const index_t j = ws.kept[t];
+    ws.my[t] = ws.nmy[j], ws.mx[t] = ws.nmx[j], ws.vy[t] = ws.nvy[j], ws.vx[t] = ws.nvx[j];
+    pi[t] = ws.pi[j] / kept_total;
+  }
+  ws.pi.swap(pi);
+  return kk;
+}
+
+void egm_map(const double* s, index_t h, index_t w, const Params& p, int threads, Workspace& ws,
+             MapOut& out) {
+  const index_t hw = h * w;
+  double top = 0.0;
+  for (index_t t = 0; t < hw; ++t) top = std::max(top, s[t]);
+  if (!(top > 0)) return;
+  ws.py.clear(), ws.px.clear(), ws.ps.clear();
+  for (index_t t = 0; t < hw; ++t) {
+    double v = s[t] / top;
+    if (v < p.threshold) continue;
+    v = std::pow(v, p.power);
+    if (!(v > 0)) continue;
+    ws.py.push_back(static_cast<double>(t / w));
+    ws.px.push_back(static_cast<double>(t % w));
+    ws.ps.push_back(v);
+  }
+  const index_t n = static_cast<index_t>(ws.ps.size());
+  if (n == 0) return;
+  const double s2 = p.sigma * p.sigma;
+  double total = 0.0;
+  for (index_t i = 0; i < n; ++i) total += ws.ps[i];
+  ws.my = ws.py, ws.mx = ws.px;
+  ws.vy.assign(n, s2), ws.vx.assign(n, s2), ws.pi.resize(n);
+  for (index_t i = 0; i < n; ++i) ws.pi[i] = ws.ps[i] / total;
+  index_t k = n, before = -1;  // the counts after the last two iterations (n at the start)
+  for (int it = 0; it < p.max_iter; ++it) {
+    e_and_m(ws, n, k, p, threads);
+    const index_t kk = purge(ws, p.tau);
+    const bool stable = kk == k && k == before;
+    before = k, k = kk;
+    if (stable) break;
+  }
+  out.means.resize(2 * k), out.variances.resize(2 * k), out.weights.resize(k), out.boxes.resize(4 * k);
+  for (index_t j = 0; j < k; ++j) {
+    out.means[2 * j] = ws.my[j], out.means[2 * j + 1] = ws.mx[j];
+    out.variances[2 * j] = ws.vy[j], out.variances[2 * j + 1] = ws.vx[j];
+    out.weights[j] = ws.pi[j];
+    box(ws.my[j], ws.mx[j], ws.vy[j], ws.vx[j], p.box_scale, double(h), double(w), &out.boxes[4 * j]);
+  }
+}
+
+}  // namespace
+
+void check_params(const Params& p) {
+  check(std::isfinite(p.sigma) && p.sigma > 0, "sigma must be a positive finite number");
+  check(p.lam >= 0 && p.lam < 1, "lam must be in [0, 1)");
+  check(p.tau >= 0.5 && p.tau <= 1, "tau must be in [0.5, 1]");
+  check(p.threshold >= 0 && p.threshold <= 1, "threshold must be in [0, 1]");
+  check(std::isfinite(p.power) && p.power > 0, "power must be a positive finite number");
+  check(p.max_iter >= 1, "max_iter must be >= 1");
+  check(std::isfinite(p.box_scale) && p.box_scale >= 0, "box_scale must be a non-negative finite number");
+}
+
+Result egm(const double* s, index_t b, index_t h, index_t w, const Params& params, int num_threads) {
+  check_params(params);
+  check(b >= 0 && h >= 0 && w >= 0, "egm: negative shape");
+  const index_t total = b * h * w;
+  for (index_t t = 0; t < total; ++t) {
+    if (!std::isfinite(s[t]))
+      throw ValueError("s must be finite, got " + std::to_string(s[t]) + " at flat index " + std::to_string(t));
+    if (s[t] < 0)
+      throw ValueError("s must be non-negative, got " + std::to_string(s[t]) + " at flat index " +
+                       std::to_string(t));
+  }
+  std::vector<MapOut> outs(static_cast<std::size_t>(b));
+  const int threads = resolve_threads(num_threads);
+  if (b <= 1 || threads <= 1) {
+    static thread_local Workspace ws;
+    for (index_t i = 0; i < b; ++i) egm_map(s + i * h * w, h, w, params, threads, ws, outs[i]);
+  } else {
+    parallel_for(0, b, 1, threads, [&](index_t lo, index_t hi) {
+      static thread_local Workspace ws;
+      for (index_t i = lo; i < hi; ++i) egm_map(s + i * h * w, h, w, params, 1, ws, outs[i]);
+    });
+  }
+  Result r;
+  r.counts.resize(b);
+  std::size_t k = 0;
+  for (index_t i = 0; i < b; ++i) k += outs[i].weights.size();
+  r.means.reserve(2 * k), r.variances.reserve(2 * k), r.weights.reserve(k), r.boxes.reserve(4 * k);
+  for (index_t i = 0; i < b; ++i) {
+    const MapOut& o = outs[i];
+    r.counts[i] = static_cast<std::int64_t>(o.weights.size());
+    r.means.insert(r.means.end(), o.means.begin(), o.means.end());
+    r.variances.insert(r.variances.end(), o.variances.begin(), o.variances.end());
+    r.weights.insert(r.weights.end(), o.weights.begin(), o.weights.end());
+    r.boxes.insert(r.boxes.end(), o.boxes.begin(), o.boxes.end());
+  }
+  return r;
+}
+
+}  // namespace deepret::egm

@@ -1,0 +1,73 @@
+// The E-step of EGM over one block of samples: the hot (samples x components)
+// loop. Written once as plain loops that the compiler vectorizes, and compiled
+// twice: in egm_cpu.cpp (baseline ISA) and in egm_cpu_avx2.cpp (-mavx2 -mfma),
+// each copy in its own namespace (DEEPRET_SIMD_NS).
+//
+// For each sample i (in order) and component k:
+//   l_k = logc[k] - 0.5 * ((y_i - my[k])^2 * ivy[k] + (x_i - mx[k])^2 * ivx[k])
+//   e_k = exp(l_k - max_k l_k) (0 when more than 700 below), g_k = s_i e_k / sum_k e_k
+// and g_k, g_k y, g_k x, g_k y^2, g_k x^2 are added to component k's inner
+// sums when k is the first maximum, to its outer sums otherwise.
+#ifndef DEEPRET_SIMD_NS
+#error "define DEEPRET_SIMD_NS before including egm_estep.h"
+#endif
+
+#include <cstdint>
+
+#include "egm/egm_math.h"
+
+namespace deepret::egm::DEEPRET_SIMD_NS {
+
+using index_t = std::int64_t;
+
+inline void estep(const double* py, const double* px, const double* ps, index_t n,  // samples [n]
+                  const double* my, const double* mx, const double* ivy, const double* ivx,
+                  const double* logc, index_t k,  // components [k]
+                  double* acc,                    // [kAccFields, k], added to
+                  double* e) {                    // scratch [k]
+  double* __restrict lo = acc + kLo * k;
+  double* __restrict syo = acc + kSyo * k;
+  double* __restrict sxo = acc + kSxo * k;
+  double* __restrict syyo = acc + kSyyo * k;
+  double* __restrict sxxo = acc + kSxxo * k;
+  double* __restrict el = e;
+  for (index_t i = 0; i < n; ++i) {
+    const double y = py[i], x = px[i];
+    double top = -1e300;
+#pragma omp simd reduction(max : top)
+    for (index_t j = 0; j < k; ++j) {
+      const double dy = y - my[j], dx = x - mx[j];
+      const double l = logc[j] - 0.5 * (dy * dy * ivy[j] + dx * dx * ivx[j]);
+      el[j] = l;
+      top = l > top ? l : top;
+    }
+    index_t arg = 0;
+    while (el[arg] != top) ++arg;
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (index_t j = 0; j < k; ++j) {
+      const double v = exp_nonpos(el[j] - top);
+      el[j] = v;
+      sum += v;
+    }
+    const double g = ps[i] / sum;
+    el[arg] = 0.0;  // the inner component's share goes to its inner sums below
+    const double gy = g * y, gx = g * x, gyy = gy * y, gxx = gx * x;
+#pragma omp simd
+    for (index_t j = 0; j < k; ++j) {
+      const double v = el[j];
+      lo[j] += v * g;
+      syo[j] += v * gy;
+      sxo[j] += v * gx;
+      syyo[j] += v * gyy;
+      sxxo[j] += v * gxx;
+    }
+    acc[kLi * k + arg] += g;
+    acc[kSyi * k + arg] += gy;
+    acc[kSxi * k + arg] += gx;
+    acc[kSyyi * k + arg] += gyy;
+    acc[kSxxi * k + arg] += gxx;
+  }
+}
+
+}  // namespace deepret::egm::DEEPRET_SIMD_NS
