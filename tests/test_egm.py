@@ -278,3 +278,15 @@ def test_cuda_matches_cpu(xp):
     if xp is not np:
         with pytest.raises(ValueError, match="finite"):
             deepret.egm(xp.full((4, 4), xp.nan))
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (40, 37), (64, 64)])
+def test_grid_first_step_equals_direct_e_step(shape):
+    # lam = 0 lets the engine run its first E-step as Gaussian smoothings of
+    # the grid; any lam > 0 takes the direct (samples x components) E-step,
+    # and a tiny one changes nothing else.
+    s = random_map(np.random.default_rng(shape), *shape, n_blobs=6)
+    a, b = deepret.egm(s), deepret.egm(s, lam=1e-300)
+    assert len(a.weights) == len(b.weights)
+    for f in FIELDS:
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=1e-9, atol=1e-9)

@@ -24,6 +24,8 @@ namespace avx2 {
 void estep_avx2(const double* py, const double* px, const double* ps, index_t n,
                 const double* my, const double* mx, const double* ivy, const double* ivx,
                 const double* logc, index_t k, double* acc, double* e);
+void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
+                 double* t, double* out);
 }  // namespace avx2
 #endif
 
@@ -37,6 +39,7 @@ struct Workspace {
   std::vector<double> e;                           // [blocks, k]
   std::vector<double> nmy, nmx, nvy, nvx, mass;    // after the M-step
   std::vector<index_t> order, kept;
+  std::vector<double> gh, gw, grid, chan, conv, tmp;  // the first E-step on the grid
 };
 
 struct MapOut {
@@ -58,28 +61,89 @@ void estep(const double* py, const double* px, const double* ps, index_t n, cons
 // block, added in block order, so the result never depends on the threads.
 index_t block_size(index_t n) { return std::max<index_t>(256, (n + 15) / 16); }
 
-void e_and_m(Workspace& ws, index_t n, index_t k, const Params& p, int threads) {
-  const double s2 = p.sigma * p.sigma;
-  ws.ivy.resize(k), ws.ivx.resize(k), ws.logc.resize(k);
-  for (index_t j = 0; j < k; ++j) {
-    const double vy = ws.vy[j] + s2, vx = ws.vx[j] + s2;
-    ws.ivy[j] = 1.0 / vy;
-    ws.ivx[j] = 1.0 / vx;
-    ws.logc[j] = std::log(ws.pi[j]) - kLog2Pi - 0.5 * (std::log(vy) + std::log(vx));
+void smooth(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw, double* t,
+            double* out) {
+#if defined(DEEPRET_X86)
+  if (use_avx2_fma()) return avx2::smooth_avx2(a, nc, h, w, gh, gw, t, out);
+#endif
+  portable::smooth(a, nc, h, w, gh, gw, t, out);
+}
+
+// The first E-step, when every component still sits on its own sample's pixel
+// with variance sigma^2: then r_ik = pi_k g(y_i - y_k) g(x_i - x_k) (the
+// Gaussian's constant cancels), so the normalizers Z_i and every sum of the
+// M-step are separable Gaussian smoothings of grids, O(hw(h + w)) instead of
+// O(n^2) exponentials. Exact up to rounding, hence used only where the E-step
+// cuts no term (every log-ratio above -690) and where lam = 0 (all sums go to
+// the outer side: the inner/outer split only matters for the expansion).
+// Returns false (nothing done) where it does not apply or would not pay.
+bool first_estep_on_grid(Workspace& ws, index_t n, const Params& p) {
+  if (p.lam != 0.0) return false;
+  double y0 = ws.py[0], y1 = y0, x0 = ws.px[0], x1 = x0, pmin = ws.pi[0], pmax = pmin;
+  for (index_t i = 1; i < n; ++i) {
+    y0 = std::min(y0, ws.py[i]), y1 = std::max(y1, ws.py[i]);
+    x0 = std::min(x0, ws.px[i]), x1 = std::max(x1, ws.px[i]);
+    pmin = std::min(pmin, ws.pi[i]), pmax = std::max(pmax, ws.pi[i]);
   }
-  const index_t bs = block_size(n), blocks = (n + bs - 1) / bs;
-  const index_t stride = kAccFields * k;
-  ws.acc.assign(static_cast<std::size_t>(blocks * stride), 0.0);
-  ws.e.resize(static_cast<std::size_t>(blocks * k));
-  parallel_for(0, blocks, 1, threads, [&](index_t lo, index_t hi) {
-    for (index_t blk = lo; blk < hi; ++blk) {
-      const index_t i0 = blk * bs, cnt = std::min(bs, n - i0);
-      estep(ws.py.data() + i0, ws.px.data() + i0, ws.ps.data() + i0, cnt, ws, k,
-            ws.acc.data() + blk * stride, ws.e.data() + blk * k);
+  const index_t h = static_cast<index_t>(y1 - y0) + 1, w = static_cast<index_t>(x1 - x0) + 1;
+  const double v = 2.0 * p.sigma * p.sigma;
+  const double worst = std::log(pmax / pmin) + ((h - 1.0) * (h - 1.0) + (w - 1.0) * (w - 1.0)) / (2.0 * v);
+  if (!(worst < 690.0)) return false;
+  if (6.0 * double(h) * double(w) * double(h + w) >= 8.0 * double(n) * double(n)) return false;
+  auto gauss = [&](std::vector<double>& g, index_t m) {
+    g.resize(m * m);
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < m; ++j) g[i * m + j] = std::exp(-double((i - j) * (i - j)) / (2.0 * v));
+  };
+  gauss(ws.gh, h);
+  gauss(ws.gw, w);
+  const index_t hw = h * w;
+  ws.grid.assign(hw, 0.0), ws.tmp.resize(hw), ws.conv.resize(5 * hw);
+  auto cell = [&](index_t i) { return static_cast<index_t>(ws.py[i] - y0) * w + static_cast<index_t>(ws.px[i] - x0); };
+  for (index_t i = 0; i < n; ++i) ws.grid[cell(i)] = ws.pi[i];
+  smooth(ws.grid.data(), 1, h, w, ws.gh.data(), ws.gw.data(), ws.tmp.data(), ws.conv.data());  // Z
+  ws.chan.assign(5 * hw, 0.0);
+  for (index_t i = 0; i < n; ++i) {
+    const index_t c = cell(i);
+    const double r = ws.ps[i] / ws.conv[c], y = ws.py[i], x = ws.px[i];
+    ws.chan[c] = r, ws.chan[hw + c] = r * y, ws.chan[2 * hw + c] = r * x;
+    ws.chan[3 * hw + c] = r * y * y, ws.chan[4 * hw + c] = r * x * x;
+  }
+  smooth(ws.chan.data(), 5, h, w, ws.gh.data(), ws.gw.data(), ws.tmp.data(), ws.conv.data());
+  ws.acc.assign(static_cast<std::size_t>(kAccFields * n), 0.0);
+  for (index_t k = 0; k < n; ++k) {
+    const index_t c = cell(k);
+    for (int f = 0; f < 5; ++f) ws.acc[(kLo + f) * n + k] = ws.pi[k] * ws.conv[f * hw + c];
+  }
+  return true;
+}
+
+void e_and_m(Workspace& ws, index_t n, index_t k, const Params& p, int threads, bool first) {
+  const double s2 = p.sigma * p.sigma;
+  if (!(first && first_estep_on_grid(ws, n, p))) {
+    ws.ivy.resize(k), ws.ivx.resize(k), ws.logc.resize(k);
+    for (index_t j = 0; j < k; ++j) {
+      const double vy = ws.vy[j] + s2, vx = ws.vx[j] + s2;
+      ws.ivy[j] = 1.0 / vy;
+      ws.ivx[j] = 1.0 / vx;
+      ws.logc[j] = std::log(ws.pi[j]) - kLog2Pi - 0.5 * (std::log(vy) + std::log(vx));
     }
-  });
-  for (index_t blk = 1; blk < blocks; ++blk)
-    for (index_t t = 0; t < stride; ++t) ws.acc[t] += ws.acc[blk * stride + t];
+    const index_t bs = block_size(n), blocks = (n + bs - 1) / bs;
+    const index_t stride = kAccFields * k;
+    ws.acc.assign(static_cast<std::size_t>(blocks * stride), 0.0);
+    ws.e.resize(static_cast<std::size_t>(blocks * k));
+    // Threads only where the work pays for waking them (the sums do not depend on it).
+    const int team = double(n) * double(k) >= 65536.0 ? threads : 1;
+    parallel_for(0, blocks, 1, team, [&](index_t lo, index_t hi) {
+      for (index_t blk = lo; blk < hi; ++blk) {
+        const index_t i0 = blk * bs, cnt = std::min(bs, n - i0);
+        estep(ws.py.data() + i0, ws.px.data() + i0, ws.ps.data() + i0, cnt, ws, k,
+              ws.acc.data() + blk * stride, ws.e.data() + blk * k);
+      }
+    });
+    for (index_t blk = 1; blk < blocks; ++blk)
+      for (index_t t = 0; t < stride; ++t) ws.acc[t] += ws.acc[blk * stride + t];
+  }
   // M-step and expansion; dead components (zero mass) are dropped.
   ws.nmy.clear(), ws.nmx.clear(), ws.nvy.clear(), ws.nvx.clear(), ws.mass.clear();
   double a[kAccFields];
@@ -156,7 +220,7 @@ void egm_map(const double* s, index_t h, index_t w, const Params& p, int threads
   for (index_t i = 0; i < n; ++i) ws.pi[i] = ws.ps[i] / total;
   index_t k = n, before = -1;  // the counts after the last two iterations (n at the start)
   for (int it = 0; it < p.max_iter; ++it) {
-    e_and_m(ws, n, k, p, threads);
+    e_and_m(ws, n, k, p, threads, it == 0);
     const index_t kk = purge(ws, p.tau);
     const bool stable = kk == k && k == before;
     before = k, k = kk;

@@ -15,6 +15,11 @@ void estep_avx2(const double* py, const double* px, const double* ps, index_t n,
   estep(py, px, ps, n, my, mx, ivy, ivx, logc, k, acc, e);
 }
 
+void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
+                 double* t, double* out) {  // a, out [nc, h, w]; gh [h, h]; gw [w, w]; t [h, w]
+  smooth(a, nc, h, w, gh, gw, t, out);
+}
+
 }  // namespace deepret::egm::avx2
 
 #endif

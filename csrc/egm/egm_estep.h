@@ -70,4 +70,39 @@ inline void estep(const double* py, const double* px, const double* ps, index_t 
   }
 }
 
+// Separable Gaussian smoothing on a grid, for the first E-step (see
+// egm_cpu.cpp): out[c] = G_h a[c] G_w for c < nc, where G_n is the n x n matrix
+// g[|i - j|]. t is scratch.
+inline void smooth(const double* a,  // [nc, h, w]
+                   index_t nc, index_t h, index_t w,
+                   const double* gh,  // [h, h]
+                   const double* gw,  // [w, w]
+                   double* t,         // [h, w] scratch
+                   double* out) {     // [nc, h, w]
+  for (index_t c = 0; c < nc; ++c) {
+    const double* ac = a + c * h * w;
+    double* oc = out + c * h * w;
+    for (index_t i = 0; i < h * w; ++i) t[i] = 0.0, oc[i] = 0.0;
+    for (index_t y = 0; y < h; ++y) {
+      double* __restrict row = t + y * w;
+      for (index_t x2 = 0; x2 < w; ++x2) {
+        const double v = ac[y * w + x2];
+        if (v == 0.0) continue;
+        const double* __restrict g = gw + x2 * w;
+#pragma omp simd
+        for (index_t x = 0; x < w; ++x) row[x] += v * g[x];
+      }
+    }
+    for (index_t y = 0; y < h; ++y) {
+      double* __restrict orow = oc + y * w;
+      for (index_t y2 = 0; y2 < h; ++y2) {
+        const double g = gh[y * h + y2];
+        const double* __restrict row = t + y2 * w;
+#pragma omp simd
+        for (index_t x = 0; x < w; ++x) orow[x] += g * row[x];
+      }
+    }
+  }
+}
+
 }  // namespace deepret::egm::DEEPRET_SIMD_NS
