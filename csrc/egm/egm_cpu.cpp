@@ -90,10 +90,12 @@ bool first_estep_on_grid(Workspace& ws, index_t n, const Params& p) {
   const double worst = std::log(pmax / pmin) + ((h - 1.0) * (h - 1.0) + (w - 1.0) * (w - 1.0)) / (2.0 * v);
   if (!(worst < 690.0)) return false;
   if (6.0 * double(h) * double(w) * double(h + w) >= 8.0 * double(n) * double(n)) return false;
+  ws.tmp.resize(std::max(h, w));  // g[d] = exp(-d^2 / (2v)), then the Toeplitz matrices g[|i - j|]
+  for (index_t d = 0; d < std::max(h, w); ++d) ws.tmp[d] = std::exp(-double(d * d) / (2.0 * v));
   auto gauss = [&](std::vector<double>& g, index_t m) {
     g.resize(m * m);
     for (index_t i = 0; i < m; ++i)
-      for (index_t j = 0; j < m; ++j) g[i * m + j] = std::exp(-double((i - j) * (i - j)) / (2.0 * v));
+      for (index_t j = 0; j < m; ++j) g[i * m + j] = ws.tmp[i > j ? i - j : j - i];
   };
   gauss(ws.gh, h);
   gauss(ws.gw, w);
@@ -173,10 +175,18 @@ index_t purge(Workspace& ws, double tau) {
     const double pj = ws.pi[j], y = ws.nmy[j], x = ws.nmx[j], vy = ws.nvy[j], vx = ws.nvx[j];
     if (!ws.kept.empty()) {
       const double self = pj * pj * overlap(y, x, vy, vx, y, x, vy, vx);
+      // The terms are >= 0, so once the partial sum fails the test the whole
+      // sum fails it too (in floating point as well): stop there.
       double cross = 0.0;
-      for (index_t i : ws.kept)
+      bool keep = true;
+      for (index_t i : ws.kept) {
         cross += pj * ws.pi[i] * overlap(y, x, vy, vx, ws.nmy[i], ws.nmx[i], ws.nvy[i], ws.nvx[i]);
-      if (!(self / (self + cross) >= tau)) continue;
+        if (!(self / (self + cross) >= tau)) {
+          keep = false;
+          break;
+        }
+      }
+      if (!keep) continue;
     }
     ws.kept.push_back(j);
   }
