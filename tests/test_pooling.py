@@ -173,9 +173,13 @@ def test_cuda_pooling(xp):
     host = (lambda v: v) if xp is np else (lambda v: v.get())
     np.testing.assert_allclose(host(deepret.feature_saliency(x)), deepret.feature_saliency(acts),
                                rtol=1e-5, atol=1e-6)
-    for name in ("mac", "spoc", "gem"):
+    for name in ("mac", "spoc", "gem", "rmac"):
         np.testing.assert_allclose(host(getattr(deepret, name)(x)), getattr(deepret, name)(acts),
                                    rtol=1e-5, atol=1e-6)
     regions = deepret.egm(deepret.feature_saliency(acts))
     np.testing.assert_allclose(host(deepret.regional_max_pool(x, regions)),
                                deepret.regional_max_pool(acts, regions), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        deepret.feature_saliency(-x)
+    with pytest.raises(ValueError):
+        deepret.regional_max_pool(x[0], xp.asarray([[0.2, 0.2, 0.8, 0.8]]))

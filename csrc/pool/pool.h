@@ -60,16 +60,33 @@ void rmac(const T* a,  // [b, c, h, w]
 
 // ---------------------------------------------------------------- CUDA engine
 // (pool_cuda.cu; built only with DEEPRET_CUDA): the same functions on device
-// pointers, float32 or float64 (is_double), queued on `stream`.
+// pointers, float32 or float64 (is_double), queued on `stream`. Bad input
+// (negative or non-finite activations for feature_saliency, non-finite ones
+// for pooling, a box holding no pixel) sets *status (a device int the caller
+// zeroed) to 1; the caller turns that into ValueError.
 namespace deepret::pool::cuda {
 
-void feature_saliency(bool is_double, const void* a, index_t b, index_t c, index_t hw, double eps,
-                      void* out, std::uintptr_t stream);  // a [b, c, hw], out [b, hw]
-void global_pool(bool is_double, const void* a, index_t b, index_t c, index_t hw, Global kind,
-                 double p, double eps, bool normalize, void* out,
-                 std::uintptr_t stream);  // a [b, c, hw], out [b, c]
-void regional_max(bool is_double, const void* a, index_t b, index_t c, index_t h, index_t w,
-                  const double* boxes, const std::int64_t* image, index_t k, bool normalize,
-                  void* out, std::uintptr_t stream);  // a [b, c, h, w], boxes [k, 4], image [k], out [k, c]
+void feature_saliency(bool is_double, const void* a,  // [b, c, hw] on the device
+                      index_t b, index_t c, index_t hw, double eps,
+                      void* out,                      // [b, hw] on the device
+                      int* status, std::uintptr_t stream);
+void global_pool(bool is_double, const void* a,  // [b, c, hw] on the device
+                 index_t b, index_t c, index_t hw, Global kind, double p, double eps, bool normalize,
+                 void* out,                      // [b, c] on the device
+                 int* status, std::uintptr_t stream);
+void regional_max(bool is_double, const void* a,    // [b, c, h, w] on the device
+                  index_t b, index_t c, index_t h, index_t w,
+                  const double* boxes,              // [k, 4] on the device
+                  const std::int64_t* image,        // [k] on the device
+                  index_t k, bool normalize,
+                  void* out,                        // [k, c] on the device
+                  int* status, std::uintptr_t stream);
+// R-MAC over r shared boxes (whole map first), given as (y0, x0, y1, x1) doubles.
+void rmac(bool is_double, const void* a,  // [b, c, h, w] on the device
+          index_t b, index_t c, index_t h, index_t w,
+          const double* boxes,            // [r, 4] on the device
+          index_t r,
+          void* out,                      // [b, c] on the device
+          int* status, std::uintptr_t stream);
 
 }  // namespace deepret::pool::cuda

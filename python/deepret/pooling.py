@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import _arrays, _backend
-from .saliency import activations
+from .saliency import activations, raise_on_status
 
 __all__ = ["gem", "mac", "regional_max_pool", "rmac", "rmac_regions", "spoc"]
 
@@ -31,9 +31,12 @@ def _global(name, a, kind, p, eps, normalize, num_threads):
     flat = x.reshape(b, c, h * w)
     if on_gpu:
         core = _backend.cuda_core(name)
+        status = xp.zeros(1, dtype=xp.int32)
         if out.size:
             core.global_pool(x.dtype == np.float64, flat.data.ptr, b, c, h * w, kind, float(p),
-                             float(eps), bool(normalize), out.data.ptr, xp.cuda.get_current_stream().ptr)
+                             float(eps), bool(normalize), out.data.ptr, status.data.ptr,
+                             xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a must be finite")
     else:
         _backend._core.global_pool(flat, out, kind, float(p), float(eps), bool(normalize), threads)
     return out[0] if single else out
@@ -90,14 +93,24 @@ def rmac(a, levels=3, *, num_threads=None):
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"levels must be an int >= 1, got {levels!r}")
     threads = _backend.threads_arg(num_threads)
-    if _arrays.is_cupy_array(a):
-        raise NotImplementedError("deepret.rmac has no CUDA path yet; pass a numpy array")
-    x, single = activations(a, "a", np)
+    on_gpu = _arrays.device_of("rmac", a) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     if h * w == 0:
         raise ValueError(f"a must have at least one position, got shape {tuple(x.shape[1:])}")
-    out = np.empty((b, c), dtype=x.dtype)
-    _backend._core.rmac(x, rmac_regions(h, w, levels), out, threads)
+    out = xp.empty((b, c), dtype=x.dtype)
+    regions = rmac_regions(h, w, levels)
+    if on_gpu:
+        core = _backend.cuda_core("rmac")
+        boxes = xp.asarray(regions.astype(np.float64))
+        status = xp.zeros(1, dtype=xp.int32)
+        if out.size:
+            core.rmac(x.dtype == np.float64, x.data.ptr, b, c, h, w, boxes.data.ptr, len(regions),
+                      out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a must be finite")
+    else:
+        _backend._core.rmac(x, regions, out, threads)
     return out[0] if single else out
 
 
@@ -164,10 +177,15 @@ def _regional_cuda(a, boxes, counts, normalize):
     bx = cp.ascontiguousarray(boxes, dtype=cp.float64)
     if bx.ndim != 2 or bx.shape[1] != 4:
         raise ValueError(f"boxes must be (k, 4) as (y0, x0, y1, x1), got shape {bx.shape}")
+    if not bool(cp.isfinite(bx).all()):
+        raise ValueError("boxes must be finite")
     image = cp.asarray(_image_index(single, counts, len(x), len(bx)))
     out = cp.empty((len(bx), x.shape[1]), dtype=x.dtype)
     b, c, h, w = x.shape
+    status = cp.zeros(1, dtype=cp.int32)
     if out.size:
         core.regional_max(x.dtype == np.float64, x.data.ptr, b, c, h, w, bx.data.ptr, image.data.ptr,
-                          len(bx), bool(normalize), out.data.ptr, cp.cuda.get_current_stream().ptr)
+                          len(bx), bool(normalize), out.data.ptr, status.data.ptr,
+                          cp.cuda.get_current_stream().ptr)
+    raise_on_status(status, "a must be finite and every box must hold a pixel centre of the map")
     return out

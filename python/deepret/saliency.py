@@ -27,6 +27,12 @@ def activations(a, name: str, xp):
     return a, single
 
 
+def raise_on_status(status, message: str) -> None:
+    """ValueError when a CUDA kernel flagged bad input (reads one int back)."""
+    if int(status.get()[0]):
+        raise ValueError(message)
+
+
 def feature_saliency(a, eps=1e-6, *, num_threads=None):
     """Feature-saliency map(s) of non-negative activations.
 
@@ -64,9 +70,11 @@ def feature_saliency(a, eps=1e-6, *, num_threads=None):
     flat = x.reshape(b, c, h * w)
     if on_gpu:
         core = _backend.cuda_core("feature_saliency")
+        status = xp.zeros(1, dtype=xp.int32)
         if x.size:
             core.feature_saliency(x.dtype == np.float64, flat.data.ptr, b, c, h * w, float(eps),
-                                  out.data.ptr, xp.cuda.get_current_stream().ptr)
+                                  out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a must be finite and non-negative (activations after a ReLU)")
     else:
         _backend._core.feature_saliency(flat, out, float(eps), threads)
     out = out.reshape(b, h, w)
