@@ -24,6 +24,9 @@ namespace avx2 {
 void estep_avx2(const double* py, const double* px, const double* ps, index_t n,
                 const double* my, const double* mx, const double* ivy, const double* ivx,
                 const double* logc, index_t k, double* acc, double* e);
+void estep_few_avx2(const double* py, const double* px, const double* ps, index_t n,
+                    const double* my, const double* mx, const double* ivy, const double* ivx,
+                    const double* logc, index_t k, double* acc, double* scratch);
 void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
                  double* t, double* out);
 }  // namespace avx2
@@ -48,6 +51,15 @@ struct MapOut {
 
 void estep(const double* py, const double* px, const double* ps, index_t n, const Workspace& ws,
            index_t k, double* acc, double* e) {
+  if (k <= kFewComponents) {
+#if defined(DEEPRET_X86)
+    if (use_avx2_fma())
+      return avx2::estep_few_avx2(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                                  ws.logc.data(), k, acc, e);
+#endif
+    return portable::estep_few(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                               ws.logc.data(), k, acc, e);
+  }
 #if defined(DEEPRET_X86)
   if (use_avx2_fma())
     return avx2::estep_avx2(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
@@ -133,14 +145,15 @@ void e_and_m(Workspace& ws, index_t n, index_t k, const Params& p, int threads, 
     const index_t bs = block_size(n), blocks = (n + bs - 1) / bs;
     const index_t stride = kAccFields * k;
     ws.acc.assign(static_cast<std::size_t>(blocks * stride), 0.0);
-    ws.e.resize(static_cast<std::size_t>(blocks * k));
+    const index_t scratch = k <= kFewComponents ? (k + 3) * bs : k;  // per block
+    ws.e.resize(static_cast<std::size_t>(blocks * scratch));
     // Threads only where the work pays for waking them (the sums do not depend on it).
     const int team = double(n) * double(k) >= 65536.0 ? threads : 1;
     parallel_for(0, blocks, 1, team, [&](index_t lo, index_t hi) {
       for (index_t blk = lo; blk < hi; ++blk) {
         const index_t i0 = blk * bs, cnt = std::min(bs, n - i0);
         estep(ws.py.data() + i0, ws.px.data() + i0, ws.ps.data() + i0, cnt, ws, k,
-              ws.acc.data() + blk * stride, ws.e.data() + blk * k);
+              ws.acc.data() + blk * stride, ws.e.data() + blk * scratch);
       }
     });
     for (index_t blk = 1; blk < blocks; ++blk)

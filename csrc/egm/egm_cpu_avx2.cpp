@@ -15,6 +15,14 @@ void estep_avx2(const double* py, const double* px, const double* ps, index_t n,
   estep(py, px, ps, n, my, mx, ivy, ivx, logc, k, acc, e);
 }
 
+void estep_few_avx2(const double* py, const double* px, const double* ps, index_t n,  // samples [n]
+                    const double* my, const double* mx, const double* ivy, const double* ivx,
+                    const double* logc, index_t k,  // components [k]
+                    double* acc,                    // [kAccFields, k]
+                    double* scratch) {              // [(k + 3) * n]
+  estep_few(py, px, ps, n, my, mx, ivy, ivx, logc, k, acc, scratch);
+}
+
 void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
                  double* t, double* out) {  // a, out [nc, h, w]; gh [h, h]; gw [w, w]; t [h, w]
   smooth(a, nc, h, w, gh, gw, t, out);

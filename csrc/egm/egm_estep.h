@@ -70,6 +70,64 @@ inline void estep(const double* py, const double* px, const double* ps, index_t 
   }
 }
 
+// The same E-step for few components (k <= kFewComponents), vectorized over
+// the samples instead: with k of a handful a loop over components is all
+// remainder. Sums over the block's samples are reductions (their order is
+// fixed by n and k alone). scratch: [(k + 3) * n].
+inline void estep_few(const double* py, const double* px, const double* ps, index_t n,  // samples [n]
+                      const double* my, const double* mx, const double* ivy, const double* ivx,
+                      const double* logc, index_t k,  // components [k]
+                      double* acc,                    // [kAccFields, k], added to
+                      double* scratch) {              // [(k + 3) * n]
+  double* __restrict el = scratch;              // [k, n]: log terms, then exp
+  double* __restrict top = scratch + k * n;     // [n]
+  double* __restrict inv = top + n;             // [n]: s_i / sum_k e_ik
+  double* __restrict arg = inv + n;             // [n]: the first largest component
+  for (index_t i = 0; i < n; ++i) top[i] = -1e300, arg[i] = 0.0, inv[i] = 0.0;
+  for (index_t j = 0; j < k; ++j) {
+    const double cy = my[j], cx = mx[j], iy = ivy[j], ix = ivx[j], lc = logc[j];
+    double* __restrict row = el + j * n;
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) {
+      const double dy = py[i] - cy, dx = px[i] - cx;
+      const double l = lc - 0.5 * (dy * dy * iy + dx * dx * ix);
+      row[i] = l;
+      const double t = top[i], a = arg[i];
+      const bool more = l > t;
+      arg[i] = more ? double(j) : a;
+      top[i] = more ? l : t;
+    }
+  }
+  for (index_t j = 0; j < k; ++j) {
+    double* __restrict row = el + j * n;
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) {
+      const double v = exp_nonpos(row[i] - top[i]);
+      row[i] = v;
+      inv[i] += v;
+    }
+  }
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) inv[i] = ps[i] / inv[i];
+  for (index_t j = 0; j < k; ++j) {
+    const double* __restrict row = el + j * n;
+    const double dj = double(j);
+    double lo = 0, syo = 0, sxo = 0, syyo = 0, sxxo = 0, li = 0, syi = 0, sxi = 0, syyi = 0, sxxi = 0;
+#pragma omp simd reduction(+ : lo, syo, sxo, syyo, sxxo, li, syi, sxi, syyi, sxxi)
+    for (index_t i = 0; i < n; ++i) {
+      const double g = inv[i], gy = g * py[i], gx = g * px[i], gyy = gy * py[i], gxx = gx * px[i];
+      const bool inner = arg[i] == dj;
+      const double vo = inner ? 0.0 : row[i], vi = inner ? 1.0 : 0.0;
+      lo += vo * g, syo += vo * gy, sxo += vo * gx, syyo += vo * gyy, sxxo += vo * gxx;
+      li += vi * g, syi += vi * gy, sxi += vi * gx, syyi += vi * gyy, sxxi += vi * gxx;
+    }
+    acc[kLo * k + j] += lo, acc[kSyo * k + j] += syo, acc[kSxo * k + j] += sxo;
+    acc[kSyyo * k + j] += syyo, acc[kSxxo * k + j] += sxxo;
+    acc[kLi * k + j] += li, acc[kSyi * k + j] += syi, acc[kSxi * k + j] += sxi;
+    acc[kSyyi * k + j] += syyi, acc[kSxxi * k + j] += sxxi;
+  }
+}
+
 // Separable Gaussian smoothing on a grid, for the first E-step (see
 // egm_cpu.cpp): out[c] = G_h a[c] G_w for c < nc, where G_n is the n x n matrix
 // g[|i - j|]. t is scratch.

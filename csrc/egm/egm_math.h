@@ -17,7 +17,8 @@
 
 namespace deepret::egm {
 
-constexpr double kLogCut = -700.0;          // E-step terms this far below the max are 0
+constexpr double kLogCut = -700.0;
+constexpr long kFewComponents = 8;  // up to this many, the CPU E-step runs over samples          // E-step terms this far below the max are 0
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
 constexpr double kTwoPi = 6.283185307179586;
 

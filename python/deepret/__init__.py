@@ -9,6 +9,7 @@ from .conv import convolve, correlate
 from .pooling import gem, mac, regional_max_pool, rmac, rmac_regions, spoc
 from .regions import Regions, egm
 from .saliency import feature_saliency
+from . import plot  # matplotlib is imported on first use
 
 __version__ = "0.1.0"
 
