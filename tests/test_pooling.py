@@ -177,7 +177,14 @@ def test_cuda_pooling(xp):
         np.testing.assert_allclose(host(getattr(deepret, name)(x)), getattr(deepret, name)(acts),
                                    rtol=1e-5, atol=1e-6)
     regions = deepret.egm(deepret.feature_saliency(acts))
-    np.testing.assert_allclose(host(deepret.regional_max_pool(x, regions)),
+    device_regions = regions
+    if xp is not np:
+        with pytest.raises(TypeError, match="host boxes"):
+            deepret.regional_max_pool(x, regions)
+        device_regions = deepret.Regions(*(xp.asarray(getattr(regions, f))
+                                           for f in ("means", "variances", "weights", "boxes")),
+                                         regions.counts)
+    np.testing.assert_allclose(host(deepret.regional_max_pool(x, device_regions)),
                                deepret.regional_max_pool(acts, regions), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError):
         deepret.feature_saliency(-x)

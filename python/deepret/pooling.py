@@ -173,6 +173,9 @@ def _regional_cuda(a, boxes, counts, normalize):
     if isinstance(boxes, Regions):
         counts = boxes.counts if counts is None else counts
         boxes = boxes.boxes
+    if not _arrays.is_cupy_array(boxes):
+        raise TypeError("deepret.regional_max_pool got CuPy activations but host boxes; move the boxes "
+                        "to the GPU first (cupy.asarray), or run egm on the GPU")
     x, single = activations(a, "a", cp)
     bx = cp.ascontiguousarray(boxes, dtype=cp.float64)
     if bx.ndim != 2 or bx.shape[1] != 4:
