@@ -163,6 +163,8 @@ def check_batch(result) -> float:
 CONTENDERS_BATCH = {
     "deepret batch": lambda maps: (lambda: deepret.egm(maps, **FS)),
     "deepret one map per call": lambda maps: (lambda: [deepret.egm(m, **FS) for m in maps]),
+    # Not a peer: the batch on one thread, to separate batching from threading.
+    "deepret batch 1 thread": lambda maps: (lambda: deepret.egm(maps, **FS, num_threads=1)),
 }
 
 
