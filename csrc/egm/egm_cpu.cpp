@@ -181,13 +181,16 @@ index_t purge(Workspace& ws, double tau) {
   for (index_t j = 0; j < k; ++j) ws.pi[j] = ws.mass[j] / total;
   ws.order.resize(k);
   for (index_t j = 0; j < k; ++j) ws.order[j] = j;
-  std::stable_sort(ws.order.begin(), ws.order.end(),
-                   [&](index_t a, index_t b) { return ws.pi[a] > ws.pi[b]; });
+  // Descending weight, lower index first on ties (a stable order, without
+  // stable_sort's buffer).
+  std::sort(ws.order.begin(), ws.order.end(), [&](index_t a, index_t b) {
+    return ws.pi[a] > ws.pi[b] || (ws.pi[a] == ws.pi[b] && a < b);
+  });
   ws.kept.clear();
   for (index_t j : ws.order) {
     const double pj = ws.pi[j], y = ws.nmy[j], x = ws.nmx[j], vy = ws.nvy[j], vx = ws.nvx[j];
     if (!ws.kept.empty()) {
-      const double self = pj * pj * overlap(y, x, vy, vx, y, x, vy, vx);
+      const double self = pj * pj * self_overlap(vy, vx);
       // The terms are >= 0, so once the partial sum fails the test the whole
       // sum fails it too (in floating point as well): stop there.
       double cross = 0.0;

@@ -181,7 +181,7 @@ __global__ void egm_kernel(Args a) {
         const double pj = pi[j];
         bool keep = true;
         if (kept > 0) {
-          const double self = pj * pj * overlap(ny[j], nx[j], nvy[j], nvx[j], ny[j], nx[j], nvy[j], nvx[j]);
+          const double self = pj * pj * self_overlap(nvy[j], nvx[j]);
           double cross = 0.0;
           for (index_t q = 0; q < kept && keep; ++q) {
             const index_t i = index_t(slot(kKept)[q]);

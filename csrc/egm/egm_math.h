@@ -100,6 +100,12 @@ DEEPRET_EGM_FN double m_step(const double* a,  // [kAccFields]
   return l;
 }
 
+// <N(a, A), N(a, A)> = overlap(a, A, a, A) without its exp(-0) = 1 (same bits).
+DEEPRET_EGM_FN double self_overlap(double avy, double avx) {
+  const double vy = avy + avy, vx = avx + avx;
+  return 1.0 / (kTwoPi * sqrt(vy * vx));
+}
+
 DEEPRET_EGM_FN double clip(double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 // Box (y0, x0, y1, x1) of a component, clipped to the map.
