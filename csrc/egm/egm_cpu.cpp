@@ -28,7 +28,7 @@ void estep_few_avx2(const double* py, const double* px, const double* ps, index_
                     const double* my, const double* mx, const double* ivy, const double* ivx,
                     const double* logc, index_t k, double* acc, double* scratch);
 void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
-                 double* t, double* out);
+                 index_t wp, double* t, double* out);
 }  // namespace avx2
 #endif
 
@@ -73,12 +73,12 @@ void estep(const double* py, const double* px, const double* ps, index_t n, cons
 // block, added in block order, so the result never depends on the threads.
 index_t block_size(index_t n) { return std::max<index_t>(256, (n + 15) / 16); }
 
-void smooth(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw, double* t,
-            double* out) {
+void smooth(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw, index_t wp,
+            double* t, double* out) {
 #if defined(DEEPRET_X86)
-  if (use_avx2_fma()) return avx2::smooth_avx2(a, nc, h, w, gh, gw, t, out);
+  if (use_avx2_fma()) return avx2::smooth_avx2(a, nc, h, w, gh, gw, wp, t, out);
 #endif
-  portable::smooth(a, nc, h, w, gh, gw, t, out);
+  portable::smooth(a, nc, h, w, gh, gw, wp, t, out);
 }
 
 // The first E-step, when every component still sits on its own sample's pixel
@@ -104,18 +104,20 @@ bool first_estep_on_grid(Workspace& ws, index_t n, const Params& p) {
   if (6.0 * double(h) * double(w) * double(h + w) >= 8.0 * double(n) * double(n)) return false;
   ws.tmp.resize(std::max(h, w));  // g[d] = exp(-d^2 / (2v)), then the Toeplitz matrices g[|i - j|]
   for (index_t d = 0; d < std::max(h, w); ++d) ws.tmp[d] = std::exp(-double(d * d) / (2.0 * v));
-  auto gauss = [&](std::vector<double>& g, index_t m) {
-    g.resize(m * m);
+  // gh [h, h]; gw [w, wp], zero-padded to a multiple of the smoothing block.
+  const index_t wp = (w + portable::kSmoothBlock - 1) / portable::kSmoothBlock * portable::kSmoothBlock;
+  auto gauss = [&](std::vector<double>& g, index_t m, index_t stride) {
+    g.assign(m * stride, 0.0);
     for (index_t i = 0; i < m; ++i)
-      for (index_t j = 0; j < m; ++j) g[i * m + j] = ws.tmp[i > j ? i - j : j - i];
+      for (index_t j = 0; j < m; ++j) g[i * stride + j] = ws.tmp[i > j ? i - j : j - i];
   };
-  gauss(ws.gh, h);
-  gauss(ws.gw, w);
+  gauss(ws.gh, h, h);
+  gauss(ws.gw, w, wp);
   const index_t hw = h * w;
-  ws.grid.assign(hw, 0.0), ws.tmp.resize(hw), ws.conv.resize(5 * hw);
+  ws.grid.assign(hw, 0.0), ws.tmp.resize(h * wp), ws.conv.resize(5 * hw);
   auto cell = [&](index_t i) { return static_cast<index_t>(ws.py[i] - y0) * w + static_cast<index_t>(ws.px[i] - x0); };
   for (index_t i = 0; i < n; ++i) ws.grid[cell(i)] = ws.pi[i];
-  smooth(ws.grid.data(), 1, h, w, ws.gh.data(), ws.gw.data(), ws.tmp.data(), ws.conv.data());  // Z
+  smooth(ws.grid.data(), 1, h, w, ws.gh.data(), ws.gw.data(), wp, ws.tmp.data(), ws.conv.data());  // Z
   ws.chan.assign(5 * hw, 0.0);
   for (index_t i = 0; i < n; ++i) {
     const index_t c = cell(i);
@@ -123,7 +125,7 @@ bool first_estep_on_grid(Workspace& ws, index_t n, const Params& p) {
     ws.chan[c] = r, ws.chan[hw + c] = r * y, ws.chan[2 * hw + c] = r * x;
     ws.chan[3 * hw + c] = r * y * y, ws.chan[4 * hw + c] = r * x * x;
   }
-  smooth(ws.chan.data(), 5, h, w, ws.gh.data(), ws.gw.data(), ws.tmp.data(), ws.conv.data());
+  smooth(ws.chan.data(), 5, h, w, ws.gh.data(), ws.gw.data(), wp, ws.tmp.data(), ws.conv.data());
   ws.acc.assign(static_cast<std::size_t>(kAccFields * n), 0.0);
   for (index_t k = 0; k < n; ++k) {
     const index_t c = cell(k);

@@ -24,8 +24,8 @@ void estep_few_avx2(const double* py, const double* px, const double* ps, index_
 }
 
 void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
-                 double* t, double* out) {  // a, out [nc, h, w]; gh [h, h]; gw [w, w]; t [h, w]
-  smooth(a, nc, h, w, gh, gw, t, out);
+                 index_t wp, double* t, double* out) {  // a, out [nc, h, w]; gh [h, h]; gw [w, wp]; t [h, wp]
+  smooth(a, nc, h, w, gh, gw, wp, t, out);
 }
 
 }  // namespace deepret::egm::avx2

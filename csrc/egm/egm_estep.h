@@ -130,34 +130,47 @@ inline void estep_few(const double* py, const double* px, const double* ps, inde
 
 // Separable Gaussian smoothing on a grid, for the first E-step (see
 // egm_cpu.cpp): out[c] = G_h a[c] G_w for c < nc, where G_n is the n x n matrix
-// g[|i - j|]. t is scratch.
+// g[|i - j|]. Register-blocked: each pass accumulates kSmoothBlock outputs of
+// a row in registers. gw is padded with zero columns to wp, a multiple of
+// kSmoothBlock; t is scratch.
+constexpr index_t kSmoothBlock = 16;
+
 inline void smooth(const double* a,  // [nc, h, w]
                    index_t nc, index_t h, index_t w,
                    const double* gh,  // [h, h]
-                   const double* gw,  // [w, w]
-                   double* t,         // [h, w] scratch
+                   const double* gw,  // [w, wp]
+                   index_t wp,
+                   double* t,         // [h, wp] scratch
                    double* out) {     // [nc, h, w]
+  constexpr index_t B = kSmoothBlock;
   for (index_t c = 0; c < nc; ++c) {
     const double* ac = a + c * h * w;
     double* oc = out + c * h * w;
-    for (index_t i = 0; i < h * w; ++i) t[i] = 0.0, oc[i] = 0.0;
     for (index_t y = 0; y < h; ++y) {
-      double* __restrict row = t + y * w;
-      for (index_t x2 = 0; x2 < w; ++x2) {
-        const double v = ac[y * w + x2];
-        if (v == 0.0) continue;
-        const double* __restrict g = gw + x2 * w;
+      const double* ar = ac + y * w;
+      for (index_t x0 = 0; x0 < wp; x0 += B) {
+        double acc[B] = {};
+        for (index_t x2 = 0; x2 < w; ++x2) {
+          const double v = ar[x2];
+          if (v == 0.0) continue;
+          const double* g = gw + x2 * wp + x0;
 #pragma omp simd
-        for (index_t x = 0; x < w; ++x) row[x] += v * g[x];
+          for (index_t xx = 0; xx < B; ++xx) acc[xx] += v * g[xx];
+        }
+        for (index_t xx = 0; xx < B; ++xx) t[y * wp + x0 + xx] = acc[xx];
       }
     }
     for (index_t y = 0; y < h; ++y) {
-      double* __restrict orow = oc + y * w;
-      for (index_t y2 = 0; y2 < h; ++y2) {
-        const double g = gh[y * h + y2];
-        const double* __restrict row = t + y2 * w;
+      for (index_t x0 = 0; x0 < wp; x0 += B) {
+        double acc[B] = {};
+        for (index_t y2 = 0; y2 < h; ++y2) {
+          const double g = gh[y * h + y2];
+          const double* row = t + y2 * wp + x0;
 #pragma omp simd
-        for (index_t x = 0; x < w; ++x) orow[x] += g * row[x];
+          for (index_t xx = 0; xx < B; ++xx) acc[xx] += g * row[xx];
+        }
+        const index_t m = w - x0 < B ? w - x0 : B;
+        for (index_t xx = 0; xx < m; ++xx) oc[y * w + x0 + xx] = acc[xx];
       }
     }
   }
