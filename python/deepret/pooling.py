@@ -2,7 +2,10 @@
 R-MAC and regional max pooling over boxes (e.g. EGM regions).
 
 Normalization is ``v / (||v||_2 + 1e-6)``, as in the reference (cirtorch)
-code; pass ``normalize=False`` for the raw pooled values.
+code; pass ``normalize=False`` for the raw pooled values. Activations
+(C, H, W) or (B, C, H, W) of any real dtype compute in float32 (float16,
+float32, small integers, bool) or float64; NaN or Inf raises ValueError.
+numpy input runs on the CPU engine, CuPy input on the CUDA engine.
 """
 
 from __future__ import annotations
