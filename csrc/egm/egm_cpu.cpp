@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/errors.h"
@@ -41,7 +42,9 @@ struct Workspace {
   std::vector<double> acc;                         // [blocks, kAccFields, k]
   std::vector<double> e;                           // [blocks, k]
   std::vector<double> nmy, nmx, nvy, nvx, mass;    // after the M-step
-  std::vector<index_t> order, kept;
+  std::vector<index_t> kept;
+  std::vector<std::pair<double, index_t>> keyed;   // purge order
+  std::vector<double> self, first;                 // purge terms
   std::vector<double> gh, gw, grid, chan, conv, tmp;  // the first E-step on the grid
 };
 
@@ -181,32 +184,38 @@ index_t purge(Workspace& ws, double tau) {
   for (index_t j = 0; j < k; ++j) total += ws.mass[j];
   ws.pi.resize(k);
   for (index_t j = 0; j < k; ++j) ws.pi[j] = ws.mass[j] / total;
-  ws.order.resize(k);
-  for (index_t j = 0; j < k; ++j) ws.order[j] = j;
-  // Descending weight, lower index first on ties (a stable order, without
-  // stable_sort's buffer).
-  std::sort(ws.order.begin(), ws.order.end(), [&](index_t a, index_t b) {
-    return ws.pi[a] > ws.pi[b] || (ws.pi[a] == ws.pi[b] && a < b);
-  });
+  // Descending weight, lower index first on ties: (-pi, index) ascending.
+  ws.keyed.resize(k);
+  for (index_t j = 0; j < k; ++j) ws.keyed[j] = {-ws.pi[j], j};
+  std::sort(ws.keyed.begin(), ws.keyed.end());
   ws.kept.clear();
-  for (index_t j : ws.order) {
+  if (k == 0) return 0;
+  // The first component is always kept, and most others fail against it
+  // alone: their self terms and their cross terms with it are computed up
+  // front, in independent iterations (the same expressions, the same bits).
+  const index_t j0 = ws.keyed[0].second;
+  const double y0 = ws.nmy[j0], x0 = ws.nmx[j0], vy0 = ws.nvy[j0], vx0 = ws.nvx[j0], p0 = ws.pi[j0];
+  ws.self.resize(k), ws.first.resize(k);
+  for (index_t j = 0; j < k; ++j) {
+    const double pj = ws.pi[j];
+    ws.self[j] = pj * pj * self_overlap(ws.nvy[j], ws.nvx[j]);
+    ws.first[j] = pj * p0 * overlap(ws.nmy[j], ws.nmx[j], ws.nvy[j], ws.nvx[j], y0, x0, vy0, vx0);
+  }
+  ws.kept.push_back(j0);
+  for (index_t r = 1; r < k; ++r) {
+    const index_t j = ws.keyed[r].second;
     const double pj = ws.pi[j], y = ws.nmy[j], x = ws.nmx[j], vy = ws.nvy[j], vx = ws.nvx[j];
-    if (!ws.kept.empty()) {
-      const double self = pj * pj * self_overlap(vy, vx);
-      // The terms are >= 0, so once the partial sum fails the test the whole
-      // sum fails it too (in floating point as well): stop there.
-      double cross = 0.0;
-      bool keep = true;
-      for (index_t i : ws.kept) {
-        cross += pj * ws.pi[i] * overlap(y, x, vy, vx, ws.nmy[i], ws.nmx[i], ws.nvy[i], ws.nvx[i]);
-        if (!(self / (self + cross) >= tau)) {
-          keep = false;
-          break;
-        }
-      }
-      if (!keep) continue;
+    const double self = ws.self[j];
+    // The terms are >= 0, so once the partial sum fails the test the whole
+    // sum fails it too (in floating point as well): stop there.
+    double cross = ws.first[j];
+    bool keep = self / (self + cross) >= tau;
+    for (std::size_t q = 1; keep && q < ws.kept.size(); ++q) {
+      const index_t i = ws.kept[q];
+      cross += pj * ws.pi[i] * overlap(y, x, vy, vx, ws.nmy[i], ws.nmx[i], ws.nvy[i], ws.nvx[i]);
+      keep = self / (self + cross) >= tau;
     }
-    ws.kept.push_back(j);
+    if (keep) ws.kept.push_back(j);
   }
   const index_t kk = static_cast<index_t>(ws.kept.size());
   std::vector<double> pi(kk);
