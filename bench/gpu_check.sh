@@ -89,6 +89,12 @@ if [ -s "$RESULTS/gpu.json" ]; then
     --title "deepret GPU benchmark" --note "bench/gpu_check.sh run"
 fi
 
+# EGM (bench_regions.py: a batch of 10,000 16x16 maps in one CuPy call) has its own section.
+if [ -s "$RESULTS/gpu.json" ]; then
+  check report_regions 30 bash -c "python bench/report_regions.py '$RESULTS/gpu.json' \
+    --note 'bench/gpu_check.sh run' > '$RESULTS/RESULTS-regions-gpu.md'"
+fi
+
 if ((${#failures[@]})); then
   log "FAILED steps: ${failures[*]} (logs in $RESULTS)"
   exit 1

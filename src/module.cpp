@@ -29,4 +29,5 @@ PYBIND11_MODULE(_core, m) {
   deepret::bind::register_knn(m);
   deepret::bind::register_diffusion(m);
   deepret::bind::register_graph(m);
+  deepret::bind::register_regions(m);
 }

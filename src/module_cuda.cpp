@@ -16,4 +16,5 @@ PYBIND11_MODULE(_core_cuda, m) {
   deepret::bind::register_conv_cuda(m);
   deepret::bind::register_knn_cuda(m);
   deepret::bind::register_graph_cuda(m);
+  deepret::bind::register_regions_cuda(m);
 }

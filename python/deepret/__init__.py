@@ -7,28 +7,43 @@ result comes back as the same kind of array that went in.
 from ._backend import CudaUnavailableError, cuda_built, has_cuda, simd_path
 from .conv import convolve, correlate
 from .knn import knn
-from .diffusion import CgInfo, ConvergenceWarning, DiffusionIndex, diffuse, katz, query_vector
 from .graph import graph_from_knn, knn_graph
+from .diffusion import (CgInfo, ConvergenceWarning, DiffusionIndex, diffuse, katz, locality_order,
+                        query_vector)
+from .pooling import gem, mac, regional_max_pool, rmac, rmac_regions, spoc
+from .regions import Regions, egm
+from .saliency import feature_saliency
 from . import datasets, evaluate
+from . import plot  # matplotlib is imported on first use
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CgInfo",
     "ConvergenceWarning",
-    "DiffusionIndex",
-    "diffuse",
-    "katz",
-    "query_vector",
     "CudaUnavailableError",
+    "DiffusionIndex",
+    "Regions",
     "convolve",
     "correlate",
     "cuda_built",
-    "graph_from_knn",
     "datasets",
+    "diffuse",
+    "egm",
     "evaluate",
+    "feature_saliency",
+    "gem",
+    "graph_from_knn",
     "has_cuda",
+    "katz",
     "knn",
     "knn_graph",
+    "locality_order",
+    "mac",
+    "query_vector",
+    "regional_max_pool",
+    "rmac",
+    "rmac_regions",
     "simd_path",
+    "spoc",
 ]

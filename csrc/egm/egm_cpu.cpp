@@ -1,0 +1,325 @@
+// CPU driver of EGM: validation, preprocessing, the iteration (E-step kernel of
+// egm_estep.h, M-step and expansion of egm_math.h, purge), boxes; maps of a
+// batch run in parallel, and a lone map splits its E-step over sample blocks.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/errors.h"
+#include "common/parallel.h"
+#include "common/simd.h"
+#include "egm/egm.h"
+#include "egm/egm_math.h"
+
+#define DEEPRET_SIMD_NS portable
+#include "egm/egm_estep.h"
+#undef DEEPRET_SIMD_NS
+
+namespace deepret::egm {
+
+#if defined(DEEPRET_X86)
+namespace avx2 {
+// Compiled in egm_cpu_avx2.cpp with -mavx2 -mfma.
+void estep_avx2(const double* py, const double* px, const double* ps, index_t n,
+                const double* my, const double* mx, const double* ivy, const double* ivx,
+                const double* logc, index_t k, double* acc, double* e);
+void estep_few_avx2(const double* py, const double* px, const double* ps, index_t n,
+                    const double* my, const double* mx, const double* ivy, const double* ivx,
+                    const double* logc, index_t k, double* acc, double* scratch);
+void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
+                 index_t wp, double* t, double* out);
+}  // namespace avx2
+#endif
+
+namespace {
+
+struct Workspace {
+  std::vector<double> py, px, ps;                  // samples [n]
+  std::vector<double> my, mx, vy, vx, pi;          // components [k]
+  std::vector<double> ivy, ivx, logc;              // E-step constants [k]
+  std::vector<double> acc;                         // [blocks, kAccFields, k]
+  std::vector<double> e;                           // [blocks, k]
+  std::vector<double> nmy, nmx, nvy, nvx, mass;    // after the M-step
+  std::vector<index_t> kept;
+  std::vector<std::pair<double, index_t>> keyed;   // purge order
+  std::vector<double> self, first;                 // purge terms
+  std::vector<double> gh, gw, grid, chan, conv, tmp;  // the first E-step on the grid
+};
+
+struct MapOut {
+  std::vector<double> means, variances, weights, boxes;
+};
+
+void estep(const double* py, const double* px, const double* ps, index_t n, const Workspace& ws,
+           index_t k, double* acc, double* e) {
+  if (k <= kFewComponents) {
+#if defined(DEEPRET_X86)
+    if (use_avx2_fma())
+      return avx2::estep_few_avx2(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                                  ws.logc.data(), k, acc, e);
+#endif
+    return portable::estep_few(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                               ws.logc.data(), k, acc, e);
+  }
+#if defined(DEEPRET_X86)
+  if (use_avx2_fma())
+    return avx2::estep_avx2(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                            ws.logc.data(), k, acc, e);
+#endif
+  portable::estep(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                  ws.logc.data(), k, acc, e);
+}
+
+// Fixed blocks of samples (their size depends on n alone): partial sums per
+// block, added in block order, so the result never depends on the threads.
+index_t block_size(index_t n) { return std::max<index_t>(256, (n + 15) / 16); }
+
+void smooth(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw, index_t wp,
+            double* t, double* out) {
+#if defined(DEEPRET_X86)
+  if (use_avx2_fma()) return avx2::smooth_avx2(a, nc, h, w, gh, gw, wp, t, out);
+#endif
+  portable::smooth(a, nc, h, w, gh, gw, wp, t, out);
+}
+
+// The first E-step, when every component still sits on its own sample's pixel
+// with variance sigma^2: then r_ik = pi_k g(y_i - y_k) g(x_i - x_k) (the
+// Gaussian's constant cancels), so the normalizers Z_i and every sum of the
+// M-step are separable Gaussian smoothings of grids, O(hw(h + w)) instead of
+// O(n^2) exponentials. Exact up to rounding, hence used only where the E-step
+// cuts no term (every log-ratio above -690) and where lam = 0 (all sums go to
+// the outer side: the inner/outer split only matters for the expansion).
+// Returns false (nothing done) where it does not apply or would not pay.
+bool first_estep_on_grid(Workspace& ws, index_t n, const Params& p) {
+  if (p.lam != 0.0) return false;
+  double y0 = ws.py[0], y1 = y0, x0 = ws.px[0], x1 = x0, pmin = ws.pi[0], pmax = pmin;
+  for (index_t i = 1; i < n; ++i) {
+    y0 = std::min(y0, ws.py[i]), y1 = std::max(y1, ws.py[i]);
+    x0 = std::min(x0, ws.px[i]), x1 = std::max(x1, ws.px[i]);
+    pmin = std::min(pmin, ws.pi[i]), pmax = std::max(pmax, ws.pi[i]);
+  }
+  const index_t h = static_cast<index_t>(y1 - y0) + 1, w = static_cast<index_t>(x1 - x0) + 1;
+  const double v = 2.0 * p.sigma * p.sigma;
+  const double worst = std::log(pmax / pmin) + ((h - 1.0) * (h - 1.0) + (w - 1.0) * (w - 1.0)) / (2.0 * v);
+  if (!(worst < 690.0)) return false;
+  if (6.0 * double(h) * double(w) * double(h + w) >= 8.0 * double(n) * double(n)) return false;
+  ws.tmp.resize(std::max(h, w));  // g[d] = exp(-d^2 / (2v)), then the Toeplitz matrices g[|i - j|]
+  for (index_t d = 0; d < std::max(h, w); ++d) ws.tmp[d] = std::exp(-double(d * d) / (2.0 * v));
+  // gh [h, h]; gw [w, wp], zero-padded to a multiple of the smoothing block.
+  const index_t wp = (w + portable::kSmoothBlock - 1) / portable::kSmoothBlock * portable::kSmoothBlock;
+  auto gauss = [&](std::vector<double>& g, index_t m, index_t stride) {
+    g.assign(m * stride, 0.0);
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < m; ++j) g[i * stride + j] = ws.tmp[i > j ? i - j : j - i];
+  };
+  gauss(ws.gh, h, h);
+  gauss(ws.gw, w, wp);
+  const index_t hw = h * w;
+  ws.grid.assign(hw, 0.0), ws.tmp.resize(h * wp), ws.conv.resize(5 * hw);
+  auto cell = [&](index_t i) { return static_cast<index_t>(ws.py[i] - y0) * w + static_cast<index_t>(ws.px[i] - x0); };
+  for (index_t i = 0; i < n; ++i) ws.grid[cell(i)] = ws.pi[i];
+  smooth(ws.grid.data(), 1, h, w, ws.gh.data(), ws.gw.data(), wp, ws.tmp.data(), ws.conv.data());  // Z
+  ws.chan.assign(5 * hw, 0.0);
+  for (index_t i = 0; i < n; ++i) {
+    const index_t c = cell(i);
+    const double r = ws.ps[i] / ws.conv[c], y = ws.py[i], x = ws.px[i];
+    ws.chan[c] = r, ws.chan[hw + c] = r * y, ws.chan[2 * hw + c] = r * x;
+    ws.chan[3 * hw + c] = r * y * y, ws.chan[4 * hw + c] = r * x * x;
+  }
+  smooth(ws.chan.data(), 5, h, w, ws.gh.data(), ws.gw.data(), wp, ws.tmp.data(), ws.conv.data());
+  ws.acc.assign(static_cast<std::size_t>(kAccFields * n), 0.0);
+  for (index_t k = 0; k < n; ++k) {
+    const index_t c = cell(k);
+    for (int f = 0; f < 5; ++f) ws.acc[(kLo + f) * n + k] = ws.pi[k] * ws.conv[f * hw + c];
+  }
+  return true;
+}
+
+void e_and_m(Workspace& ws, index_t n, index_t k, const Params& p, int threads, bool first) {
+  const double s2 = p.sigma * p.sigma;
+  if (!(first && first_estep_on_grid(ws, n, p))) {
+    ws.ivy.resize(k), ws.ivx.resize(k), ws.logc.resize(k);
+    for (index_t j = 0; j < k; ++j) {
+      const double vy = ws.vy[j] + s2, vx = ws.vx[j] + s2;
+      ws.ivy[j] = 1.0 / vy;
+      ws.ivx[j] = 1.0 / vx;
+      ws.logc[j] = std::log(ws.pi[j]) - kLog2Pi - 0.5 * (std::log(vy) + std::log(vx));
+    }
+    const index_t bs = block_size(n), blocks = (n + bs - 1) / bs;
+    const index_t stride = kAccFields * k;
+    ws.acc.assign(static_cast<std::size_t>(blocks * stride), 0.0);
+    const index_t scratch = k <= kFewComponents ? (k + 3) * bs : k;  // per block
+    ws.e.resize(static_cast<std::size_t>(blocks * scratch));
+    // Threads only where the work pays for waking them (the sums do not depend on it).
+    const int team = double(n) * double(k) >= 65536.0 ? threads : 1;
+    parallel_for(0, blocks, 1, team, [&](index_t lo, index_t hi) {
+      for (index_t blk = lo; blk < hi; ++blk) {
+        const index_t i0 = blk * bs, cnt = std::min(bs, n - i0);
+        estep(ws.py.data() + i0, ws.px.data() + i0, ws.ps.data() + i0, cnt, ws, k,
+              ws.acc.data() + blk * stride, ws.e.data() + blk * scratch);
+      }
+    });
+    for (index_t blk = 1; blk < blocks; ++blk)
+      for (index_t t = 0; t < stride; ++t) ws.acc[t] += ws.acc[blk * stride + t];
+  }
+  // M-step and expansion; dead components (zero mass) are dropped.
+  ws.nmy.clear(), ws.nmx.clear(), ws.nvy.clear(), ws.nvx.clear(), ws.mass.clear();
+  double a[kAccFields];
+  for (index_t j = 0; j < k; ++j) {
+    for (int f = 0; f < kAccFields; ++f) a[f] = ws.acc[f * k + j];
+    double my, mx, vy, vx;
+    const double l = m_step(a, p.lam, s2, &my, &mx, &vy, &vx);
+    if (!(l > 0)) continue;
+    ws.nmy.push_back(my), ws.nmx.push_back(mx), ws.nvy.push_back(vy), ws.nvx.push_back(vx);
+    ws.mass.push_back(l);
+  }
+}
+
+// Purge: keeps components in descending weight order; returns the new count.
+index_t purge(Workspace& ws, double tau) {
+  const index_t k = static_cast<index_t>(ws.mass.size());
+  double total = 0.0;
+  for (index_t j = 0; j < k; ++j) total += ws.mass[j];
+  ws.pi.resize(k);
+  for (index_t j = 0; j < k; ++j) ws.pi[j] = ws.mass[j] / total;
+  // Descending weight, lower index first on ties: (-pi, index) ascending.
+  ws.keyed.resize(k);
+  for (index_t j = 0; j < k; ++j) ws.keyed[j] = {-ws.pi[j], j};
+  std::sort(ws.keyed.begin(), ws.keyed.end());
+  ws.kept.clear();
+  if (k == 0) return 0;
+  // The first component is always kept, and most others fail against it
+  // alone: their self terms and their cross terms with it are computed up
+  // front, in independent iterations (the same expressions, the same bits).
+  const index_t j0 = ws.keyed[0].second;
+  const double y0 = ws.nmy[j0], x0 = ws.nmx[j0], vy0 = ws.nvy[j0], vx0 = ws.nvx[j0], p0 = ws.pi[j0];
+  ws.self.resize(k), ws.first.resize(k);
+  for (index_t j = 0; j < k; ++j) {
+    const double pj = ws.pi[j];
+    ws.self[j] = pj * pj * self_overlap(ws.nvy[j], ws.nvx[j]);
+    ws.first[j] = pj * p0 * overlap(ws.nmy[j], ws.nmx[j], ws.nvy[j], ws.nvx[j], y0, x0, vy0, vx0);
+  }
+  ws.kept.push_back(j0);
+  for (index_t r = 1; r < k; ++r) {
+    const index_t j = ws.keyed[r].second;
+    const double pj = ws.pi[j], y = ws.nmy[j], x = ws.nmx[j], vy = ws.nvy[j], vx = ws.nvx[j];
+    const double self = ws.self[j];
+    // The terms are >= 0, so once the partial sum fails the test the whole
+    // sum fails it too (in floating point as well): stop there.
+    double cross = ws.first[j];
+    bool keep = self / (self + cross) >= tau;
+    for (std::size_t q = 1; keep && q < ws.kept.size(); ++q) {
+      const index_t i = ws.kept[q];
+      cross += pj * ws.pi[i] * overlap(y, x, vy, vx, ws.nmy[i], ws.nmx[i], ws.nvy[i], ws.nvx[i]);
+      keep = self / (self + cross) >= tau;
+    }
+    if (keep) ws.kept.push_back(j);
+  }
+  const index_t kk = static_cast<index_t>(ws.kept.size());
+  std::vector<double> pi(kk);
+  double kept_total = 0.0;
+  for (index_t t = 0; t < kk; ++t) kept_total += ws.pi[ws.kept[t]];
+  ws.my.resize(kk), ws.mx.resize(kk), ws.vy.resize(kk), ws.vx.resize(kk);
+  for (index_t t = 0; t < kk; ++t) {
+    const index_t j = ws.kept[t];
+    ws.my[t] = ws.nmy[j], ws.mx[t] = ws.nmx[j], ws.vy[t] = ws.nvy[j], ws.vx[t] = ws.nvx[j];
+    pi[t] = ws.pi[j] / kept_total;
+  }
+  ws.pi.swap(pi);
+  return kk;
+}
+
+void egm_map(const double* s, index_t h, index_t w, const Params& p, int threads, Workspace& ws,
+             MapOut& out) {
+  const index_t hw = h * w;
+  double top = 0.0;
+  for (index_t t = 0; t < hw; ++t) top = std::max(top, s[t]);
+  if (!(top > 0)) return;
+  ws.py.clear(), ws.px.clear(), ws.ps.clear();
+  for (index_t t = 0; t < hw; ++t) {
+    double v = s[t] / top;
+    if (v < p.threshold) continue;
+    v = std::pow(v, p.power);
+    if (!(v > 0)) continue;
+    ws.py.push_back(static_cast<double>(t / w));
+    ws.px.push_back(static_cast<double>(t % w));
+    ws.ps.push_back(v);
+  }
+  const index_t n = static_cast<index_t>(ws.ps.size());
+  if (n == 0) return;
+  const double s2 = p.sigma * p.sigma;
+  double total = 0.0;
+  for (index_t i = 0; i < n; ++i) total += ws.ps[i];
+  ws.my = ws.py, ws.mx = ws.px;
+  ws.vy.assign(n, s2), ws.vx.assign(n, s2), ws.pi.resize(n);
+  for (index_t i = 0; i < n; ++i) ws.pi[i] = ws.ps[i] / total;
+  index_t k = n, before = -1;  // the counts after the last two iterations (n at the start)
+  for (int it = 0; it < p.max_iter; ++it) {
+    e_and_m(ws, n, k, p, threads, it == 0);
+    const index_t kk = purge(ws, p.tau);
+    const bool stable = kk == k && k == before;
+    before = k, k = kk;
+    if (stable) break;
+  }
+  out.means.resize(2 * k), out.variances.resize(2 * k), out.weights.resize(k), out.boxes.resize(4 * k);
+  for (index_t j = 0; j < k; ++j) {
+    out.means[2 * j] = ws.my[j], out.means[2 * j + 1] = ws.mx[j];
+    out.variances[2 * j] = ws.vy[j], out.variances[2 * j + 1] = ws.vx[j];
+    out.weights[j] = ws.pi[j];
+    box(ws.my[j], ws.mx[j], ws.vy[j], ws.vx[j], p.box_scale, double(h), double(w), &out.boxes[4 * j]);
+  }
+}
+
+}  // namespace
+
+void check_params(const Params& p) {
+  check(std::isfinite(p.sigma) && p.sigma > 0, "sigma must be a positive finite number");
+  check(p.lam >= 0 && p.lam < 1, "lam must be in [0, 1)");
+  check(p.tau >= 0.5 && p.tau <= 1, "tau must be in [0.5, 1]");
+  check(p.threshold >= 0 && p.threshold <= 1, "threshold must be in [0, 1]");
+  check(std::isfinite(p.power) && p.power > 0, "power must be a positive finite number");
+  check(p.max_iter >= 1, "max_iter must be >= 1");
+  check(std::isfinite(p.box_scale) && p.box_scale >= 0, "box_scale must be a non-negative finite number");
+}
+
+Result egm(const double* s, index_t b, index_t h, index_t w, const Params& params, int num_threads) {
+  check_params(params);
+  check(b >= 0 && h >= 0 && w >= 0, "egm: negative shape");
+  const index_t total = b * h * w;
+  for (index_t t = 0; t < total; ++t) {
+    if (!std::isfinite(s[t]))
+      throw ValueError("s must be finite, got " + std::to_string(s[t]) + " at flat index " + std::to_string(t));
+    if (s[t] < 0)
+      throw ValueError("s must be non-negative, got " + std::to_string(s[t]) + " at flat index " +
+                       std::to_string(t));
+  }
+  std::vector<MapOut> outs(static_cast<std::size_t>(b));
+  const int threads = resolve_threads(num_threads);
+  if (b <= 1 || threads <= 1) {
+    static thread_local Workspace ws;
+    for (index_t i = 0; i < b; ++i) egm_map(s + i * h * w, h, w, params, threads, ws, outs[i]);
+  } else {
+    parallel_for(0, b, 1, threads, [&](index_t lo, index_t hi) {
+      static thread_local Workspace ws;
+      for (index_t i = lo; i < hi; ++i) egm_map(s + i * h * w, h, w, params, 1, ws, outs[i]);
+    });
+  }
+  Result r;
+  r.counts.resize(b);
+  std::size_t k = 0;
+  for (index_t i = 0; i < b; ++i) k += outs[i].weights.size();
+  r.means.reserve(2 * k), r.variances.reserve(2 * k), r.weights.reserve(k), r.boxes.reserve(4 * k);
+  for (index_t i = 0; i < b; ++i) {
+    const MapOut& o = outs[i];
+    r.counts[i] = static_cast<std::int64_t>(o.weights.size());
+    r.means.insert(r.means.end(), o.means.begin(), o.means.end());
+    r.variances.insert(r.variances.end(), o.variances.begin(), o.variances.end());
+    r.weights.insert(r.weights.end(), o.weights.begin(), o.weights.end());
+    r.boxes.insert(r.boxes.end(), o.boxes.begin(), o.boxes.end());
+  }
+  return r;
+}
+
+}  // namespace deepret::egm

@@ -1,0 +1,179 @@
+// The E-step of EGM over one block of samples: the hot (samples x components)
+// loop. Written once as plain loops that the compiler vectorizes, and compiled
+// twice: in egm_cpu.cpp (baseline ISA) and in egm_cpu_avx2.cpp (-mavx2 -mfma),
+// each copy in its own namespace (DEEPRET_SIMD_NS).
+//
+// For each sample i (in order) and component k:
+//   l_k = logc[k] - 0.5 * ((y_i - my[k])^2 * ivy[k] + (x_i - mx[k])^2 * ivx[k])
+//   e_k = exp(l_k - max_k l_k) (0 when more than 700 below), g_k = s_i e_k / sum_k e_k
+// and g_k, g_k y, g_k x, g_k y^2, g_k x^2 are added to component k's inner
+// sums when k is the first maximum, to its outer sums otherwise.
+#ifndef DEEPRET_SIMD_NS
+#error "define DEEPRET_SIMD_NS before including egm_estep.h"
+#endif
+
+#include <cstdint>
+
+#include "egm/egm_math.h"
+
+namespace deepret::egm::DEEPRET_SIMD_NS {
+
+using index_t = std::int64_t;
+
+inline void estep(const double* py, const double* px, const double* ps, index_t n,  // samples [n]
+                  const double* my, const double* mx, const double* ivy, const double* ivx,
+                  const double* logc, index_t k,  // components [k]
+                  double* acc,                    // [kAccFields, k], added to
+                  double* e) {                    // scratch [k]
+  double* __restrict lo = acc + kLo * k;
+  double* __restrict syo = acc + kSyo * k;
+  double* __restrict sxo = acc + kSxo * k;
+  double* __restrict syyo = acc + kSyyo * k;
+  double* __restrict sxxo = acc + kSxxo * k;
+  double* __restrict el = e;
+  for (index_t i = 0; i < n; ++i) {
+    const double y = py[i], x = px[i];
+    double top = -1e300;
+#pragma omp simd reduction(max : top)
+    for (index_t j = 0; j < k; ++j) {
+      const double dy = y - my[j], dx = x - mx[j];
+      const double l = logc[j] - 0.5 * (dy * dy * ivy[j] + dx * dx * ivx[j]);
+      el[j] = l;
+      top = l > top ? l : top;
+    }
+    index_t arg = 0;
+    while (el[arg] != top) ++arg;
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (index_t j = 0; j < k; ++j) {
+      const double v = exp_nonpos(el[j] - top);
+      el[j] = v;
+      sum += v;
+    }
+    const double g = ps[i] / sum;
+    el[arg] = 0.0;  // the inner component's share goes to its inner sums below
+    const double gy = g * y, gx = g * x, gyy = gy * y, gxx = gx * x;
+#pragma omp simd
+    for (index_t j = 0; j < k; ++j) {
+      const double v = el[j];
+      lo[j] += v * g;
+      syo[j] += v * gy;
+      sxo[j] += v * gx;
+      syyo[j] += v * gyy;
+      sxxo[j] += v * gxx;
+    }
+    acc[kLi * k + arg] += g;
+    acc[kSyi * k + arg] += gy;
+    acc[kSxi * k + arg] += gx;
+    acc[kSyyi * k + arg] += gyy;
+    acc[kSxxi * k + arg] += gxx;
+  }
+}
+
+// The same E-step for few components (k <= kFewComponents), vectorized over
+// the samples instead: with k of a handful a loop over components is all
+// remainder. Sums over the block's samples are reductions (their order is
+// fixed by n and k alone). scratch: [(k + 3) * n].
+inline void estep_few(const double* py, const double* px, const double* ps, index_t n,  // samples [n]
+                      const double* my, const double* mx, const double* ivy, const double* ivx,
+                      const double* logc, index_t k,  // components [k]
+                      double* acc,                    // [kAccFields, k], added to
+                      double* scratch) {              // [(k + 3) * n]
+  double* __restrict el = scratch;              // [k, n]: log terms, then exp
+  double* __restrict top = scratch + k * n;     // [n]
+  double* __restrict inv = top + n;             // [n]: s_i / sum_k e_ik
+  double* __restrict arg = inv + n;             // [n]: the first largest component
+  for (index_t i = 0; i < n; ++i) top[i] = -1e300, arg[i] = 0.0, inv[i] = 0.0;
+  for (index_t j = 0; j < k; ++j) {
+    const double cy = my[j], cx = mx[j], iy = ivy[j], ix = ivx[j], lc = logc[j];
+    double* __restrict row = el + j * n;
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) {
+      const double dy = py[i] - cy, dx = px[i] - cx;
+      const double l = lc - 0.5 * (dy * dy * iy + dx * dx * ix);
+      row[i] = l;
+      const double t = top[i], a = arg[i];
+      const bool more = l > t;
+      arg[i] = more ? double(j) : a;
+      top[i] = more ? l : t;
+    }
+  }
+  for (index_t j = 0; j < k; ++j) {
+    double* __restrict row = el + j * n;
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) {
+      const double v = exp_nonpos(row[i] - top[i]);
+      row[i] = v;
+      inv[i] += v;
+    }
+  }
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) inv[i] = ps[i] / inv[i];
+  for (index_t j = 0; j < k; ++j) {
+    const double* __restrict row = el + j * n;
+    const double dj = double(j);
+    double lo = 0, syo = 0, sxo = 0, syyo = 0, sxxo = 0, li = 0, syi = 0, sxi = 0, syyi = 0, sxxi = 0;
+#pragma omp simd reduction(+ : lo, syo, sxo, syyo, sxxo, li, syi, sxi, syyi, sxxi)
+    for (index_t i = 0; i < n; ++i) {
+      const double g = inv[i], gy = g * py[i], gx = g * px[i], gyy = gy * py[i], gxx = gx * px[i];
+      const bool inner = arg[i] == dj;
+      const double vo = inner ? 0.0 : row[i], vi = inner ? 1.0 : 0.0;
+      lo += vo * g, syo += vo * gy, sxo += vo * gx, syyo += vo * gyy, sxxo += vo * gxx;
+      li += vi * g, syi += vi * gy, sxi += vi * gx, syyi += vi * gyy, sxxi += vi * gxx;
+    }
+    acc[kLo * k + j] += lo, acc[kSyo * k + j] += syo, acc[kSxo * k + j] += sxo;
+    acc[kSyyo * k + j] += syyo, acc[kSxxo * k + j] += sxxo;
+    acc[kLi * k + j] += li, acc[kSyi * k + j] += syi, acc[kSxi * k + j] += sxi;
+    acc[kSyyi * k + j] += syyi, acc[kSxxi * k + j] += sxxi;
+  }
+}
+
+// Separable Gaussian smoothing on a grid, for the first E-step (see
+// egm_cpu.cpp): out[c] = G_h a[c] G_w for c < nc, where G_n is the n x n matrix
+// g[|i - j|]. Register-blocked: each pass accumulates kSmoothBlock outputs of
+// a row in registers. gw is padded with zero columns to wp, a multiple of
+// kSmoothBlock; t is scratch.
+constexpr index_t kSmoothBlock = 16;
+
+inline void smooth(const double* a,  // [nc, h, w]
+                   index_t nc, index_t h, index_t w,
+                   const double* gh,  // [h, h]
+                   const double* gw,  // [w, wp]
+                   index_t wp,
+                   double* t,         // [h, wp] scratch
+                   double* out) {     // [nc, h, w]
+  constexpr index_t B = kSmoothBlock;
+  for (index_t c = 0; c < nc; ++c) {
+    const double* ac = a + c * h * w;
+    double* oc = out + c * h * w;
+    for (index_t y = 0; y < h; ++y) {
+      const double* ar = ac + y * w;
+      for (index_t x0 = 0; x0 < wp; x0 += B) {
+        double acc[B] = {};
+        for (index_t x2 = 0; x2 < w; ++x2) {
+          const double v = ar[x2];
+          if (v == 0.0) continue;
+          const double* g = gw + x2 * wp + x0;
+#pragma omp simd
+          for (index_t xx = 0; xx < B; ++xx) acc[xx] += v * g[xx];
+        }
+        for (index_t xx = 0; xx < B; ++xx) t[y * wp + x0 + xx] = acc[xx];
+      }
+    }
+    for (index_t y = 0; y < h; ++y) {
+      for (index_t x0 = 0; x0 < wp; x0 += B) {
+        double acc[B] = {};
+        for (index_t y2 = 0; y2 < h; ++y2) {
+          const double g = gh[y * h + y2];
+          const double* row = t + y2 * wp + x0;
+#pragma omp simd
+          for (index_t xx = 0; xx < B; ++xx) acc[xx] += g * row[xx];
+        }
+        const index_t m = w - x0 < B ? w - x0 : B;
+        for (index_t xx = 0; xx < m; ++xx) oc[y * w + x0 + xx] = acc[xx];
+      }
+    }
+  }
+}
+
+}  // namespace deepret::egm::DEEPRET_SIMD_NS

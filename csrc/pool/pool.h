@@ -1,0 +1,92 @@
+// Feature saliency and pooling of CNN activations into descriptors.
+//
+// Activations are contiguous [b, c, h, w] (channel-major, as a CNN gives
+// them). Sums run in double whatever T is (float or double). L2
+// normalization is v / (||v||_2 + eps) with eps = 1e-6, as in the reference
+// (cirtorch) code.
+#pragma once
+
+#include <cstdint>
+
+#include "common/array_view.h"
+
+namespace deepret::pool {
+
+constexpr double kNormEps = 1e-6;
+
+// CroW-style feature saliency: q_j = fraction of the h*w positions where
+// channel j is non-zero, b_j = log(sum_i (q_i + eps) / (q_j + eps)),
+// F = sum_j b_j a_j, out = sqrt(F / ||F||_2) (all zeros when F is 0).
+// ValueError for negative or non-finite activations.
+template <class T>
+void feature_saliency(const T* a,  // [b, c, h * w]
+                      index_t b, index_t c, index_t hw, double eps,
+                      T* out,      // [b, h * w]
+                      int num_threads);
+
+enum class Global : int { Mac = 0, Spoc = 1, Gem = 2 };
+
+// Global pooling per image and channel: Mac = max, Spoc = sum,
+// Gem = (mean of max(x, eps)^p)^(1/p); then L2-normalized when `normalize`.
+template <class T>
+void global_pool(const T* a,  // [b, c, h * w]
+                 index_t b, index_t c, index_t hw, Global kind, double p, double eps,
+                 bool normalize, T* out,  // [b, c]
+                 int num_threads);
+
+// Max over the pixels whose centres (integer y, x) lie in box r: rows
+// ceil(y0)..floor(y1), columns ceil(x0)..floor(x1), of image image[r].
+// ValueError for a box holding no pixel or an image index out of range.
+template <class T>
+void regional_max(const T* a,  // [b, c, h, w]
+                  index_t b, index_t c, index_t h, index_t w,
+                  const double* boxes,        // [k, 4] (y0, x0, y1, x1)
+                  const std::int64_t* image,  // [k]
+                  index_t k, bool normalize,
+                  T* out,                     // [k, c]
+                  int num_threads);
+
+// R-MAC: out[i] = L2N(sum over regions r of L2N(max of a[i] over region r)),
+// regions given as inclusive integer pixel ranges (the same for every image).
+template <class T>
+void rmac(const T* a,  // [b, c, h, w]
+          index_t b, index_t c, index_t h, index_t w,
+          const std::int64_t* regions,  // [r, 4] (y0, x0, y1, x1), inclusive
+          index_t r,
+          T* out,                       // [b, c]
+          int num_threads);
+
+}  // namespace deepret::pool
+
+// ---------------------------------------------------------------- CUDA engine
+// (pool_cuda.cu; built only with DEEPRET_CUDA): the same functions on device
+// pointers, float32 or float64 (is_double), queued on `stream`. Bad input
+// (negative or non-finite activations for feature_saliency, non-finite ones
+// for pooling, a box holding no pixel) sets *status (a device int the caller
+// zeroed) to 1; the caller turns that into ValueError.
+namespace deepret::pool::cuda {
+
+void feature_saliency(bool is_double, const void* a,  // [b, c, hw] on the device
+                      index_t b, index_t c, index_t hw, double eps,
+                      void* out,                      // [b, hw] on the device
+                      int* status, std::uintptr_t stream);
+void global_pool(bool is_double, const void* a,  // [b, c, hw] on the device
+                 index_t b, index_t c, index_t hw, Global kind, double p, double eps, bool normalize,
+                 void* out,                      // [b, c] on the device
+                 int* status, std::uintptr_t stream);
+void regional_max(bool is_double, const void* a,    // [b, c, h, w] on the device
+                  index_t b, index_t c, index_t h, index_t w,
+                  const double* boxes,              // [k, 4] on the device
+                  const std::int64_t* image,        // [k] on the device
+                  index_t k, bool normalize,
+                  void* out,                        // [k, c] on the device
+                  int* status, std::uintptr_t stream);
+// R-MAC over r shared boxes (whole map first), given as (y0, x0, y1, x1) doubles.
+void rmac(bool is_double, const void* a,  // [b, c, h, w] on the device
+          index_t b, index_t c, index_t h, index_t w,
+          const double* boxes,            // [r, 4] on the device
+          index_t r,
+          void* out,                      // [b, c] on the device
+          int* status, std::uintptr_t stream);
+
+}  // namespace deepret::pool::cuda

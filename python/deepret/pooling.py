@@ -1,0 +1,197 @@
+"""Pooling of CNN activations into L2-normalized descriptors: MAC, SPoC, GeM,
+R-MAC and regional max pooling over boxes (e.g. EGM regions).
+
+Normalization is ``v / (||v||_2 + 1e-6)``, as in the reference (cirtorch)
+code; pass ``normalize=False`` for the raw pooled values. Activations
+(C, H, W) or (B, C, H, W) of any real dtype compute in float32 (float16,
+float32, small integers, bool) or float64; NaN or Inf raises ValueError.
+numpy input runs on the CPU engine, CuPy input on the CUDA engine.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _arrays, _backend
+from .saliency import activations, raise_on_status
+
+__all__ = ["gem", "mac", "regional_max_pool", "rmac", "rmac_regions", "spoc"]
+
+_MAC, _SPOC, _GEM = 0, 1, 2
+
+
+def _global(name, a, kind, p, eps, normalize, num_threads):
+    threads = _backend.threads_arg(num_threads)
+    on_gpu = _arrays.device_of(name, a) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    x, single = activations(a, "a", xp)
+    b, c, h, w = x.shape
+    if h * w == 0:
+        raise ValueError(f"a must have at least one position, got shape {tuple(x.shape[1:])}")
+    out = xp.empty((b, c), dtype=x.dtype)
+    flat = x.reshape(b, c, h * w)
+    if on_gpu:
+        core = _backend.cuda_core(name)
+        status = xp.zeros(1, dtype=xp.int32)
+        if out.size:
+            core.global_pool(x.dtype == np.float64, flat.data.ptr, b, c, h * w, kind, float(p),
+                             float(eps), bool(normalize), out.data.ptr, status.data.ptr,
+                             xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a must be finite")
+    else:
+        _backend._core.global_pool(flat, out, kind, float(p), float(eps), bool(normalize), threads)
+    return out[0] if single else out
+
+
+def mac(a, *, normalize=True, num_threads=None):
+    """MAC: per-channel max over positions. a (C, H, W) -> (C,), (B, C, H, W) -> (B, C)."""
+    return _global("mac", a, _MAC, 1.0, 0.0, normalize, num_threads)
+
+
+def spoc(a, *, normalize=True, num_threads=None):
+    """SPoC: per-channel sum over positions. a (C, H, W) -> (C,), (B, C, H, W) -> (B, C)."""
+    return _global("spoc", a, _SPOC, 1.0, 0.0, normalize, num_threads)
+
+
+def gem(a, p=3.0, eps=1e-6, *, normalize=True, num_threads=None):
+    """GeM: (mean over positions of max(a, eps)**p)**(1/p) per channel."""
+    for name, value in (("p", p), ("eps", eps)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+                or not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return _global("gem", a, _GEM, p, eps, normalize, num_threads)
+
+
+def rmac_regions(h, w, levels=3, overlap=0.4):
+    """The standard R-MAC grid (Tolias et al. 2016, as in the cirtorch code):
+    (R, 4) int64 inclusive pixel boxes (y0, x0, y1, x1), the whole map first,
+    then square regions of side floor(2 min(h, w) / (l + 1)) for l = 1..levels
+    with the number along the longer side chosen for the overlap closest to
+    ``overlap``."""
+    steps = np.array([2, 3, 4, 5, 6, 7], dtype=np.float64)
+    small = min(h, w)
+    b = (max(h, w) - small) / (steps - 1)
+    idx = int(np.argmin(np.abs(((small**2 - small * b) / small**2) - overlap)))
+    wd = idx + 1 if h < w else 0
+    hd = idx + 1 if h > w else 0
+    boxes = [(0, 0, h - 1, w - 1)]
+    for level in range(1, levels + 1):
+        side = math.floor(2 * small / (level + 1))
+        if side == 0:
+            continue
+        half = math.floor(side / 2 - 1)
+        bw = 0 if level + wd == 1 else (w - side) / (level + wd - 1)
+        bh = 0 if level + hd == 1 else (h - side) / (level + hd - 1)
+        xs = [math.floor(half + k * bw) - half for k in range(level + wd)]
+        ys = [math.floor(half + k * bh) - half for k in range(level + hd)]
+        boxes.extend((y, x, y + side - 1, x + side - 1) for y in ys for x in xs)
+    return np.array(boxes, dtype=np.int64).reshape(-1, 4)
+
+
+def rmac(a, levels=3, *, num_threads=None):
+    """R-MAC: L2N(sum over the whole map and the R-MAC grid regions of
+    L2N(regional MAC)). a (C, H, W) -> (C,), (B, C, H, W) -> (B, C)."""
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise ValueError(f"levels must be an int >= 1, got {levels!r}")
+    threads = _backend.threads_arg(num_threads)
+    on_gpu = _arrays.device_of("rmac", a) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    x, single = activations(a, "a", xp)
+    b, c, h, w = x.shape
+    if h * w == 0:
+        raise ValueError(f"a must have at least one position, got shape {tuple(x.shape[1:])}")
+    out = xp.empty((b, c), dtype=x.dtype)
+    regions = rmac_regions(h, w, levels)
+    if on_gpu:
+        core = _backend.cuda_core("rmac")
+        boxes = xp.asarray(regions.astype(np.float64))
+        status = xp.zeros(1, dtype=xp.int32)
+        if out.size:
+            core.rmac(x.dtype == np.float64, x.data.ptr, b, c, h, w, boxes.data.ptr, len(regions),
+                      out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a must be finite")
+    else:
+        _backend._core.rmac(x, regions, out, threads)
+    return out[0] if single else out
+
+
+def regional_max_pool(a, boxes, *, counts=None, normalize=True, num_threads=None):
+    """Max pooling over boxes: one descriptor per box.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like
+    boxes : (K, 4) array_like of (y0, x0, y1, x1), or a :class:`deepret.Regions`
+        A box pools the pixels whose centres (integer y, x) it contains
+        (clipped to the map); a box holding none raises ValueError.
+    counts : (B,) ints, keyword-only
+        For a batch: how many consecutive boxes belong to each image (taken
+        from ``boxes.counts`` for a Regions). Required for a batch.
+    normalize : bool, keyword-only
+        L2-normalize each descriptor (default True).
+
+    Returns
+    -------
+    (K, C) array, rows in box order.
+    """
+    from .regions import Regions
+
+    threads = _backend.threads_arg(num_threads)
+    if _arrays.is_cupy_array(a):
+        return _regional_cuda(a, boxes, counts, normalize)
+    if isinstance(boxes, Regions):
+        counts = boxes.counts if counts is None else counts
+        boxes = boxes.boxes
+    x, single = activations(a, "a", np)
+    bx = np.ascontiguousarray(boxes, dtype=np.float64)
+    if bx.ndim != 2 or bx.shape[1] != 4:
+        raise ValueError(f"boxes must be (k, 4) as (y0, x0, y1, x1), got shape {bx.shape}")
+    if not np.isfinite(bx).all():
+        raise ValueError("boxes must be finite")
+    image = _image_index(single, counts, len(x), len(bx))
+    out = np.empty((len(bx), x.shape[1]), dtype=x.dtype)
+    _backend._core.regional_max(x, bx, image, out, bool(normalize), threads)
+    return out
+
+
+def _image_index(single, counts, b, k):
+    if counts is None:
+        if not single:
+            raise ValueError("counts is required for a batch of activations (b, c, h, w)")
+        return np.zeros(k, dtype=np.int64)
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or counts.dtype.kind not in "iu" or len(counts) != b or (counts < 0).any() \
+            or counts.sum() != k:
+        raise ValueError(f"counts must be {b} non-negative ints summing to len(boxes) = {k}, got {counts!r}")
+    return np.repeat(np.arange(b, dtype=np.int64), counts)
+
+
+def _regional_cuda(a, boxes, counts, normalize):
+    from .regions import Regions
+
+    core = _backend.cuda_core("regional_max_pool")
+    cp = _arrays.cupy_module()
+    if isinstance(boxes, Regions):
+        counts = boxes.counts if counts is None else counts
+        boxes = boxes.boxes
+    if not _arrays.is_cupy_array(boxes):
+        raise TypeError("deepret.regional_max_pool got CuPy activations but host boxes; move the boxes "
+                        "to the GPU first (cupy.asarray), or run egm on the GPU")
+    x, single = activations(a, "a", cp)
+    bx = cp.ascontiguousarray(boxes, dtype=cp.float64)
+    if bx.ndim != 2 or bx.shape[1] != 4:
+        raise ValueError(f"boxes must be (k, 4) as (y0, x0, y1, x1), got shape {bx.shape}")
+    if not bool(cp.isfinite(bx).all()):
+        raise ValueError("boxes must be finite")
+    image = cp.asarray(_image_index(single, counts, len(x), len(bx)))
+    out = cp.empty((len(bx), x.shape[1]), dtype=x.dtype)
+    b, c, h, w = x.shape
+    status = cp.zeros(1, dtype=cp.int32)
+    if out.size:
+        core.regional_max(x.dtype == np.float64, x.data.ptr, b, c, h, w, bx.data.ptr, image.data.ptr,
+                          len(bx), bool(normalize), out.data.ptr, status.data.ptr,
+                          cp.cuda.get_current_stream().ptr)
+    raise_on_status(status, "a must be finite and every box must hold a pixel centre of the map")
+    return out

@@ -1,0 +1,81 @@
+"""Feature saliency (FS) maps from CNN activations, CroW-style (Kalantidis,
+Mellina & Osindero 2016; the FS maps of Siméoni et al. 2018)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _arrays, _backend
+
+__all__ = ["feature_saliency"]
+
+
+def activations(a, name: str, xp):
+    """(B, C, H, W) contiguous float32/float64 view of (C, H, W) or (B, C, H, W)
+    activations, and whether the input was one image. float16, ints and bools
+    compute in float32 (float16, bool, int8/16) or float64 (wider ints)."""
+    if xp is np:
+        a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real array, got dtype {a.dtype}")
+    if a.ndim not in (3, 4):
+        raise ValueError(f"{name} must be 3-D (c, h, w) or 4-D (b, c, h, w), got shape {tuple(a.shape)}")
+    work = np.float64 if a.dtype == np.float64 or (a.dtype.kind in "iu" and a.dtype.itemsize > 2) \
+        else np.float32
+    single = a.ndim == 3
+    a = xp.ascontiguousarray(a[None] if single else a, dtype=work)
+    return a, single
+
+
+def raise_on_status(status, message: str) -> None:
+    """ValueError when a CUDA kernel flagged bad input (reads one int back)."""
+    if int(status.get()[0]):
+        raise ValueError(message)
+
+
+def feature_saliency(a, eps=1e-6, *, num_threads=None):
+    """Feature-saliency map(s) of non-negative activations.
+
+    With q_j the fraction of positions where channel j is non-zero, the
+    channel weights are b_j = log(sum_i (q_i + eps) / (q_j + eps)) (rare
+    channels weigh more), F = sum_j b_j a_j, and the map is sqrt(F / ||F||_2)
+    (CroW's normalization; all zeros where F is 0).
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like, non-negative and finite
+        Activations after a ReLU (numpy: CPU engine; CuPy: CUDA engine).
+    eps : float > 0
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    (H, W) or (B, H, W) array: float64 for float64 (and wide integer) input,
+    float32 otherwise.
+
+    Raises
+    ------
+    TypeError for a non-real dtype; ValueError for a wrong ndim, a negative,
+    NaN or Inf activation, or eps <= 0.
+    """
+    if not (isinstance(eps, (int, float, np.floating)) and not isinstance(eps, bool)
+            and np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    threads = _backend.threads_arg(num_threads)
+    on_gpu = _arrays.device_of("feature_saliency", a) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    x, single = activations(a, "a", xp)
+    b, c, h, w = x.shape
+    out = xp.empty((b, h * w), dtype=x.dtype)
+    flat = x.reshape(b, c, h * w)
+    if on_gpu:
+        core = _backend.cuda_core("feature_saliency")
+        status = xp.zeros(1, dtype=xp.int32)
+        if x.size:
+            core.feature_saliency(x.dtype == np.float64, flat.data.ptr, b, c, h * w, float(eps),
+                                  out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a must be finite and non-negative (activations after a ReLU)")
+    else:
+        _backend._core.feature_saliency(flat, out, float(eps), threads)
+    out = out.reshape(b, h, w)
+    return out[0] if single else out

@@ -1,0 +1,192 @@
+"""deepret.feature_saliency and the pooling functions against straightforward
+numpy definitions (tests/egm_reference.py), on real activations and random
+data; bad input; the CUDA engine (skipped without a GPU)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import deepret
+import egm_reference as ref
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "effnet_lite0_acts.npz")
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def real(name="chelsea"):
+    return np.load(DATA)[name]
+
+
+def sparse_acts(rng, shape, dtype=np.float64):
+    a = rng.random(shape) * (rng.random(shape) < 0.1)
+    return a.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_feature_saliency(dtype):
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1, 1), (5, 3, 4), (64, 7, 11)]:
+        a = sparse_acts(rng, shape, dtype)
+        got = deepret.feature_saliency(a)
+        assert got.dtype == dtype and got.shape == shape[1:]
+        np.testing.assert_allclose(got, ref.feature_saliency(a), rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def test_feature_saliency_real_and_batch():
+    data = np.load(DATA)
+    a = data["chelsea"]
+    got = deepret.feature_saliency(a)
+    assert got.dtype == np.float32 and got.shape == a.shape[1:]
+    np.testing.assert_allclose(got, ref.feature_saliency(a), rtol=1e-5, atol=1e-6)
+    assert abs(np.sqrt((got.astype(np.float64) ** 4).sum()) - 1) < 1e-5  # sqrt of a unit vector
+    batch = np.stack([data[n] for n in data.files if data[n].shape == (1280, 16, 16)])
+    many = deepret.feature_saliency(batch)
+    for i in range(len(batch)):
+        np.testing.assert_array_equal(many[i], deepret.feature_saliency(batch[i]))
+    assert not deepret.feature_saliency(np.zeros((3, 4, 5))).any()
+
+
+def test_feature_saliency_bad_input():
+    with pytest.raises(ValueError, match="non-negative"):
+        deepret.feature_saliency(-np.ones((2, 3, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        deepret.feature_saliency(np.full((2, 3, 3), np.nan))
+    with pytest.raises(ValueError, match="3-D"):
+        deepret.feature_saliency(np.ones((3, 3)))
+    with pytest.raises(TypeError, match="real"):
+        deepret.feature_saliency(np.ones((2, 3, 3), dtype=complex))
+    with pytest.raises(ValueError, match="eps"):
+        deepret.feature_saliency(np.ones((2, 3, 3)), eps=0)
+
+
+@pytest.mark.parametrize("name", ["mac", "spoc", "gem", "rmac"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_global_pooling(name, dtype):
+    rng = np.random.default_rng(1)
+    ours, theirs = getattr(deepret, name), getattr(ref, name)
+    for shape in [(3, 1, 1), (17, 5, 9), (8, 13, 6), (4, 16, 16)]:
+        a = sparse_acts(rng, shape, dtype)
+        got = ours(a)
+        assert got.shape == (shape[0],)
+        assert got.dtype == (np.float64 if dtype == np.float64 else np.float32)
+        tol = TOL[np.float64 if dtype == np.float64 else np.float32]
+        np.testing.assert_allclose(got, theirs(a), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["mac", "spoc", "gem", "rmac"])
+def test_global_pooling_real_batch(name):
+    data = np.load(DATA)
+    batch = np.stack([data[n] for n in data.files if data[n].shape == (1280, 11, 16)])
+    got = getattr(deepret, name)(batch)
+    assert got.shape == (len(batch), 1280)
+    for i in range(len(batch)):
+        np.testing.assert_allclose(got[i], getattr(ref, name)(batch[i]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(got[i].astype(np.float64)), 1.0, rtol=1e-5)
+
+
+def test_unnormalized_and_gem_p():
+    a = sparse_acts(np.random.default_rng(2), (6, 4, 5))
+    np.testing.assert_allclose(deepret.mac(a, normalize=False), a.max(axis=(1, 2)))
+    np.testing.assert_allclose(deepret.spoc(a, normalize=False), a.sum(axis=(1, 2)))
+    np.testing.assert_allclose(deepret.gem(a, p=1.0, normalize=False),
+                               np.maximum(a, 1e-6).mean(axis=(1, 2)))
+    np.testing.assert_allclose(deepret.gem(a, p=4.5), ref.gem(a, p=4.5))
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (6, 16), (11, 16), (16, 16), (16, 7), (30, 40), (40, 30), (3, 50)])
+def test_rmac_regions_are_the_standard_grid(hw):
+    h, w = hw
+    got = deepret.rmac_regions(h, w)
+    want = [(0, 0, h - 1, w - 1)] + [(i, j, i + s - 1, j + s - 1) for i, j, s in ref.rmac_regions(h, w)]
+    assert [tuple(r) for r in got.tolist()] == want
+    assert (got[:, :2] >= 0).all() and (got[:, 2] < h).all() and (got[:, 3] < w).all()
+
+
+def test_rmac_regions_known_values():
+    # 16x16 at L=3: the whole map, then 1 (16x16), 4 (10x10) and 9 (8x8) regions.
+    regions = deepret.rmac_regions(16, 16)
+    sides = (regions[:, 2] - regions[:, 0] + 1).tolist()
+    assert sides == [16, 16] + [10] * 4 + [8] * 9
+    assert regions[6:].tolist()[:3] == [[0, 0, 7, 7], [0, 4, 7, 11], [0, 8, 7, 15]]
+
+
+def test_regional_max_pool():
+    data = np.load(DATA)
+    a = data["coins"]
+    s = deepret.feature_saliency(a)
+    r = deepret.egm(s)
+    got = deepret.regional_max_pool(a, r)
+    assert got.shape == (len(r.weights), 1280) and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref.regional_max_pool(a, r.boxes), rtol=1e-5, atol=1e-6)
+    boxes = np.array([[0, 0, 0, 0], [0.5, 0.5, 3.2, 7.9], [-4, -4, 100, 100], [2, 3, 2, 3]])
+    a64 = a.astype(np.float64)
+    np.testing.assert_allclose(deepret.regional_max_pool(a64, boxes),
+                               ref.regional_max_pool(a64, np.clip(boxes, 0, [12, 15, 12, 15])), rtol=1e-12)
+    raw = deepret.regional_max_pool(a64, boxes[:1], normalize=False)
+    np.testing.assert_array_equal(raw[0], a64[:, 0, 0])
+
+
+def test_regional_max_pool_batch():
+    data = np.load(DATA)
+    names = [n for n in data.files if data[n].shape == (1280, 16, 16)][:5]
+    acts = np.stack([data[n] for n in names])
+    regions = deepret.egm(deepret.feature_saliency(acts))
+    got = deepret.regional_max_pool(acts, regions)
+    assert got.shape == (int(regions.counts.sum()), 1280)
+    lo = 0
+    for i, count in enumerate(regions.counts):
+        np.testing.assert_allclose(got[lo:lo + count], ref.regional_max_pool(acts[i], regions[i].boxes),
+                                   rtol=1e-5, atol=1e-6)
+        lo += count
+
+
+def test_pooling_bad_input():
+    a = np.ones((4, 5, 6))
+    with pytest.raises(ValueError, match="holds no pixel"):
+        deepret.regional_max_pool(a, [[0.2, 0.2, 0.8, 0.8]])
+    with pytest.raises(ValueError, match=r"\(k, 4\)"):
+        deepret.regional_max_pool(a, [[0, 0, 1]])
+    with pytest.raises(ValueError, match="counts is required"):
+        deepret.regional_max_pool(a[None], [[0, 0, 1, 1]])
+    with pytest.raises(ValueError, match="counts"):
+        deepret.regional_max_pool(a[None], [[0, 0, 1, 1]], counts=[2])
+    with pytest.raises(ValueError, match="finite"):
+        deepret.mac(np.full((2, 2, 2), np.nan))
+    with pytest.raises(ValueError, match="3-D"):
+        deepret.spoc(np.ones(3))
+    with pytest.raises(ValueError, match="p must"):
+        deepret.gem(a, p=0)
+    with pytest.raises(ValueError, match="levels"):
+        deepret.rmac(a, levels=0)
+    with pytest.raises(ValueError, match="at least one position"):
+        deepret.mac(np.ones((3, 0, 2)))
+
+
+@pytest.mark.gpu
+def test_cuda_pooling(xp):
+    data = np.load(DATA)
+    acts = np.stack([data[n] for n in data.files if data[n].shape == (1280, 16, 16)][:4]).astype(np.float32)
+    x = xp.asarray(acts)
+    host = (lambda v: v) if xp is np else (lambda v: v.get())
+    np.testing.assert_allclose(host(deepret.feature_saliency(x)), deepret.feature_saliency(acts),
+                               rtol=1e-5, atol=1e-6)
+    for name in ("mac", "spoc", "gem", "rmac"):
+        np.testing.assert_allclose(host(getattr(deepret, name)(x)), getattr(deepret, name)(acts),
+                                   rtol=1e-5, atol=1e-6)
+    regions = deepret.egm(deepret.feature_saliency(acts))
+    device_regions = regions
+    if xp is not np:
+        with pytest.raises(TypeError, match="host boxes"):
+            deepret.regional_max_pool(x, regions)
+        device_regions = deepret.Regions(*(xp.asarray(getattr(regions, f))
+                                           for f in ("means", "variances", "weights", "boxes")),
+                                         regions.counts)
+    np.testing.assert_allclose(host(deepret.regional_max_pool(x, device_regions)),
+                               deepret.regional_max_pool(acts, regions), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        deepret.feature_saliency(-x)
+    with pytest.raises(ValueError):
+        deepret.regional_max_pool(x[0], xp.asarray([[0.2, 0.2, 0.8, 0.8]]))
