@@ -37,6 +37,7 @@ void register_regions(py::module_& m);
 namespace deepret::bind {
 void register_conv_cuda(py::module_& m);
 void register_knn_cuda(py::module_& m);
+void register_diffusion_cuda(py::module_& m);
 void register_graph_cuda(py::module_& m);
 void register_regions_cuda(py::module_& m);
 // Python exceptions for the engine's ValueError/TypeError (both modules).

@@ -15,6 +15,7 @@ PYBIND11_MODULE(_core_cuda, m) {
         "Number of visible CUDA devices (0 without a driver or GPU).");
   deepret::bind::register_conv_cuda(m);
   deepret::bind::register_knn_cuda(m);
+  deepret::bind::register_diffusion_cuda(m);
   deepret::bind::register_graph_cuda(m);
   deepret::bind::register_regions_cuda(m);
 }

@@ -206,3 +206,34 @@ def test_truncation_to_the_whole_database_is_plain_diffusion(oxford):
     assert (t_ids[:, :20] == ids[:, :20]).mean() > 0.95
     with pytest.raises(ValueError, match="topk .* must be at most truncate"):
         deepret.DiffusionIndex(x, truncate=30).search(queries, topk=31)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gpu_matches_cpu(dtype):
+    cp = pytest.importorskip("cupy")
+    cupyx_sparse = pytest.importorskip("cupyx.scipy.sparse")
+    if not deepret.has_cuda():
+        pytest.skip("deepret has no CUDA engine or no GPU is visible")
+    W = normalized_graph(2000, 0.005, SEED + 9, isolated=(1,), dtype=dtype)
+    y = np.random.default_rng(SEED).random((2000, 33)).astype(dtype)
+    y[:, 3] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", deepret.ConvergenceWarning)
+        f_cpu, info_cpu = deepret.diffuse(W, y, 0.95, return_info=True)
+        f_gpu, info_gpu = deepret.diffuse(cupyx_sparse.csr_matrix(sp.csr_matrix(W)), cp.asarray(y), 0.95,
+                                          return_info=True)
+    assert type(f_gpu) is cp.ndarray
+    np.testing.assert_allclose(f_gpu.get(), f_cpu, rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-10))
+    np.testing.assert_array_equal(info_gpu.iterations.get(), info_cpu.iterations)
+
+
+def test_gpu_input_without_cuda_engine_or_mixed(monkeypatch):
+    class FakeCupyArray:
+        __module__ = "cupy"
+        __cuda_array_interface__ = {}
+    FakeCupyArray.__module__ = "cupy"
+    monkeypatch.setattr(deepret._backend, "_core_cuda", None)
+    W = normalized_graph(10, 0.3, SEED)
+    with pytest.raises(deepret.CudaUnavailableError):
+        deepret.diffuse(W, FakeCupyArray())

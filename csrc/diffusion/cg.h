@@ -27,3 +27,27 @@ void batched_cg(const Csr<T, I>& w,     // symmetric [n, n]
                 const I* order = nullptr);  // [n] or nullptr
 
 }  // namespace deepret::diffusion
+
+// ---------------------------------------------------------------- CUDA engine
+// (cg_cuda.cu; built only with DEEPRET_CUDA). Device pointers, row-major y and
+// f; the value type (float32/float64) and the index type (int32/int64) are
+// passed at run time. Same iterates and stopping rule as batched_cg above;
+// queued on `stream`, synchronizing once per iteration to stop early.
+namespace deepret::diffusion::cuda {
+
+enum class Value : int { F32 = 0, F64 = 1 };
+enum class Index : int { I32 = 0, I64 = 1 };
+
+void batched_cg(Value value, Index index, index_t n,
+                const void* indptr,   // [n + 1]
+                const void* indices,  // [nnz]
+                const void* data,     // [nnz]
+                double alpha,
+                const void* y, index_t m,   // [n, m]
+                void* f,                    // [n, m] out
+                double tol, index_t maxiter,
+                std::int64_t* iterations,   // [m] out, on the device
+                double* residuals,          // [m] out, on the device
+                std::uintptr_t stream);
+
+}  // namespace deepret::diffusion::cuda

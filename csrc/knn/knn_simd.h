@@ -30,7 +30,7 @@ struct Vec {
     return x;
   }
   static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
-  static V broadcast(T s) { return V{} + s; }
+  static V broadcast(T s) { return s - V{}; }  // s - 0 folds to a plain broadcast (s + 0 does not: -0)
 };
 
 // Rows per micro-panel: 12 accumulators in 16 vector registers, whatever the

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from . import _backend
+from . import _arrays, _backend
 from .graph import graph_from_knn
 from .knn import knn
 
@@ -110,6 +110,9 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
         has 8 or more columns; pass the order yourself to reuse it.
     num_threads : int, keyword-only
 
+    A cupyx.scipy.sparse W with a CuPy y runs on the CUDA engine and returns
+    CuPy arrays (info too).
+
     Returns
     -------
     f : array of y's shape, dtype float32 when W and y are float32, else float64
@@ -121,6 +124,10 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
     maxiter = _check_positive_int("maxiter", maxiter)
+    if _is_cupyx_sparse(W) or _arrays.is_cupy_array(y):
+        f, info = _diffuse_cuda(W, y, alpha, tol, maxiter)
+        _warn_if_stalled(info.residuals.get(), tol, maxiter)
+        return (f, info) if return_info else f
     W = _as_csr(W)
     n = W.shape[0]
     y_dense = y.toarray() if sp.issparse(y) else np.asarray(y)
@@ -147,14 +154,53 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
     f = np.empty_like(columns)
     iterations, residuals = _backend._core.batched_cg(
         n, W.indptr, W.indices, data, alpha, columns, f, tol, maxiter, threads, order)
+    _warn_if_stalled(residuals, tol, maxiter)
+    f = f.reshape(y_dense.shape)
+    return (f, CgInfo(iterations, residuals)) if return_info else f
+
+
+def _warn_if_stalled(residuals, tol, maxiter):
     stalled = residuals >= tol
     if stalled.any():
         warnings.warn(
             f"diffuse: {int(stalled.sum())} of {len(residuals)} columns stopped at maxiter={maxiter} "
             f"above tol={tol:g} (largest relative residual {residuals.max():.2e})",
-            ConvergenceWarning, stacklevel=2)
-    f = f.reshape(y_dense.shape)
-    return (f, CgInfo(iterations, residuals)) if return_info else f
+            ConvergenceWarning, stacklevel=3)
+
+
+def _is_cupyx_sparse(W) -> bool:
+    return type(W).__module__.startswith("cupyx.scipy.sparse")
+
+
+def _diffuse_cuda(W, y, alpha, tol, maxiter):
+    """The CUDA engine: W a cupyx.scipy.sparse matrix, y a CuPy array (both on the GPU)."""
+    core = _backend.cuda_core("diffuse")
+    if not (_is_cupyx_sparse(W) and _arrays.is_cupy_array(y)):
+        raise TypeError("diffuse on the GPU needs W as a cupyx.scipy.sparse matrix and y as a CuPy "
+                        "array (no silent host-device copies)")
+    cp = _arrays.cupy_module()
+    W = W.tocsr()
+    n = W.shape[0]
+    if W.shape != (n, n):
+        raise ValueError(f"W must be square (n, n), got shape {W.shape}")
+    if y.ndim not in (1, 2) or y.shape[0] != n:
+        raise ValueError(f"y must have shape ({n},) or ({n}, m) to match W, got {y.shape}")
+    dtype = np.float32 if (W.dtype == np.float32 and y.dtype == np.float32) else np.float64
+    data = W.data.astype(dtype, copy=False)
+    indices = W.indices
+    indptr = W.indptr.astype(indices.dtype, copy=False)
+    columns = cp.ascontiguousarray(y.reshape(n, -1), dtype=dtype)
+    if not bool(cp.isfinite(columns).all()) or not bool(cp.isfinite(data).all()):
+        raise ValueError("W and y must be finite")
+    m = columns.shape[1]
+    f = cp.empty_like(columns)
+    iterations = cp.empty(m, dtype=cp.int64)
+    residuals = cp.empty(m, dtype=cp.float64)
+    core.batched_cg(dtype == np.float64, indices.dtype.itemsize == 8, n, indptr.data.ptr,
+                    indices.data.ptr, data.data.ptr, alpha, columns.data.ptr, m, f.data.ptr, tol,
+                    maxiter, iterations.data.ptr, residuals.data.ptr,
+                    cp.cuda.get_current_stream().ptr)
+    return f.reshape(y.shape), CgInfo(iterations, residuals)
 
 
 def katz(W, alpha=0.99, tol=1e-6, maxiter=20, *, num_threads=None):
