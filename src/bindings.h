@@ -27,11 +27,13 @@ inline void require_same_dtype(const py::array& a, const py::array& b, const cha
 }
 
 void register_conv(py::module_& m);
+void register_conv2d(py::module_& m);
 
 }  // namespace deepret::bind
 
 namespace deepret::bind {
 void register_conv_cuda(py::module_& m);
+void register_conv2d_cuda(py::module_& m);
 // Python exceptions for the engine's ValueError/TypeError (both modules).
 void register_error_translator();
 }  // namespace deepret::bind

@@ -26,4 +26,5 @@ PYBIND11_MODULE(_core, m) {
   });
 
   deepret::bind::register_conv(m);
+  deepret::bind::register_conv2d(m);
 }

@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core_cuda, m) {
   m.def("device_count", &deepret::conv::cuda::device_count,
         "Number of visible CUDA devices (0 without a driver or GPU).");
   deepret::bind::register_conv_cuda(m);
+  deepret::bind::register_conv2d_cuda(m);
 }

@@ -1,0 +1,226 @@
+// CPU driver of conv2d (NCHW, torch.nn.functional.conv2d semantics).
+//
+// General path: per (image, group) the layer is C[Og, P] = A[Og, K] * B[K, P]
+// with K = C/groups * kh * kw and P = oh * ow pixels, B the implicit im2col
+// matrix. A (the weights) is packed once into MR-row panels; B is never built
+// whole: each task packs a KC x NC tile of it (a few hundred kB, L2-resident)
+// straight from the input, with padding, stride and dilation applied, and runs
+// the MR x NR register-tiled micro-kernel of conv2d_simd.h over it. Tasks are
+// (image, group, pixel tile, output-channel chunk), so one image keeps every
+// core busy.
+// Depthwise path (one input channel per output channel): each output plane is
+// a 2-D correlation with zero fill, run on the correlate2d engine.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/errors.h"
+#include "common/parallel.h"
+#include "common/simd.h"
+#include "conv/conv2d.h"
+
+#define DEEPRET_SIMD_NS portable
+#define DEEPRET_VBYTES 16
+#include "conv/conv2d_simd.h"
+#undef DEEPRET_SIMD_NS
+#undef DEEPRET_VBYTES
+
+namespace deepret::conv {
+
+#if defined(DEEPRET_X86)
+namespace avx2 {
+// Instantiated in conv2d_cpu_avx2.cpp, compiled with -mavx2 -mfma.
+template <class T>
+void gemm_tile(index_t kc, const T* a, const T* b, T* c, index_t ldc, int rows, int cols,
+               bool accumulate, const T* init);
+}  // namespace avx2
+#endif
+
+void check_conv2d_shape(const Conv2dShape& s) {
+  check(s.n >= 0 && s.c >= 0 && s.h >= 0 && s.w >= 0 && s.o >= 0 && s.kh >= 0 && s.kw >= 0 &&
+            s.oh >= 0 && s.ow >= 0,
+        "conv2d: shapes must be non-negative");
+  check(s.sh >= 1 && s.sw >= 1, "conv2d: stride must be positive");
+  check(s.dh >= 1 && s.dw >= 1, "conv2d: dilation must be positive");
+  check(s.ph >= 0 && s.pw >= 0, "conv2d: padding must be non-negative");
+  check(s.groups >= 1 && s.c % s.groups == 0 && s.o % s.groups == 0,
+        "conv2d: groups must divide the input and output channels");
+}
+
+namespace {
+
+constexpr int MR = portable::kGemmMR;
+constexpr index_t kKC = 256;     // reduction steps per packed tile
+constexpr index_t kStrips = 12;  // NR-wide pixel strips per tile
+
+template <class T>
+using TileFn = void (*)(index_t, const T*, const T*, T*, index_t, int, int, bool, const T*);
+
+// Pack B[k0 : k0 + kc, p0 : p0 + strips * nr] of one (image, group) as
+// [strip][kc][nr]; pixels >= P and taps outside the input are zero.
+template <class T>
+void pack_b(const T* planes,  // [c / groups, h, w]: the group's input channels
+            const Conv2dShape& s, index_t p0, index_t strips, int nr, index_t k0, index_t kc,
+            T* panel) {       // [strips, kc, nr]
+  const index_t hw = s.h * s.w, P = s.oh * s.ow, khw = s.kh * s.kw;
+  for (index_t st = 0; st < strips; ++st) {
+    const index_t pa = p0 + st * nr;
+    const index_t y0 = pa / s.ow, x0 = pa % s.ow;
+    const bool one_row = x0 + nr <= s.ow && pa + nr <= P;
+    for (index_t kk = 0; kk < kc; ++kk) {
+      const index_t k = k0 + kk, c = k / khw, j = (k / s.kw) % s.kh, jk = k % s.kw;
+      const T* plane = planes + c * hw;
+      T* dst = panel + (st * kc + kk) * nr;
+      const index_t oy = j * s.dh - s.ph, ox = jk * s.dw - s.pw;
+      if (one_row) {
+        const index_t iy = y0 * s.sh + oy;
+        if (iy < 0 || iy >= s.h) {
+          std::fill(dst, dst + nr, T(0));
+          continue;
+        }
+        const T* src = plane + iy * s.w;
+        const index_t ix0 = x0 * s.sw + ox, ix1 = (x0 + nr - 1) * s.sw + ox;
+        if (s.sw == 1 && ix0 >= 0 && ix1 < s.w) {
+          std::memcpy(dst, src + ix0, sizeof(T) * nr);
+          continue;
+        }
+        for (int q = 0; q < nr; ++q) {
+          const index_t ix = (x0 + q) * s.sw + ox;
+          dst[q] = ix >= 0 && ix < s.w ? src[ix] : T(0);
+        }
+        continue;
+      }
+      for (int q = 0; q < nr; ++q) {
+        const index_t p = pa + q;
+        T value = T(0);
+        if (p < P) {
+          const index_t iy = (p / s.ow) * s.sh + oy, ix = (p % s.ow) * s.sw + ox;
+          if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) value = plane[iy * s.w + ix];
+        }
+        dst[q] = value;
+      }
+    }
+  }
+}
+
+template <class T>
+void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const Conv2dShape& s,
+                 int num_threads) {
+  TileFn<T> tile = &portable::gemm_tile<T>;
+  int nr = portable::gemm_nr<T>();
+#if defined(DEEPRET_X86)
+  if (use_avx2_fma()) {
+    tile = &avx2::gemm_tile<T>;
+    nr = 2 * int(32 / sizeof(T));
+  }
+#endif
+  const index_t G = s.groups, cg = s.c / G, og = s.o / G;
+  const index_t K = cg * s.kh * s.kw, P = s.oh * s.ow;
+  const index_t ob_count = (og + MR - 1) / MR;
+  // Weights as [group][o block][K][MR], zero rows past og.
+  std::vector<T> a_pack(static_cast<std::size_t>(G * ob_count * K * MR));
+  parallel_for(0, G * ob_count, 1, num_threads, [&](index_t lo, index_t hi) {
+    for (index_t gb = lo; gb < hi; ++gb) {
+      const index_t g = gb / ob_count, ob = gb % ob_count;
+      T* dst = a_pack.data() + gb * K * MR;
+      for (int i = 0; i < MR; ++i) {
+        const index_t o = ob * MR + i;
+        const T* src = o < og ? weight + (g * og + o) * K : nullptr;
+        for (index_t k = 0; k < K; ++k) dst[k * MR + i] = src ? src[k] : T(0);
+      }
+    }
+  });
+  const index_t nc = nr * kStrips;
+  const index_t p_tiles = (P + nc - 1) / nc;
+  const index_t base_tasks = s.n * G * p_tiles;
+  const int threads = resolve_threads(num_threads);
+  // Split the output channels too when there are few pixel tiles (N = 1, small maps).
+  const index_t o_chunks =
+      std::clamp<index_t>((4 * threads + base_tasks - 1) / base_tasks, 1, ob_count);
+  const index_t tasks = base_tasks * o_chunks;
+  parallel_for(0, tasks, 1, num_threads, [&](index_t lo, index_t hi) {
+    std::vector<T> panel(static_cast<std::size_t>(kKC * nc));
+    for (index_t t = lo; t < hi; ++t) {
+      const index_t oc = t % o_chunks, pt = (t / o_chunks) % p_tiles, bg = t / (o_chunks * p_tiles);
+      const index_t b = bg / G, g = bg % G;
+      const index_t ob0 = ob_count * oc / o_chunks, ob1 = ob_count * (oc + 1) / o_chunks;
+      const index_t p0 = pt * nc, width = std::min(nc, P - p0);
+      const index_t strips = (width + nr - 1) / nr;
+      const T* planes = input + (b * s.c + g * cg) * s.h * s.w;
+      for (index_t k0 = 0; k0 < K; k0 += kKC) {
+        const index_t kc = std::min(kKC, K - k0);
+        pack_b(planes, s, p0, strips, nr, k0, kc, panel.data());
+        for (index_t ob = ob0; ob < ob1; ++ob) {
+          const int rows = static_cast<int>(std::min<index_t>(MR, og - ob * MR));
+          const T* a = a_pack.data() + ((g * ob_count + ob) * K + k0) * MR;
+          const index_t o = g * og + ob * MR;
+          const T* init = bias ? bias + o : nullptr;
+          for (index_t st = 0; st < strips; ++st) {
+            const int cols = static_cast<int>(std::min<index_t>(nr, width - st * nr));
+            T* c = out + (b * s.o + o) * P + p0 + st * nr;
+            tile(kc, a, panel.data() + st * kc * nr, c, P, rows, cols, k0 > 0, init);
+          }
+        }
+      }
+    }
+  });
+}
+
+// One input channel per output channel: out[b, o] = correlate(in[b, o / (O / C)], weight[o]).
+template <class T>
+void conv2d_depthwise(const T* input, const T* weight, const T* bias, T* out, const Conv2dShape& s,
+                      int num_threads) {
+  const index_t og = s.o / s.groups, P = s.oh * s.ow, khw = s.kh * s.kw;
+  const bool unit = s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1;
+  const index_t grain = std::max<index_t>(1, (index_t(1) << 16) / std::max<index_t>(1, P * khw));
+  parallel_for(0, s.n * s.o, grain, num_threads, [&](index_t lo, index_t hi) {
+    for (index_t plane = lo; plane < hi; ++plane) {
+      const index_t b = plane / s.o, o = plane % s.o;
+      const T* x = input + (b * s.c + o / og) * s.h * s.w;
+      const T* w = weight + o * khw;
+      T* y = out + plane * P;
+      if (unit && s.h > 0 && s.w > 0) {
+        correlate2d<T>(x, s.h, s.w, w, s.kh, s.kw, y, s.oh, s.ow, s.ph, s.pw, Boundary::Fill, T(0), 1);
+      } else {
+        for (index_t oy = 0; oy < s.oh; ++oy)
+          for (index_t ox = 0; ox < s.ow; ++ox) {
+            T sum = T(0);
+            for (index_t j = 0; j < s.kh; ++j) {
+              const index_t iy = oy * s.sh - s.ph + j * s.dh;
+              if (iy < 0 || iy >= s.h) continue;
+              for (index_t k = 0; k < s.kw; ++k) {
+                const index_t ix = ox * s.sw - s.pw + k * s.dw;
+                if (ix >= 0 && ix < s.w) sum += x[iy * s.w + ix] * w[j * s.kw + k];
+              }
+            }
+            y[oy * s.ow + ox] = sum;
+          }
+      }
+      if (bias)
+        for (index_t p = 0; p < P; ++p) y[p] += bias[o];
+    }
+  });
+}
+
+}  // namespace
+
+template <class T>
+void conv2d(const T* input, const T* weight, const T* bias, T* out, const Conv2dShape& s,
+            int num_threads) {
+  check_conv2d_shape(s);
+  const index_t total = s.n * s.o * s.oh * s.ow;
+  if (total == 0) return;
+  const index_t K = (s.c / s.groups) * s.kh * s.kw;
+  if (K == 0) {  // empty sums: the bias alone
+    for (index_t i = 0; i < total; ++i) out[i] = bias ? bias[(i / (s.oh * s.ow)) % s.o] : T(0);
+    return;
+  }
+  if (s.c / s.groups == 1) return conv2d_depthwise(input, weight, bias, out, s, num_threads);
+  conv2d_gemm(input, weight, bias, out, s, num_threads);
+}
+
+template void conv2d<float>(const float*, const float*, const float*, float*, const Conv2dShape&, int);
+template void conv2d<double>(const double*, const double*, const double*, double*, const Conv2dShape&,
+                             int);
+
+}  // namespace deepret::conv
