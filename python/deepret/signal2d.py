@@ -58,9 +58,9 @@ def _inputs_swap_needed(mode, shape1, shape2) -> bool:
 
 def _from_object(value, dtype):
     """numpy's PyArray_FromObject(value, dtype, 0, 0), as scipy's C core calls
-    it: Python objects are assigned value by value, arrays and numpy scalars
+    it: Python objects and numpy scalars are assigned value by value, arrays
     must cast safely."""
-    if isinstance(value, (np.ndarray, np.generic)):
+    if isinstance(value, np.ndarray):
         return np.asarray(value).astype(dtype, casting="safe", copy=False)
     return np.array(value, dtype=dtype)
 

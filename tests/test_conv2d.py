@@ -1,0 +1,165 @@
+"""deepret.conv2d against torch.nn.functional.conv2d (skipped without torch)
+and a float64 reference: every option on seeded random shapes, odd and prime
+sizes, non-contiguous inputs, and torch's errors as ValueError/TypeError."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import deepret
+from _helpers import to_numpy
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def reference(x, w, b, stride, padding, dilation, groups):
+    """torch's conv2d in float64 (the exact-enough reference)."""
+    t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a, np.float64))
+    return F.conv2d(t(x), t(w), t(b), stride, padding, dilation, groups).numpy()
+
+
+def rel_error(ours, ref, x, w):
+    """max |ours - ref| / max |ref|, the issue's acceptance measure."""
+    scale = max(float(np.abs(ref).max()) if ref.size else 0.0, 1e-30)
+    return float(np.abs(ours.astype(np.float64) - ref).max() / scale) if ref.size else 0.0
+
+
+def case(rng, n, c, h, w, o, kh, kw, groups, dtype, bias=True):
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((o, c // groups, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype) if bias else None
+    return x, wt, b
+
+
+OPTIONS = [
+    # (stride, padding, dilation)
+    (1, 0, 1), (2, 1, 1), ((2, 3), (1, 2), 1), (1, "same", 1), (1, "valid", 1), (1, "same", (2, 3)),
+    (3, 2, 2), ((1, 2), 0, (3, 1)), (1, (0, 3), 1),
+]
+GEOMETRY = [
+    # (n, c, h, w, o, kh, kw, groups)
+    (1, 1, 7, 7, 1, 1, 1, 1), (2, 3, 13, 17, 5, 3, 3, 1), (1, 4, 11, 29, 8, 5, 2, 2),
+    (3, 6, 9, 8, 6, 3, 4, 6), (1, 6, 23, 19, 12, 3, 3, 6), (1, 16, 10, 12, 13, 1, 1, 1),
+    (2, 9, 31, 5, 7, 2, 5, 1), (1, 8, 17, 17, 16, 4, 4, 4),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("option", OPTIONS, ids=str)
+def test_matches_torch(simd, option, dtype):
+    stride, padding, dilation = option
+    rng = np.random.default_rng([OPTIONS.index(option), np.dtype(dtype).itemsize])
+    for geometry, bias in itertools.product(GEOMETRY, (True, False)):
+        n, c, h, w, o, kh, kw, groups = geometry
+        x, wt, b = case(rng, n, c, h, w, o, kh, kw, groups, dtype, bias)
+        try:
+            ref = reference(x, wt, b, stride, padding, dilation, groups)
+        except RuntimeError:
+            with pytest.raises(ValueError):
+                deepret.conv2d(x, wt, b, stride, padding, dilation, groups)
+            continue
+        ours = deepret.conv2d(x, wt, b, stride, padding, dilation, groups)
+        assert ours.dtype == dtype and ours.shape == ref.shape
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        assert rel_error(ours, ref, x, wt) < tol, (geometry, bias)
+        # torch in the input dtype agrees as well
+        tt = F.conv2d(torch.from_numpy(x), torch.from_numpy(wt),
+                      None if b is None else torch.from_numpy(b), stride, padding, dilation, groups)
+        assert rel_error(ours, tt.numpy().astype(np.float64), x, wt) < 2 * tol
+
+
+LAYERS = [
+    # (c, h, w, o, k, stride, padding, groups): the benchmark's layers, shrunk
+    (1, 32, 32, 6, 5, 1, 0, 1),        # LeNet conv1
+    (6, 14, 14, 16, 5, 1, 0, 1),       # LeNet conv2
+    (3, 67, 67, 24, 11, 4, 0, 1),      # AlexNet conv1 (smaller image, fewer channels)
+    (16, 13, 13, 32, 5, 1, 2, 2),      # AlexNet conv2 (grouped)
+    (32, 30, 30, 32, 3, 1, 1, 1),      # VGG 3x3
+    (144, 14, 14, 144, 3, 1, 1, 144),  # depthwise
+    (64, 9, 9, 80, 1, 1, 0, 1),        # 1x1
+]
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=str)
+def test_layers_threads(layer):
+    c, h, w, o, k, stride, padding, groups = layer
+    rng = np.random.default_rng(list(layer))
+    x, wt, b = case(rng, 2, c, h, w, o, k, k, groups, np.float32)
+    ref = reference(x, wt, b, stride, padding, 1, groups)
+    for threads in (1, 2, 3):
+        ours = deepret.conv2d(x, wt, b, stride, padding, 1, groups, num_threads=threads)
+        assert rel_error(ours, ref, x, wt) < 1e-5
+
+
+def test_non_contiguous_unbatched_and_out():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 10, 19, 23)).astype(np.float32)
+    wt = rng.standard_normal((6, 5, 3, 3)).astype(np.float32)
+    xs, ws = x[:, ::2, :, ::-1], wt.transpose(0, 1, 3, 2)
+    ref = reference(xs, ws, None, 1, 1, 1, 1)
+    assert rel_error(deepret.conv2d(xs, ws, None, 1, 1), ref, xs, ws) < 1e-5
+    ref3 = reference(xs[:1], ws, None, 2, 0, 1, 1)[0]
+    ours3 = deepret.conv2d(xs[0], ws, stride=2)
+    assert ours3.shape == ref3.shape
+    assert rel_error(ours3, ref3, xs, ws) < 1e-5
+    out = np.empty(ref.shape, np.float32)
+    assert deepret.conv2d(xs, ws, None, 1, 1, out=out) is out
+    assert rel_error(out, ref, xs, ws) < 1e-5
+
+
+def test_errors():
+    x = np.zeros((1, 4, 8, 8), np.float32)
+    w = np.zeros((6, 4, 3, 3), np.float32)
+    conv = deepret.conv2d
+    with pytest.raises(ValueError, match="Expected 3D"):
+        conv(x[0, 0], w)
+    with pytest.raises(ValueError, match="weight must be 4-D"):
+        conv(x, w[0])
+    with pytest.raises(ValueError, match="to have 4 channels, but got 3"):
+        conv(x[:, :3], w)
+    with pytest.raises(ValueError, match="divisible by 4 at dimension 0"):
+        conv(x, w[:, :1], groups=4)
+    with pytest.raises(ValueError, match="expected input.* to have 8 channels"):
+        conv(x, np.zeros((6, 4, 3, 3), np.float32), groups=2)
+    with pytest.raises(ValueError, match="Kernel size can't be greater"):
+        conv(x, np.zeros((6, 4, 9, 3), np.float32))
+    with pytest.raises(ValueError, match="Kernel size can't be greater"):
+        conv(x, w, dilation=4)
+    with pytest.raises(ValueError, match="non-positive stride"):
+        conv(x, w, stride=0)
+    with pytest.raises(ValueError, match="dilation should be greater than zero"):
+        conv(x, w, dilation=(1, 0))
+    with pytest.raises(ValueError, match="negative padding"):
+        conv(x, w, padding=-1)
+    with pytest.raises(ValueError, match="non-positive groups"):
+        conv(x, w, groups=0)
+    with pytest.raises(ValueError, match="Invalid padding string"):
+        conv(x, w, padding="full")
+    with pytest.raises(ValueError, match="not supported for strided"):
+        conv(x, w, stride=2, padding="same")
+    with pytest.raises(ValueError, match="expected bias to be 1-dimensional with 6 elements"):
+        conv(x, w, np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match="list of 2 values"):
+        conv(x, w, stride=(1, 1, 1))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        conv(x.astype(np.int32), w.astype(np.int32))
+    with pytest.raises(TypeError, match="same dtype"):
+        conv(x, w.astype(np.float64))
+    with pytest.raises(TypeError, match="pair of ints"):
+        conv(x, w, stride=1.5)
+
+
+def test_backend(xp):
+    rng = np.random.default_rng(4)
+    x, wt, b = case(rng, 2, 6, 15, 12, 9, 3, 3, 3, np.float32)
+    for stride, padding, dilation in OPTIONS[:6]:
+        ref = reference(x, wt, b, stride, padding, dilation, 3)
+        ours = deepret.conv2d(xp.asarray(x), xp.asarray(wt), xp.asarray(b), stride, padding,
+                              dilation, 3)
+        assert isinstance(ours, xp.ndarray)
+        assert rel_error(to_numpy(ours), ref, x, wt) < 1e-5
