@@ -34,6 +34,12 @@ template <class T>
 void gemm_tile(index_t kc, const T* a, const T* b, T* c, index_t ldc, int rows, int cols,
                bool accumulate, const T* init);
 }  // namespace avx2
+namespace avx512 {
+// Instantiated in conv2d_cpu_avx512.cpp, compiled with -mavx512f.
+template <class T>
+void gemm_tile(index_t kc, const T* a, const T* b, T* c, index_t ldc, int rows, int cols,
+               bool accumulate, const T* init);
+}  // namespace avx512
 #endif
 
 void check_conv2d_shape(const Conv2dShape& s) {
@@ -49,7 +55,6 @@ void check_conv2d_shape(const Conv2dShape& s) {
 
 namespace {
 
-constexpr int MR = portable::kGemmMR;
 constexpr index_t kKC = 256;     // reduction steps per packed tile
 constexpr index_t kStrips = 12;  // NR-wide pixel strips per tile
 
@@ -57,48 +62,70 @@ template <class T>
 using TileFn = void (*)(index_t, const T*, const T*, T*, index_t, int, int, bool, const T*);
 
 // Pack B[k0 : k0 + kc, p0 : p0 + strips * nr] of one (image, group) as
-// [strip][kc][nr]; pixels >= P and taps outside the input are zero.
+// [strip][kc][nr]; pixels >= P and taps outside the input are zero. `taps`
+// is scratch for kc entries (the reduction index decoded once per tile).
+struct Tap {
+  index_t plane, oy, ox;  // offset of the channel plane; tap offsets in the padded frame
+};
+
 template <class T>
 void pack_b(const T* planes,  // [c / groups, h, w]: the group's input channels
             const Conv2dShape& s, index_t p0, index_t strips, int nr, index_t k0, index_t kc,
+            Tap* taps,        // [kc] scratch
             T* panel) {       // [strips, kc, nr]
   const index_t hw = s.h * s.w, P = s.oh * s.ow, khw = s.kh * s.kw;
+  for (index_t kk = 0; kk < kc; ++kk) {
+    const index_t k = k0 + kk, c = k / khw, j = (k / s.kw) % s.kh, jk = k % s.kw;
+    taps[kk] = Tap{c * hw, j * s.dh - s.ph, jk * s.dw - s.pw};
+  }
+  // A strip's nr pixels as runs along output rows: (first lane, lanes, y, x).
+  struct Run {
+    int q0, len;
+    index_t y, x;
+  };
+  Run runs[64];
+  index_t y = p0 / s.ow, x = p0 % s.ow;
   for (index_t st = 0; st < strips; ++st) {
     const index_t pa = p0 + st * nr;
-    const index_t y0 = pa / s.ow, x0 = pa % s.ow;
-    const bool one_row = x0 + nr <= s.ow && pa + nr <= P;
-    for (index_t kk = 0; kk < kc; ++kk) {
-      const index_t k = k0 + kk, c = k / khw, j = (k / s.kw) % s.kh, jk = k % s.kw;
-      const T* plane = planes + c * hw;
-      T* dst = panel + (st * kc + kk) * nr;
-      const index_t oy = j * s.dh - s.ph, ox = jk * s.dw - s.pw;
-      if (one_row) {
-        const index_t iy = y0 * s.sh + oy;
+    const int valid = static_cast<int>(std::clamp<index_t>(P - pa, 0, nr));
+    int count = 0;
+    for (int q = 0; q < valid;) {
+      const int len = static_cast<int>(std::min<index_t>(valid - q, s.ow - x));
+      runs[count++] = Run{q, len, y, x};
+      q += len;
+      x += len;
+      if (x == s.ow) {
+        x = 0;
+        ++y;
+      }
+    }
+    T* dst = panel + st * kc * nr;
+    for (index_t kk = 0; kk < kc; ++kk, dst += nr) {
+      const Tap t = taps[kk];
+      for (int r = 0; r < count; ++r) {
+        const Run run = runs[r];
+        T* d = dst + run.q0;
+        const index_t iy = run.y * s.sh + t.oy;
         if (iy < 0 || iy >= s.h) {
-          std::fill(dst, dst + nr, T(0));
+          std::fill(d, d + run.len, T(0));
           continue;
         }
-        const T* src = plane + iy * s.w;
-        const index_t ix0 = x0 * s.sw + ox, ix1 = (x0 + nr - 1) * s.sw + ox;
-        if (s.sw == 1 && ix0 >= 0 && ix1 < s.w) {
-          std::memcpy(dst, src + ix0, sizeof(T) * nr);
+        const index_t ix0 = run.x * s.sw + t.ox;
+        const T* src = planes + t.plane + iy * s.w;
+        if (ix0 >= 0 && ix0 + (run.len - 1) * s.sw < s.w) {
+          if (s.sw == 1) {
+            std::memcpy(d, src + ix0, sizeof(T) * run.len);
+          } else {
+            for (int q = 0; q < run.len; ++q) d[q] = src[ix0 + q * s.sw];
+          }
           continue;
         }
-        for (int q = 0; q < nr; ++q) {
-          const index_t ix = (x0 + q) * s.sw + ox;
-          dst[q] = ix >= 0 && ix < s.w ? src[ix] : T(0);
+        for (int q = 0; q < run.len; ++q) {
+          const index_t ix = ix0 + q * s.sw;
+          d[q] = ix >= 0 && ix < s.w ? src[ix] : T(0);
         }
-        continue;
       }
-      for (int q = 0; q < nr; ++q) {
-        const index_t p = pa + q;
-        T value = T(0);
-        if (p < P) {
-          const index_t iy = (p / s.ow) * s.sh + oy, ix = (p % s.ow) * s.sw + ox;
-          if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) value = plane[iy * s.w + ix];
-        }
-        dst[q] = value;
-      }
+      std::fill(dst + valid, dst + nr, T(0));
     }
   }
 }
@@ -107,9 +134,13 @@ template <class T>
 void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const Conv2dShape& s,
                  int num_threads) {
   TileFn<T> tile = &portable::gemm_tile<T>;
-  int nr = portable::gemm_nr<T>();
+  int nr = portable::gemm_nr<T>(), MR = portable::kGemmMR;
 #if defined(DEEPRET_X86)
-  if (use_avx2_fma()) {
+  if (use_avx512f()) {
+    tile = &avx512::gemm_tile<T>;
+    nr = 2 * int(64 / sizeof(T));
+    MR = 12;  // avx512::kGemmMR
+  } else if (use_avx2_fma()) {
     tile = &avx2::gemm_tile<T>;
     nr = 2 * int(32 / sizeof(T));
   }
@@ -140,6 +171,7 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   const index_t tasks = base_tasks * o_chunks;
   parallel_for(0, tasks, 1, num_threads, [&](index_t lo, index_t hi) {
     std::vector<T> panel(static_cast<std::size_t>(kKC * nc));
+    std::vector<Tap> taps(static_cast<std::size_t>(kKC));
     for (index_t t = lo; t < hi; ++t) {
       const index_t oc = t % o_chunks, pt = (t / o_chunks) % p_tiles, bg = t / (o_chunks * p_tiles);
       const index_t b = bg / G, g = bg % G;
@@ -149,7 +181,7 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
       const T* planes = input + (b * s.c + g * cg) * s.h * s.w;
       for (index_t k0 = 0; k0 < K; k0 += kKC) {
         const index_t kc = std::min(kKC, K - k0);
-        pack_b(planes, s, p0, strips, nr, k0, kc, panel.data());
+        pack_b(planes, s, p0, strips, nr, k0, kc, taps.data(), panel.data());
         for (index_t ob = ob0; ob < ob1; ++ob) {
           const int rows = static_cast<int>(std::min<index_t>(MR, og - ob * MR));
           const T* a = a_pack.data() + ((g * ob_count + ob) * K + k0) * MR;

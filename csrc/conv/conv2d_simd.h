@@ -5,8 +5,8 @@
 //
 // gemm_tile() computes an MR x NR tile of C = A * B over kc steps:
 //     c[i * ldc + q] (+)= sum_{k < kc} a[k * MR + i] * b[k * NR + q]
-// with MR = 6 output channels and NR = 2 vectors of pixels: 12 accumulators,
-// 2 vector loads and 6 broadcasts per step. A holds packed weights, B a packed
+// with MR = 6 output channels (12 with AVX-512) and NR = 2 vectors of pixels:
+// 2 * MR accumulators, 2 vector loads and MR broadcasts per step. A holds packed weights, B a packed
 // tile of the implicit im2col matrix (the driver builds it per tile, never the
 // whole matrix).
 #ifndef DEEPRET_SIMD_NS
@@ -20,7 +20,8 @@ namespace deepret::conv::DEEPRET_SIMD_NS {
 
 using index_t = std::int64_t;
 
-constexpr int kGemmMR = 6;
+// 12 output channels with 32 vector registers (AVX-512), 6 with 16.
+constexpr int kGemmMR = DEEPRET_VBYTES >= 64 ? 12 : 6;
 
 template <class T>
 constexpr int gemm_nr() {

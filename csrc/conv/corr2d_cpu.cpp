@@ -28,6 +28,12 @@ template <class T, int P>
 void tile2d(const T* const* in, index_t is, const T* const* w, index_t kh, index_t kw, T* out,
             index_t os, index_t rows, index_t cols);
 }  // namespace avx2
+namespace avx512 {
+// Instantiated in corr2d_cpu_avx512.cpp, compiled with -mavx512f.
+template <class T, int P>
+void tile2d(const T* const* in, index_t is, const T* const* w, index_t kh, index_t kw, T* out,
+            index_t os, index_t rows, index_t cols);
+}  // namespace avx512
 #endif
 
 namespace {
@@ -35,7 +41,7 @@ namespace {
 // Widest vector of any path in elements of T: the fewest columns a tile needs.
 template <class T>
 constexpr index_t min_cols() {
-  return sizeof(T) > 8 ? 1 : index_t(32 / sizeof(T));
+  return sizeof(T) > 8 ? 1 : index_t(64 / sizeof(T));
 }
 
 template <class T, int P>
@@ -43,6 +49,7 @@ void tile(const T* const* in, index_t is, const T* const* w, index_t kh, index_t
           index_t os, index_t rows, index_t cols) {
   if (rows <= 0 || cols <= 0) return;
 #if defined(DEEPRET_X86)
+  if (use_avx512f()) return avx512::tile2d<T, P>(in, is, w, kh, kw, out, os, rows, cols);
   if (use_avx2_fma()) return avx2::tile2d<T, P>(in, is, w, kh, kw, out, os, rows, cols);
 #endif
   portable::tile2d<T, P>(in, is, w, kh, kw, out, os, rows, cols);
