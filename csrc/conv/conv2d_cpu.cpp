@@ -182,13 +182,14 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
       for (index_t k0 = 0; k0 < K; k0 += kKC) {
         const index_t kc = std::min(kKC, K - k0);
         pack_b(planes, s, p0, strips, nr, k0, kc, taps.data(), panel.data());
-        for (index_t ob = ob0; ob < ob1; ++ob) {
-          const int rows = static_cast<int>(std::min<index_t>(MR, og - ob * MR));
-          const T* a = a_pack.data() + ((g * ob_count + ob) * K + k0) * MR;
-          const index_t o = g * og + ob * MR;
-          const T* init = bias ? bias + o : nullptr;
-          for (index_t st = 0; st < strips; ++st) {
-            const int cols = static_cast<int>(std::min<index_t>(nr, width - st * nr));
+        // A strip of B (kc x nr) stays in L1 while the weight panels stream by.
+        for (index_t st = 0; st < strips; ++st) {
+          const int cols = static_cast<int>(std::min<index_t>(nr, width - st * nr));
+          for (index_t ob = ob0; ob < ob1; ++ob) {
+            const int rows = static_cast<int>(std::min<index_t>(MR, og - ob * MR));
+            const T* a = a_pack.data() + ((g * ob_count + ob) * K + k0) * MR;
+            const index_t o = g * og + ob * MR;
+            const T* init = bias ? bias + o : nullptr;
             T* c = out + (b * s.o + o) * P + p0 + st * nr;
             tile(kc, a, panel.data() + st * kc * nr, c, P, rows, cols, k0 > 0, init);
           }

@@ -38,7 +38,7 @@ struct GemmVec {
     return x;
   }
   static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
-  static V broadcast(T s) { return V{} + s; }
+  static V broadcast(T s) { return s - V{}; }  // s - 0 folds to a plain broadcast (s + 0 would not: -0)
 };
 
 // rows x cols of the tile are stored (the rest is padding); with accumulate

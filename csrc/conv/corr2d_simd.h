@@ -34,7 +34,7 @@ struct Vec2 {
     return x;
   }
   static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
-  static V broadcast(T s) { return V{} + s; }
+  static V broadcast(T s) { return s - V{}; }  // s - 0 folds to a plain broadcast (s + 0 would not: -0)
 };
 
 template <class T>
