@@ -1,0 +1,127 @@
+"""The convolve2d / conv2d part of bench/RESULTS.md (called from report.py).
+
+Reads the pytest-benchmark entries of bench_conv2d.py (extra_info kind
+"convolve2d" or "conv2d") and renders the acceptance tables of issue #3:
+convolve2d against cv2.filter2D (>= 1.0x) and scipy.signal.convolve2d
+(>= 20x); conv2d against torch (geometric mean >= 0.8x, no layer below
+0.5x) and the large VGG layers' share of numpy's matmul GFLOP/s (>= 60 %).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+KINDS = ("convolve2d", "conv2d")
+OURS = "deepret"
+CV2, SCIPY = "cv2.filter2D", "scipy.signal.convolve2d"
+CV2_TARGET, SCIPY_TARGET = 1.0, 20.0
+GEOMEAN_TARGET, FLOOR_TARGET, MATMUL_SHARE_TARGET = 0.8, 0.5, 0.6
+LARGE_VGG = ("VGG16 conv1_2", "VGG16 conv3", "VGG16 conv4")
+
+
+def is_conv2d_family(bench) -> bool:
+    return bench["extra_info"].get("kind") in KINDS
+
+
+def _median(bench) -> float:
+    return bench["stats"]["median"]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms"
+
+
+def _gflops(bench) -> float:
+    return bench["extra_info"]["flops"] / _median(bench) / 1e9
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def _cases(benches, kind, key):
+    cases = defaultdict(dict)
+    for b in benches:
+        e = b["extra_info"]
+        if e.get("kind") == kind:
+            cases[key(e)][e["contender"]] = b
+    return cases
+
+
+def convolve2d_lines(benches, peer_names=(CV2, SCIPY)):
+    cases = _cases(benches, "convolve2d", lambda e: e["k"])
+    if not cases:
+        return []
+    peers = sorted({c for case in cases.values() for c in case} - {OURS})
+    lines = ["", "### convolve2d, 2048×2048 float32, mode same "
+             f"(targets: ≥ {CV2_TARGET:g}x cv2.filter2D, ≥ {SCIPY_TARGET:g}x scipy.signal.convolve2d)", ""]
+    header = ["k", "deepret", "GFLOP/s"] + [f"{p} (÷ deepret)" for p in peers] + ["result"]
+    rows = []
+    for k in sorted(cases):
+        case = cases[k]
+        if OURS not in case:
+            continue
+        ours = _median(case[OURS])
+        row = [f"{k}×{k}", _ms(ours), f"{_gflops(case[OURS]):.1f}"]
+        for p in peers:
+            row.append(f"{_ms(_median(case[p]))} ({_median(case[p]) / ours:.2f}x)" if p in case else "–")
+        verdicts = []
+        for peer, target in ((CV2, CV2_TARGET), (SCIPY, SCIPY_TARGET)):
+            if peer in case:
+                verdicts.append("PASS" if _median(case[peer]) / ours >= target else "FAIL")
+        row.append(" / ".join(verdicts) or "–")
+        rows.append(row)
+    return lines + _table(header, rows)
+
+
+def conv2d_lines(benches, peak, peer="torch (oneDNN)"):
+    cases = _cases(benches, "conv2d", lambda e: (e["layer"], e["n"]))
+    if not cases:
+        return []
+    lines = ["", f"### conv2d float32 against {peer} (targets: geometric mean ≥ {GEOMEAN_TARGET:g}x, "
+             f"every layer ≥ {FLOOR_TARGET:g}x; large VGG layers ≥ {100 * MATMUL_SHARE_TARGET:.0f} % "
+             "of numpy matmul GFLOP/s)", ""]
+    rows, ratios = [], []
+    for (layer, n), case in cases.items():
+        if OURS not in case:
+            continue
+        ours = case[OURS]
+        other = case.get(peer) or next((b for c, b in case.items() if c != OURS), None)
+        ratio = _median(other) / _median(ours) if other else None
+        if ratio:
+            ratios.append(ratio)
+        share = _gflops(ours) / peak if peak else None
+        share_cell = "–" if share is None else f"{100 * share:.0f} %"
+        if layer in LARGE_VGG and share is not None:
+            share_cell += " " + ("PASS" if share >= MATMUL_SHARE_TARGET else "FAIL")
+        rows.append([layer, n, _ms(_median(ours)), f"{_gflops(ours):.1f}",
+                     _ms(_median(other)) if other else "–",
+                     f"{_gflops(other):.1f}" if other else "–",
+                     f"{ratio:.2f}x" if ratio else "–", share_cell])
+    lines += _table(["layer", "N", "deepret", "GFLOP/s", peer, "GFLOP/s", "speed-up", "% of matmul"],
+                    rows)
+    if ratios:
+        geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        worst = min(ratios)
+        lines += ["", f"- Geometric mean speed-up over {peer}: **{geomean:.2f}x** "
+                  f"({'PASS' if geomean >= GEOMEAN_TARGET else 'FAIL'}); slowest layer "
+                  f"**{worst:.2f}x** ({'PASS' if worst >= FLOOR_TARGET else 'FAIL'})."]
+    if peak:
+        lines.append(f"- numpy matmul float32 in the same run: {peak:.1f} GFLOP/s.")
+    return lines
+
+
+def section(benches, peaks, device="cpu"):
+    """Markdown lines for the conv2d family entries of one device."""
+    mine = [b for b in benches if is_conv2d_family(b)]
+    if not mine:
+        return []
+    peer = "torch (oneDNN)" if device == "cpu" else "torch (cuDNN)"
+    lines = ["", "### 2-D convolution (issue #3)"]
+    lines += convolve2d_lines(mine)
+    if device == "gpu":
+        lines += ["", "GPU convolve2d peer: cupyx.scipy.signal.convolve2d (target ≥ 5x)."]
+    lines += conv2d_lines(mine, peaks.get("float32"), peer)
+    return lines
