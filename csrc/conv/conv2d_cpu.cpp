@@ -58,6 +58,25 @@ namespace {
 constexpr index_t kKC = 256;     // reduction steps per packed tile
 constexpr index_t kStrips = 12;  // NR-wide pixel strips per tile
 
+// Per-thread scratch kept between calls: a fresh multi-MB buffer costs about
+// 1 ms per MB in first-touch page faults here, more than a small layer itself.
+// Slot 0: packed weights (calling thread), slot 1: B tiles (every worker).
+template <class T>
+T* scratch(int slot, std::size_t count) {
+  thread_local std::vector<T> buffers[2];
+  std::vector<T>& buffer = buffers[slot];
+  if (buffer.size() < count) buffer.resize(count);
+  return buffer.data();
+}
+
+// Threads worth waking for `flops` of work: about 4 MFLOP (tens of
+// microseconds) each, so that small layers do not pay for a wake-up, or for
+// a busy second core, more than they gain.
+int work_threads(int num_threads, index_t flops) {
+  const index_t useful = std::max<index_t>(1, flops / 4000000);
+  return static_cast<int>(std::min<index_t>(resolve_threads(num_threads), useful));
+}
+
 template <class T>
 using TileFn = void (*)(index_t, const T*, const T*, T*, index_t, int, int, bool, const T*);
 
@@ -149,11 +168,11 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   const index_t K = cg * s.kh * s.kw, P = s.oh * s.ow;
   const index_t ob_count = (og + MR - 1) / MR;
   // Weights as [group][o block][K][MR], zero rows past og.
-  std::vector<T> a_pack(static_cast<std::size_t>(G * ob_count * K * MR));
+  T* a_pack = scratch<T>(0, static_cast<std::size_t>(G * ob_count * K * MR));
   parallel_for(0, G * ob_count, 1, num_threads, [&](index_t lo, index_t hi) {
     for (index_t gb = lo; gb < hi; ++gb) {
       const index_t g = gb / ob_count, ob = gb % ob_count;
-      T* dst = a_pack.data() + gb * K * MR;
+      T* dst = a_pack + gb * K * MR;
       for (int i = 0; i < MR; ++i) {
         const index_t o = ob * MR + i;
         const T* src = o < og ? weight + (g * og + o) * K : nullptr;
@@ -164,14 +183,15 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   const index_t nc = nr * kStrips;
   const index_t p_tiles = (P + nc - 1) / nc;
   const index_t base_tasks = s.n * G * p_tiles;
-  const int threads = resolve_threads(num_threads);
+  const int threads = work_threads(num_threads, 2 * s.n * s.o * K * P);
   // Split the output channels too when there are few pixel tiles (N = 1, small maps).
   const index_t o_chunks =
       std::clamp<index_t>((4 * threads + base_tasks - 1) / base_tasks, 1, ob_count);
   const index_t tasks = base_tasks * o_chunks;
-  parallel_for(0, tasks, 1, num_threads, [&](index_t lo, index_t hi) {
-    std::vector<T> panel(static_cast<std::size_t>(kKC * nc));
-    std::vector<Tap> taps(static_cast<std::size_t>(kKC));
+  parallel_for(0, tasks, 1, threads, [&](index_t lo, index_t hi) {
+    const index_t used_strips = std::min(nc, P + nr - 1) / nr;
+    T* panel = scratch<T>(1, static_cast<std::size_t>(std::min(kKC, K) * used_strips * nr));
+    thread_local std::vector<Tap> taps(static_cast<std::size_t>(kKC));
     for (index_t t = lo; t < hi; ++t) {
       const index_t oc = t % o_chunks, pt = (t / o_chunks) % p_tiles, bg = t / (o_chunks * p_tiles);
       const index_t b = bg / G, g = bg % G;
@@ -181,17 +201,17 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
       const T* planes = input + (b * s.c + g * cg) * s.h * s.w;
       for (index_t k0 = 0; k0 < K; k0 += kKC) {
         const index_t kc = std::min(kKC, K - k0);
-        pack_b(planes, s, p0, strips, nr, k0, kc, taps.data(), panel.data());
+        pack_b(planes, s, p0, strips, nr, k0, kc, taps.data(), panel);
         // A strip of B (kc x nr) stays in L1 while the weight panels stream by.
         for (index_t st = 0; st < strips; ++st) {
           const int cols = static_cast<int>(std::min<index_t>(nr, width - st * nr));
           for (index_t ob = ob0; ob < ob1; ++ob) {
             const int rows = static_cast<int>(std::min<index_t>(MR, og - ob * MR));
-            const T* a = a_pack.data() + ((g * ob_count + ob) * K + k0) * MR;
+            const T* a = a_pack + ((g * ob_count + ob) * K + k0) * MR;
             const index_t o = g * og + ob * MR;
             const T* init = bias ? bias + o : nullptr;
             T* c = out + (b * s.o + o) * P + p0 + st * nr;
-            tile(kc, a, panel.data() + st * kc * nr, c, P, rows, cols, k0 > 0, init);
+            tile(kc, a, panel + st * kc * nr, c, P, rows, cols, k0 > 0, init);
           }
         }
       }
@@ -206,7 +226,8 @@ void conv2d_depthwise(const T* input, const T* weight, const T* bias, T* out, co
   const index_t og = s.o / s.groups, P = s.oh * s.ow, khw = s.kh * s.kw;
   const bool unit = s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1;
   const index_t grain = std::max<index_t>(1, (index_t(1) << 16) / std::max<index_t>(1, P * khw));
-  parallel_for(0, s.n * s.o, grain, num_threads, [&](index_t lo, index_t hi) {
+  const int threads = work_threads(num_threads, 2 * s.n * s.o * P * khw);
+  parallel_for(0, s.n * s.o, grain, threads, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
       const index_t b = plane / s.o, o = plane % s.o;
       const T* x = input + (b * s.c + o / og) * s.h * s.w;
