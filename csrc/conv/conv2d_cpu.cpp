@@ -180,11 +180,17 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
       }
     }
   });
-  const index_t nc = nr * kStrips;
+  const int threads = work_threads(num_threads, 2 * s.n * s.o * K * P);
+  // Tasks for every thread: narrower pixel tiles first (the packing work stays
+  // the same), then output-channel chunks (which pack the same tile twice).
+  index_t strips_per_tile = kStrips;
+  const index_t all_strips = (P + nr - 1) / nr;
+  while (strips_per_tile > 2 &&
+         s.n * G * ((all_strips + strips_per_tile - 1) / strips_per_tile) < 4 * threads)
+    --strips_per_tile;
+  const index_t nc = nr * strips_per_tile;
   const index_t p_tiles = (P + nc - 1) / nc;
   const index_t base_tasks = s.n * G * p_tiles;
-  const int threads = work_threads(num_threads, 2 * s.n * s.o * K * P);
-  // Split the output channels too when there are few pixel tiles (N = 1, small maps).
   const index_t o_chunks =
       std::clamp<index_t>((4 * threads + base_tasks - 1) / base_tasks, 1, ob_count);
   const index_t tasks = base_tasks * o_chunks;
