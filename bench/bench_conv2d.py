@@ -182,11 +182,17 @@ def _l_deepret(name, n, x, weight, bias):
     return lambda: deepret.conv2d(x, weight, bias, stride, padding, 1, groups, out=out)
 
 
-def _l_torch(name, n, x, weight, bias):
+def _l_deepret_one(name, n, x, weight, bias):
+    c, h, w, o, k, stride, padding, groups = LAYERS[name]
+    out = np.empty(layer_reference(name, n).shape, np.float32)
+    return lambda: deepret.conv2d(x, weight, bias, stride, padding, 1, groups, out=out, num_threads=1)
+
+
+def _l_torch(name, n, x, weight, bias, threads=DEEPRET_THREADS):
     torch = _torch()
     if torch is None:
         pytest.skip("torch is not installed")
-    torch.set_num_threads(DEEPRET_THREADS)
+    torch.set_num_threads(threads)
     c, h, w, o, k, stride, padding, groups = LAYERS[name]
     tx, tw, tb = (torch.from_numpy(np.array(a)) for a in (x, weight, bias))
 
@@ -196,7 +202,14 @@ def _l_torch(name, n, x, weight, bias):
     return call
 
 
-LAYER_CONTENDERS = {"deepret": _l_deepret, "torch (oneDNN)": _l_torch}
+def _l_torch_one(name, n, x, weight, bias):
+    return _l_torch(name, n, x, weight, bias, threads=1)
+
+
+# The 1-thread pair is not a peer comparison of its own: it shows the kernels'
+# speed without threading, which a busy machine disturbs far less.
+LAYER_CONTENDERS = {"deepret": (_l_deepret, DEEPRET_THREADS), "torch (oneDNN)": (_l_torch, DEEPRET_THREADS),
+                    "deepret 1 thread": (_l_deepret_one, 1), "torch 1 thread": (_l_torch_one, 1)}
 
 
 @pytest.mark.parametrize("contender", list(LAYER_CONTENDERS))
@@ -207,10 +220,15 @@ def test_conv2d(benchmark, layer, n, contender):
         pytest.skip("torch is not installed: no reference for conv2d")
     x, weight, bias = layer_data(layer, n)
     benchmark.group = f"conv2d {layer} N={n} float32"
-    run_timed(benchmark, LAYER_CONTENDERS[contender](layer, n, x, weight, bias),
-              check=layer_check(layer, n), contender=contender, ours=contender == "deepret",
-              device="cpu", kind="conv2d", layer=layer, n=n, dtype="float32",
-              flops=layer_flops(layer, n), threads=DEEPRET_THREADS)
+    factory, threads = LAYER_CONTENDERS[contender]
+    try:
+        run_timed(benchmark, factory(layer, n, x, weight, bias),
+                  check=layer_check(layer, n), contender=contender, ours=contender == "deepret",
+                  device="cpu", kind="conv2d", layer=layer, n=n, dtype="float32",
+                  flops=layer_flops(layer, n), threads=threads)
+    finally:
+        if _torch() is not None:
+            _torch().set_num_threads(DEEPRET_THREADS)
 
 
 # ----------------------------------------------------------------------- GPU

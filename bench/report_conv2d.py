@@ -88,7 +88,7 @@ def conv2d_lines(benches, peak, peer="torch (oneDNN)"):
         if OURS not in case:
             continue
         ours = case[OURS]
-        other = case.get(peer) or next((b for c, b in case.items() if c != OURS), None)
+        other = case.get(peer)
         ratio = _median(other) / _median(ours) if other else None
         if ratio:
             ratios.append(ratio)
@@ -96,12 +96,14 @@ def conv2d_lines(benches, peak, peer="torch (oneDNN)"):
         share_cell = "–" if share is None else f"{100 * share:.0f} %"
         if layer in LARGE_VGG and share is not None:
             share_cell += " " + ("PASS" if share >= MATMUL_SHARE_TARGET else "FAIL")
+        one, peer_one = case.get("deepret 1 thread"), case.get("torch 1 thread")
+        one_cell = f"{_median(peer_one) / _median(one):.2f}x" if one and peer_one else "–"
         rows.append([layer, n, _ms(_median(ours)), f"{_gflops(ours):.1f}",
                      _ms(_median(other)) if other else "–",
                      f"{_gflops(other):.1f}" if other else "–",
-                     f"{ratio:.2f}x" if ratio else "–", share_cell])
-    lines += _table(["layer", "N", "deepret", "GFLOP/s", peer, "GFLOP/s", "speed-up", "% of matmul"],
-                    rows)
+                     f"{ratio:.2f}x" if ratio else "–", share_cell, one_cell])
+    lines += _table(["layer", "N", "deepret", "GFLOP/s", peer, "GFLOP/s", "speed-up", "% of matmul",
+                     "speed-up, both 1 thread"], rows)
     if ratios:
         geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         worst = min(ratios)
@@ -119,9 +121,46 @@ def section(benches, peaks, device="cpu"):
     if not mine:
         return []
     peer = "torch (oneDNN)" if device == "cpu" else "torch (cuDNN)"
-    lines = ["", "### 2-D convolution (issue #3)"]
+    lines = ["", f"## 2-D convolution and conv2d (issue #3), {device.upper()}"]
     lines += convolve2d_lines(mine)
     if device == "gpu":
         lines += ["", "GPU convolve2d peer: cupyx.scipy.signal.convolve2d (target ≥ 5x)."]
     lines += conv2d_lines(mine, peaks.get("float32"), peer)
     return lines
+
+
+def main(argv=None) -> int:
+    """Render only this section from JSON files (the matmul peak taken from the same file)."""
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="convolve2d/conv2d tables of issue #3")
+    parser.add_argument("json", nargs="+")
+    parser.add_argument("-o", "--output")
+    args = parser.parse_args(argv)
+    lines = []
+    for path in args.json:
+        run = json.loads(Path(path).read_text())
+        benches = run["benchmarks"]
+        info = run.get("machine_info", {}).get("deepret", {})
+        peaks = {b["extra_info"]["dtype"]: _gflops(b) for b in benches
+                 if b["extra_info"].get("kind") == "peak" and b["extra_info"].get("device", "cpu") == "cpu"}
+        lines += ["", f"<!-- source: {path} -->", "",
+                  f"- Date: {run.get('datetime', '?')}; CPU {info.get('cpu_model', '?')}, "
+                  f"{info.get('usable_cpus', '?')} CPUs, deepret SIMD path `{info.get('simd_path', '?')}`"
+                  " (2-D kernels: AVX-512F where the CPU has it)"]
+        for device in ("cpu", "gpu"):
+            mine = [b for b in benches if b["extra_info"].get("device", "cpu") == device]
+            lines += section(mine, peaks if device == "cpu" else {}, device)
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

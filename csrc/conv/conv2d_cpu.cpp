@@ -55,7 +55,7 @@ void check_conv2d_shape(const Conv2dShape& s) {
 
 namespace {
 
-constexpr index_t kKC = 256;     // reduction steps per packed tile
+constexpr index_t kKC = 128;     // reduction steps per packed tile
 constexpr index_t kStrips = 12;  // NR-wide pixel strips per tile
 
 // Per-thread scratch kept between calls: a fresh multi-MB buffer costs about
