@@ -40,6 +40,12 @@ template <class T>
 void gemm_tile(index_t kc, const T* a, const T* b, T* c, index_t ldc, int rows, int cols,
                bool accumulate, const T* init);
 }  // namespace avx512
+// The AVX-512 register tile (conv2d_simd.h with 64-byte vectors): 8 x 3 vectors.
+constexpr int kAvx512MR = 8;
+template <class T>
+constexpr int avx512_nr() {
+  return 3 * int(64 / sizeof(T));
+}
 #endif
 
 void check_conv2d_shape(const Conv2dShape& s) {
@@ -69,11 +75,11 @@ T* scratch(int slot, std::size_t count) {
   return buffer.data();
 }
 
-// Threads worth waking for `flops` of work: about 4 MFLOP (tens of
+// Threads worth waking for `flops` of work: about 1 MFLOP (several
 // microseconds) each, so that small layers do not pay for a wake-up, or for
 // a busy second core, more than they gain.
 int work_threads(int num_threads, index_t flops) {
-  const index_t useful = std::max<index_t>(1, flops / 4000000);
+  const index_t useful = std::max<index_t>(1, flops / 1000000);
   return static_cast<int>(std::min<index_t>(resolve_threads(num_threads), useful));
 }
 
@@ -157,8 +163,8 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
 #if defined(DEEPRET_X86)
   if (use_avx512f()) {
     tile = &avx512::gemm_tile<T>;
-    nr = 2 * int(64 / sizeof(T));
-    MR = 12;  // avx512::kGemmMR
+    nr = avx512_nr<T>();
+    MR = kAvx512MR;
   } else if (use_avx2_fma()) {
     tile = &avx2::gemm_tile<T>;
     nr = 2 * int(32 / sizeof(T));

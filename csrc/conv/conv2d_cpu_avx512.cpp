@@ -8,6 +8,8 @@
 
 namespace deepret::conv::avx512 {
 
+static_assert(kGemmMR == 8 && kGemmNV == 3, "conv2d_cpu.cpp's kAvx512MR and avx512_nr() must match");
+
 template void gemm_tile<float>(index_t, const float*, const float*, float*, index_t, int, int, bool,
                                const float*);
 template void gemm_tile<double>(index_t, const double*, const double*, double*, index_t, int, int,

@@ -5,8 +5,8 @@
 //
 // gemm_tile() computes an MR x NR tile of C = A * B over kc steps:
 //     c[i * ldc + q] (+)= sum_{k < kc} a[k * MR + i] * b[k * NR + q]
-// with MR = 6 output channels (12 with AVX-512) and NR = 2 vectors of pixels:
-// 2 * MR accumulators, 2 vector loads and MR broadcasts per step. A holds packed weights, B a packed
+// with MR output channels and NR = NV vectors of pixels: MR * NV accumulators,
+// NV vector loads and MR broadcasts per step. A holds packed weights, B a packed
 // tile of the implicit im2col matrix (the driver builds it per tile, never the
 // whole matrix).
 #ifndef DEEPRET_SIMD_NS
@@ -20,12 +20,19 @@ namespace deepret::conv::DEEPRET_SIMD_NS {
 
 using index_t = std::int64_t;
 
-// 12 output channels with 32 vector registers (AVX-512), 6 with 16.
-constexpr int kGemmMR = DEEPRET_VBYTES >= 64 ? 12 : 6;
+// Register tile: MR output channels x NV vectors of pixels, MR * NV
+// accumulators. With 32 vector registers (AVX-512) 8 x 3: 24 accumulators,
+// 11 loads per 24 FMAs; with 16 (AVX2, SSE) 6 x 2.
+#ifndef DEEPRET_GEMM_MR
+#define DEEPRET_GEMM_MR (DEEPRET_VBYTES >= 64 ? 8 : 6)
+#define DEEPRET_GEMM_NV (DEEPRET_VBYTES >= 64 ? 3 : 2)
+#endif
+constexpr int kGemmMR = DEEPRET_GEMM_MR;
+constexpr int kGemmNV = DEEPRET_GEMM_NV;
 
 template <class T>
 constexpr int gemm_nr() {
-  return 2 * int(DEEPRET_VBYTES / sizeof(T));
+  return kGemmNV * int(DEEPRET_VBYTES / sizeof(T));
 }
 
 template <class T>
@@ -55,39 +62,33 @@ void gemm_tile(index_t kc,
   using V = typename S::V;
   constexpr int L = S::lanes;
   constexpr int MR = kGemmMR;
-  constexpr int NR = 2 * L;
-  V acc[MR][2];
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = S::broadcast(T(0));
+  constexpr int NV = kGemmNV;
+  constexpr int NR = NV * L;
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = S::broadcast(T(0));
   for (index_t k = 0; k < kc; ++k) {
-    const V b0 = S::load(b + k * NR);
-    const V b1 = S::load(b + k * NR + L);
+    V bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + k * NR + v * L);
     const T* ak = a + k * MR;
     for (int i = 0; i < MR; ++i) {
       const V ai = S::broadcast(ak[i]);
-      acc[i][0] += ai * b0;
-      acc[i][1] += ai * b1;
+      for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
     }
   }
   if (rows == MR && cols == NR) {
     for (int i = 0; i < MR; ++i) {
       T* row = c + i * ldc;
-      V base0, base1;
-      if (accumulate) {
-        base0 = S::load(row);
-        base1 = S::load(row + L);
-      } else {
-        base0 = base1 = S::broadcast(init ? init[i] : T(0));
+      for (int v = 0; v < NV; ++v) {
+        const V base = accumulate ? S::load(row + v * L) : S::broadcast(init ? init[i] : T(0));
+        S::store(row + v * L, base + acc[i][v]);
       }
-      S::store(row, base0 + acc[i][0]);
-      S::store(row + L, base1 + acc[i][1]);
     }
     return;
   }
   T tile[MR * NR];
-  for (int i = 0; i < MR; ++i) {
-    S::store(tile + i * NR, acc[i][0]);
-    S::store(tile + i * NR + L, acc[i][1]);
-  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) S::store(tile + i * NR + v * L, acc[i][v]);
   for (int i = 0; i < rows; ++i) {
     T* row = c + i * ldc;
     const T base = init ? init[i] : T(0);
