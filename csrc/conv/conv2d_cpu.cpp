@@ -103,6 +103,14 @@ void pack_b(const T* planes,  // [c / groups, h, w]: the group's input channels
     const index_t k = k0 + kk, c = k / khw, j = (k / s.kw) % s.kh, jk = k % s.kw;
     taps[kk] = Tap{c * hw, j * s.dh - s.ph, jk * s.dw - s.pw};
   }
+  // Range of the tap offsets in this k range.
+  index_t lo_oy = taps[0].oy, hi_oy = taps[0].oy, lo_ox = taps[0].ox, hi_ox = taps[0].ox;
+  for (index_t kk = 1; kk < kc; ++kk) {
+    lo_oy = std::min(lo_oy, taps[kk].oy);
+    hi_oy = std::max(hi_oy, taps[kk].oy);
+    lo_ox = std::min(lo_ox, taps[kk].ox);
+    hi_ox = std::max(hi_ox, taps[kk].ox);
+  }
   // A strip's nr pixels as runs along output rows: (first lane, lanes, y, x).
   struct Run {
     int q0, len;
@@ -125,9 +133,34 @@ void pack_b(const T* planes,  // [c / groups, h, w]: the group's input channels
       }
     }
     T* dst = panel + st * kc * nr;
+    // Runs whose every tap of this k range lies inside the input (most of
+    // them) copy without per-tap bounds tests.
+    bool inside[64];
+    int inside_count = 0;
+    for (int r = 0; r < count; ++r) {
+      const Run run = runs[r];
+      const index_t iy = run.y * s.sh, ix = run.x * s.sw, last = (run.len - 1) * s.sw;
+      inside[r] = iy + lo_oy >= 0 && iy + hi_oy < s.h && ix + lo_ox >= 0 && ix + last + hi_ox < s.w;
+      inside_count += inside[r];
+    }
+    for (int r = 0; r < count && inside_count > 0; ++r) {
+      if (!inside[r]) continue;
+      const Run run = runs[r];
+      const T* base = planes + run.y * s.sh * s.w + run.x * s.sw;
+      T* d = dst + run.q0;
+      for (index_t kk = 0; kk < kc; ++kk, d += nr) {
+        const T* src = base + taps[kk].plane + taps[kk].oy * s.w + taps[kk].ox;
+        if (s.sw == 1) {
+          for (int q = 0; q < run.len; ++q) d[q] = src[q];
+        } else {
+          for (int q = 0; q < run.len; ++q) d[q] = src[q * s.sw];
+        }
+      }
+    }
     for (index_t kk = 0; kk < kc; ++kk, dst += nr) {
       const Tap t = taps[kk];
       for (int r = 0; r < count; ++r) {
+        if (inside[r]) continue;
         const Run run = runs[r];
         T* d = dst + run.q0;
         const index_t iy = run.y * s.sh + t.oy;
