@@ -32,6 +32,13 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms"
 
 
+def _cell(bench) -> str:
+    """Median time, with † where the median exceeds 1.5x the fastest round
+    (other load disturbed the rounds) and then the fastest round too."""
+    med, low = _median(bench), bench["stats"]["min"]
+    return _ms(med) + (f" † (min {_ms(low)})" if med > 1.5 * low else "")
+
+
 def _gflops(bench) -> float:
     return bench["extra_info"]["flops"] / _median(bench) / 1e9
 
@@ -64,9 +71,9 @@ def convolve2d_lines(benches, peer_names=(CV2, SCIPY)):
         if OURS not in case:
             continue
         ours = _median(case[OURS])
-        row = [f"{k}×{k}", _ms(ours), f"{_gflops(case[OURS]):.1f}"]
+        row = [f"{k}×{k}", _cell(case[OURS]), f"{_gflops(case[OURS]):.1f}"]
         for p in peers:
-            row.append(f"{_ms(_median(case[p]))} ({_median(case[p]) / ours:.2f}x)" if p in case else "–")
+            row.append(f"{_cell(case[p])} ({_median(case[p]) / ours:.2f}x)" if p in case else "–")
         verdicts = []
         for peer, target in ((CV2, CV2_TARGET), (SCIPY, SCIPY_TARGET)):
             if peer in case:
@@ -98,8 +105,8 @@ def conv2d_lines(benches, peak, peer="torch (oneDNN)"):
             share_cell += " " + ("PASS" if share >= MATMUL_SHARE_TARGET else "FAIL")
         one, peer_one = case.get("deepret 1 thread"), case.get("torch 1 thread")
         one_cell = f"{_median(peer_one) / _median(one):.2f}x" if one and peer_one else "–"
-        rows.append([layer, n, _ms(_median(ours)), f"{_gflops(ours):.1f}",
-                     _ms(_median(other)) if other else "–",
+        rows.append([layer, n, _cell(ours), f"{_gflops(ours):.1f}",
+                     _cell(other) if other else "–",
                      f"{_gflops(other):.1f}" if other else "–",
                      f"{ratio:.2f}x" if ratio else "–", share_cell, one_cell])
     lines += _table(["layer", "N", "deepret", "GFLOP/s", peer, "GFLOP/s", "speed-up", "% of matmul",
@@ -121,7 +128,9 @@ def section(benches, peaks, device="cpu"):
     if not mine:
         return []
     peer = "torch (oneDNN)" if device == "cpu" else "torch (cuDNN)"
-    lines = ["", f"## 2-D convolution and conv2d (issue #3), {device.upper()}"]
+    lines = ["", f"## 2-D convolution and conv2d (issue #3), {device.upper()}", "",
+             "Medians over the rounds; speed-ups are peer median ÷ deepret median. † marks a "
+             "median above 1.5x the fastest round (other load on the machine), with that round's time."]
     lines += convolve2d_lines(mine)
     if device == "gpu":
         lines += ["", "GPU convolve2d peer: cupyx.scipy.signal.convolve2d (target ≥ 5x)."]
