@@ -184,15 +184,29 @@ def test_errors():
         conv(x, w, stride=1.5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("groups", [1, 3, 6])
-def test_backend_against_numpy(xp, groups):
-    """Both engines against the obvious float64 version (no torch needed)."""
+def test_backend_against_numpy(xp, groups, dtype):
+    """Both engines (and on the CPU the auto-detected SIMD path, AVX-512 where
+    present) against the obvious float64 version (no torch needed)."""
     rng = np.random.default_rng([4, groups])
-    x, wt, b = case(rng, 2, 6, 15, 12, 6 if groups == 6 else 9, 3, 3, groups, np.float32)
+    x, wt, b = case(rng, 2, 6, 15, 12, 6 if groups == 6 else 9, 3, 3, groups, dtype)
     for stride, padding, dilation in [(1, 0, 1), (2, 1, 1), ((2, 3), (1, 2), 1), (3, 2, 2),
                                       ((1, 2), 0, (3, 1)), (1, (0, 3), 1)]:
         ref = numpy_conv2d(x, wt, b, stride, padding, dilation, groups)
         ours = deepret.conv2d(xp.asarray(x), xp.asarray(wt), xp.asarray(b), stride, padding,
                               dilation, groups)
         assert isinstance(ours, xp.ndarray)
-        assert rel_error(to_numpy(ours), ref, x, wt) < 1e-5
+        assert rel_error(to_numpy(ours), ref, x, wt) < (1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_deep_reduction_auto_path(dtype):
+    """K = C * kh * kw beyond one packed tile (several reduction blocks), odd
+    channel and pixel counts, on the auto-detected SIMD path."""
+    rng = np.random.default_rng(9)
+    x, wt, b = case(rng, 3, 41, 17, 19, 29, 3, 3, 1, dtype)
+    ref = numpy_conv2d(x, wt, b, 1, 1, 1, 1)
+    for threads in (1, 2):
+        ours = deepret.conv2d(x, wt, b, 1, 1, num_threads=threads)
+        assert rel_error(ours, ref, x, wt) < (1e-5 if dtype == np.float32 else 1e-12)
