@@ -62,7 +62,8 @@ void check_conv2d_shape(const Conv2dShape& s) {
 namespace {
 
 constexpr index_t kKC = 128;     // reduction steps per packed tile
-constexpr index_t kStrips = 12;  // NR-wide pixel strips per tile
+constexpr index_t kStrips = 12;  // most NR-wide pixel strips per tile
+constexpr index_t kTileBytes = 256 * 1024;  // C tile (og x tile pixels) kept in L2
 
 // Per-thread scratch kept between calls: a fresh multi-MB buffer costs about
 // 1 ms per MB in first-touch page faults here, more than a small layer itself.
@@ -222,7 +223,10 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   const int threads = work_threads(num_threads, 2 * s.n * s.o * K * P);
   // Tasks for every thread: narrower pixel tiles first (the packing work stays
   // the same), then output-channel chunks (which pack the same tile twice).
-  index_t strips_per_tile = kStrips;
+  // The C tile of a task (og x tile pixels) is revisited once per reduction
+  // block: keep it in L2 with the packed B and the weights' k slice.
+  index_t strips_per_tile = std::clamp<index_t>(
+      kTileBytes / std::max<index_t>(1, og * nr * static_cast<index_t>(sizeof(T))), 2, kStrips);
   const index_t all_strips = (P + nr - 1) / nr;
   while (strips_per_tile > 2 &&
          s.n * G * ((all_strips + strips_per_tile - 1) / strips_per_tile) < 4 * threads)
