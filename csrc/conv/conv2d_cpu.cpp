@@ -207,9 +207,10 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   const index_t G = s.groups, cg = s.c / G, og = s.o / G;
   const index_t K = cg * s.kh * s.kw, P = s.oh * s.ow;
   const index_t ob_count = (og + MR - 1) / MR;
+  const int threads = work_threads(num_threads, 2 * s.n * s.o * K * P);
   // Weights as [group][o block][K][MR], zero rows past og.
   T* a_pack = scratch<T>(0, static_cast<std::size_t>(G * ob_count * K * MR));
-  parallel_for(0, G * ob_count, 1, num_threads, [&](index_t lo, index_t hi) {
+  parallel_for(0, G * ob_count, 1, threads, [&](index_t lo, index_t hi) {
     for (index_t gb = lo; gb < hi; ++gb) {
       const index_t g = gb / ob_count, ob = gb % ob_count;
       T* dst = a_pack + gb * K * MR;
@@ -220,7 +221,6 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
       }
     }
   });
-  const int threads = work_threads(num_threads, 2 * s.n * s.o * K * P);
   // Tasks for every thread: narrower pixel tiles first (the packing work stays
   // the same), then output-channel chunks (which pack the same tile twice).
   // The C tile of a task (og x tile pixels) is revisited once per reduction
