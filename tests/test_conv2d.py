@@ -210,3 +210,43 @@ def test_deep_reduction_auto_path(dtype):
     for threads in (1, 2):
         ours = deepret.conv2d(x, wt, b, 1, 1, num_threads=threads)
         assert rel_error(ours, ref, x, wt) < (1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+def test_concurrent_callers_and_fork():
+    """The 2-D kernels' thread pool: concurrent Python threads (one runs on
+    the pool, the others serially) and a forked child (a fresh pool) all get
+    the right answer."""
+    import os
+    import threading
+
+    rng = np.random.default_rng(10)
+    x, wt, b = case(rng, 2, 8, 33, 31, 12, 3, 3, 1, np.float32)
+    ref = numpy_conv2d(x, wt, b, 1, 1, 1, 1)
+    image = rng.standard_normal((300, 200)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5)).astype(np.float32)
+    ref2 = deepret.convolve2d(image, kernel, "same", num_threads=1)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(20):
+                assert rel_error(deepret.conv2d(x, wt, b, 1, 1, num_threads=2), ref, x, wt) < 1e-5
+                np.testing.assert_array_equal(deepret.convolve2d(image, kernel, "same", num_threads=2), ref2)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert not errors, errors
+    if not hasattr(os, "fork"):
+        return
+    pid = os.fork()
+    if pid == 0:  # child: exit status 0 only if the pool works here too
+        ok = rel_error(deepret.conv2d(x, wt, b, 1, 1, num_threads=2), ref, x, wt) < 1e-5
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -10,6 +10,7 @@
 
 #include "common/errors.h"
 #include "common/parallel.h"
+#include "common/task_pool.h"
 #include "common/simd.h"
 #include "conv/conv2d.h"
 
@@ -149,7 +150,7 @@ struct Problem {
     // Enough work per task to pay for waking a thread (about 64k multiply-adds).
     const index_t per_row = std::max<index_t>(1, ow * kh * kw * P);
     const index_t grain = std::max<index_t>(4, (index_t(1) << 16) / per_row);
-    parallel_for(0, oh, grain, num_threads,
+    pool_for(0, oh, grain, num_threads,
                  [&](index_t ma, index_t mb) { rows(ma, mb, r0, r1, c0, c1); });
   }
 };
