@@ -15,6 +15,9 @@ from _helpers import to_numpy
 try:
     import torch
     F = torch.nn.functional
+    # The references are small: one thread spares them OpenMP's wake-ups,
+    # which on a busy machine cost a scheduler tick per call.
+    torch.set_num_threads(1)
 except ImportError:  # torch is no dependency: its cases skip
     torch = F = None
 needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
