@@ -12,7 +12,9 @@
 #
 # Settings (environment): CUPY_PACKAGE (default cupy-cuda13x; cupy-cuda12x
 # for a CUDA 12 driver), GPU_CHECK_VENV (default /tmp/deepret-gpu-venv, wiped
-# first), GPU_CHECK_BUDGET_S.
+# first), GPU_CHECK_BUDGET_S, GPU_CHECK_TORCH=1 (also install torch: the cuDNN
+# peer of the conv2d layers in bench_conv2d.py; without it only deepret's GPU
+# conv2d runs, checked against itself in float64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,6 +64,11 @@ must venv 60 python3 -m venv "$VENV"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 must deps 240 python -m pip install --upgrade pip "$CUPY_PACKAGE" pytest-benchmark
+# torch with CUDA: the cuDNN peer of the conv2d GPU benchmarks (and the
+# reference of tests/test_conv2d.py). Large, so optional: GPU_CHECK_TORCH=1.
+if [ "${GPU_CHECK_TORCH:-0}" = 1 ]; then
+  check torch 200 python -m pip install torch
+fi
 
 # DEEPRET_CUDA=ON: fail the build rather than quietly build the CPU engine.
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}

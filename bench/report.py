@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report_conv2d  # noqa: E402  (bench/ is not a package)
 import report_diffusion  # noqa: E402
 import report_knn  # noqa: E402
 from report_graph import graph_section, is_graph  # noqa: E402
@@ -287,15 +288,20 @@ def render(runs, args):
         "those rounds, so trust that row less.",
     ]
     for path, run in runs:
-        parts = split_by_device(run["benchmarks"])
+        # The 2-D family (bench_conv2d.py) renders its own tables (report_conv2d.py).
+        family = [b for b in run["benchmarks"] if report_conv2d.is_conv2d_family(b)]
+        parts = split_by_device([b for b in run["benchmarks"] if b not in family])
+        family_parts = split_by_device(family)
         lines += ["", f"<!-- source: {path} -->"]
         if parts.get("cpu"):
             lines += [""] + cpu_section(run, parts["cpu"], args)
+        lines += report_conv2d.section(family_parts.get("cpu", []), measured_peaks(parts.get("cpu", [])))
         if parts.get("gpu"):
             lines += [""] + gpu_section(run, parts["gpu"], args)
         graph_lines = graph_section(run["benchmarks"])
         if graph_lines:
             lines += [""] + graph_lines
+        lines += report_conv2d.section(family_parts.get("gpu", []), {}, "gpu")
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,7 @@ void register_knn(py::module_& m);
 void register_diffusion(py::module_& m);
 void register_graph(py::module_& m);
 void register_regions(py::module_& m);
+void register_conv2d(py::module_& m);
 
 }  // namespace deepret::bind
 
@@ -40,6 +41,7 @@ void register_knn_cuda(py::module_& m);
 void register_diffusion_cuda(py::module_& m);
 void register_graph_cuda(py::module_& m);
 void register_regions_cuda(py::module_& m);
+void register_conv2d_cuda(py::module_& m);
 // Python exceptions for the engine's ValueError/TypeError (both modules).
 void register_error_translator();
 }  // namespace deepret::bind

@@ -16,6 +16,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("simd_path", &deepret::simd_path, "The SIMD path the CPU kernels take: 'avx2+fma' or 'portable'.");
   m.def("_force_simd_path", &deepret::force_simd_path, py::arg("path"),
         "Force 'portable' or 'avx2+fma', or 'auto' to detect (for tests).");
+  m.def("use_avx512f", &deepret::use_avx512f,
+        "Whether the 2-D kernels take their AVX-512F variant now (auto detection only).");
   m.def("max_threads", &deepret::max_threads, "Threads a parallel kernel uses by default (OMP_NUM_THREADS).");
   m.def("has_openmp", []() {
 #if defined(_OPENMP)
@@ -30,4 +32,5 @@ PYBIND11_MODULE(_core, m) {
   deepret::bind::register_diffusion(m);
   deepret::bind::register_graph(m);
   deepret::bind::register_regions(m);
+  deepret::bind::register_conv2d(m);
 }

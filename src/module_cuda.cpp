@@ -18,4 +18,5 @@ PYBIND11_MODULE(_core_cuda, m) {
   deepret::bind::register_diffusion_cuda(m);
   deepret::bind::register_graph_cuda(m);
   deepret::bind::register_regions_cuda(m);
+  deepret::bind::register_conv2d_cuda(m);
 }

@@ -26,6 +26,15 @@ bool use_avx2_fma() {
   return cpu_has_avx2_fma();
 }
 
+bool use_avx512f() {
+#if defined(DEEPRET_X86) && (defined(__GNUC__) || defined(__clang__))
+  static const bool has = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
+  return has && forced_path.load(std::memory_order_relaxed) == 0;
+#else
+  return false;
+#endif
+}
+
 const char* simd_path() { return use_avx2_fma() ? "avx2+fma" : "portable"; }
 
 void force_simd_path(const std::string& path) {

@@ -14,6 +14,12 @@ bool cpu_has_avx2_fma();
 // force_simd_path() chose otherwise.
 bool use_avx2_fma();
 
+// True when kernels that also have an AVX-512F variant (the 2-D ones) should
+// take it: the CPU has AVX-512F (with AVX2 and FMA) and no path was forced, so
+// forcing "avx2+fma" or "portable" still reaches those paths in tests.
+// simd_path() keeps naming the AVX2/portable choice.
+bool use_avx512f();
+
 // "avx2+fma" or "portable": the path kernels take now.
 const char* simd_path();
 

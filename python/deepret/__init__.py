@@ -6,6 +6,8 @@ result comes back as the same kind of array that went in.
 
 from ._backend import CudaUnavailableError, cuda_built, has_cuda, simd_path
 from .conv import convolve, correlate
+from .conv2d import conv2d
+from .signal2d import convolve2d, correlate2d
 from .knn import knn
 from .graph import graph_from_knn, knn_graph
 from .diffusion import (CgInfo, ConvergenceWarning, DiffusionIndex, diffuse, katz, locality_order,
@@ -24,8 +26,11 @@ __all__ = [
     "CudaUnavailableError",
     "DiffusionIndex",
     "Regions",
+    "conv2d",
     "convolve",
+    "convolve2d",
     "correlate",
+    "correlate2d",
     "cuda_built",
     "datasets",
     "diffuse",

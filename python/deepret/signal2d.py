@@ -1,0 +1,216 @@
+"""2-D convolution and correlation: exact mirrors of scipy.signal.convolve2d
+and scipy.signal.correlate2d, on the CPU engine for numpy input and on the
+CUDA engine for CuPy input.
+
+Every mode and boundary is one engine call,
+``out[m, n] = sum_{j,k} ext(m - top + j, n - left + k) * w[j, k]``, where
+``ext`` extends the image by the boundary rule; this module only validates
+(in scipy's order, with scipy's messages), picks the dtype, flips or
+conjugates the kernel, and computes the output shape and ``(top, left)`` as
+scipy defines the modes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _arrays, _backend
+from .conv import _CUDA_DTYPES, _check_out
+
+__all__ = ["convolve2d", "correlate2d"]
+
+_MODEDICT = {"valid": 0, "same": 1, "full": 2}
+_VALID, _SAME, _FULL = 0, 1, 2
+# scipy's table: 'reflect' is a known name that its C core then rejects.
+_BOUNDARYDICT = {"fill": 0, "pad": 0, "wrap": 2, "circular": 2, "symm": 1, "symmetric": 1, "reflect": 4}
+# scipy's boundary codes -> the engine's (0 fill, 1 wrap, 2 symm).
+_ENGINE_BOUNDARY = {0: 0, 2: 1, 1: 2}
+
+
+def _valfrommode(mode) -> int:
+    try:
+        return _MODEDICT[mode]
+    except KeyError as e:
+        raise ValueError("Acceptable mode flags are 'valid', 'same', or 'full'.") from e
+
+
+def _bvalfromboundary(boundary) -> int:
+    try:
+        return _BOUNDARYDICT[boundary]
+    except KeyError as e:
+        raise ValueError("Acceptable boundary flags are 'fill', 'circular' "
+                         "(or 'wrap'), and 'symmetric' (or 'symm').") from e
+
+
+def _inputs_swap_needed(mode, shape1, shape2) -> bool:
+    """scipy's valid-mode rule: the larger input goes first; neither being
+    at least as large as the other in every dimension is an error."""
+    if mode != "valid":
+        return False
+    if not shape1:
+        return False
+    ok1 = all(a >= b for a, b in zip(shape1, shape2))
+    ok2 = all(b >= a for a, b in zip(shape1, shape2))
+    if not (ok1 or ok2):
+        raise ValueError("For 'valid' mode, one must be at least as large as the other in every dimension")
+    return not ok1
+
+
+def _from_object(value, dtype):
+    """numpy's PyArray_FromObject(value, dtype, 0, 0), as scipy's C core calls
+    it: Python objects and numpy scalars are assigned value by value, arrays
+    must cast safely."""
+    if isinstance(value, np.ndarray):
+        return np.asarray(value).astype(dtype, casting="safe", copy=False)
+    return np.array(value, dtype=dtype)
+
+
+def _fill_array(fillvalue, dtype) -> np.ndarray:
+    """scipy's conversion of ``fillvalue`` to the result dtype, with its
+    fallback through complex and its errors; a 1-element array."""
+    try:
+        fill = _from_object(fillvalue, dtype)
+    except Exception:
+        # scipy retries through complex128 for backwards compatibility and
+        # then refuses the result, whatever it was (casting may warn).
+        tmp = _from_object(fillvalue, np.complex128)
+        tmp.astype(dtype)
+        raise ValueError("could not cast `fillvalue` directly to the output type "
+                         "(it was first converted to complex).") from None
+    if fill.size != 1:
+        if fill.size == 0:
+            raise ValueError("`fillvalue` cannot be an empty array.")
+        raise ValueError("`fillvalue` must be scalar or an array with one element.")
+    return np.ascontiguousarray(fill.reshape(1))
+
+
+def _geometry(shape1, shape2, val, flip):
+    """(oh, ow, top, left) of scipy's _convolve2d(in1, in2, flip, mode)."""
+    (h, w), (kh, kw) = shape1, shape2
+    if val == _FULL:
+        return h + kh - 1, w + kw - 1, kh - 1, kw - 1
+    if val == _SAME:
+        if flip:
+            return h, w, kh // 2, kw // 2
+        return h, w, (kh - 1) // 2, (kw - 1) // 2
+    return h - kh + 1, w - kw + 1, 0, 0
+
+
+def _native_dtype(a, b):
+    """The result dtype when the engines compute it, else None (scipy's own
+    function then decides: bool, float16, object, strings, datetimes)."""
+    try:
+        dtype = np.result_type(a.dtype, b.dtype)
+    except TypeError:
+        return None
+    if dtype.kind not in "iufc" or dtype == np.float16:
+        return None
+    return _arrays.native_byteorder(dtype)
+
+
+def _with_scipy(function, in1, in2, mode, boundary, fillvalue, out):
+    import scipy.signal
+
+    result = getattr(scipy.signal, function)(in1, in2, mode, boundary, fillvalue)
+    if out is None:
+        return result
+    _check_out(out, result.shape, result.dtype, np)
+    out[...] = result
+    return out
+
+
+def _run(function, image, weights, geometry, boundary, fill, dtype, out, threads, xp):
+    oh, ow, top, left = geometry
+    image = xp.ascontiguousarray(image, dtype=dtype)
+    weights = xp.ascontiguousarray(weights, dtype=dtype)
+    target = out if out is not None else xp.empty((oh, ow), dtype=dtype)
+    engine_boundary = _ENGINE_BOUNDARY[boundary]
+    if xp is np:
+        _backend._core.correlate2d(image, weights, target, top, left, engine_boundary, fill, threads)
+        return target
+    core = _backend.cuda_core(function)
+    if dtype.itemsize not in _CUDA_DTYPES.get(dtype.kind, {}) or dtype.kind == "b":
+        raise TypeError(f"deepret.{function} on the GPU does not support dtype {dtype}")
+    code = int(getattr(core.DType, _CUDA_DTYPES[dtype.kind][dtype.itemsize]))
+    core.correlate2d(code, image.data.ptr, image.shape[0], image.shape[1], weights.data.ptr,
+                     weights.shape[0], weights.shape[1], target.data.ptr, oh, ow, top, left,
+                     engine_boundary, fill, xp.cuda.get_current_stream().ptr)
+    return target
+
+
+def _correlate(function, in1, in2, mode, boundary, fillvalue, out, num_threads, flip):
+    threads = _backend.threads_arg(num_threads)
+    on_gpu = _arrays.device_of(function, in1, in2) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    if on_gpu:
+        _backend.cuda_core(function)
+    a, b = xp.asarray(in1), xp.asarray(in2)
+    if not a.ndim == b.ndim == 2:
+        raise ValueError(f"{function} inputs must both be 2-D arrays")
+    dtype = _native_dtype(a, b)
+    if dtype is None:
+        if on_gpu:
+            raise TypeError(f"deepret.{function} on the GPU does not support dtypes {a.dtype}, {b.dtype}")
+        return _with_scipy(function, in1, in2, mode, boundary, fillvalue, out)
+    swapped = _inputs_swap_needed(mode, a.shape, b.shape)
+    if swapped:
+        a, b = b, a
+    val = _valfrommode(mode)
+    bval = _bvalfromboundary(boundary)
+    if bval not in _ENGINE_BOUNDARY:
+        raise ValueError("Incorrect boundary value.")
+    fill = _fill_array(fillvalue if bval == 0 else 0, dtype)
+    geometry = _geometry(a.shape, b.shape, val, flip)
+    weights = b[::-1, ::-1] if flip else (b.conj() if b.dtype.kind == "c" else b)
+    reverse = swapped and not flip  # scipy returns correlate2d's swapped result reversed
+    shape = geometry[:2]
+    if out is not None:
+        _check_out(out, shape, dtype, xp)
+    target = out if out is not None and not reverse else None
+    result = _run(function, a, weights, geometry, bval, fill, dtype, target, threads, xp)
+    if not reverse:
+        return result
+    if out is None:
+        return result[::-1, ::-1]
+    out[...] = result[::-1, ::-1]
+    return out
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None, num_threads=None):
+    """Convolve two 2-D arrays, as scipy.signal.convolve2d.
+
+    Parameters
+    ----------
+    in1, in2 : array_like, 2-D
+    mode : {'full', 'valid', 'same'}, optional
+        As scipy: in 'valid' mode the larger input (at least as large in
+        every dimension) is the image, whichever argument it is.
+    boundary : {'fill', 'wrap', 'symm'} or scipy's aliases 'pad',
+        'circular', 'symmetric', optional
+    fillvalue : scalar, optional
+        Value outside the image for boundary 'fill', converted to the result
+        dtype as scipy converts it (with scipy's errors).
+    out : ndarray, optional, keyword-only
+        C-contiguous array of the result's shape and dtype to write into.
+    num_threads : int, optional, keyword-only
+        Threads for the CPU kernel; default: OpenMP's (``OMP_NUM_THREADS``).
+
+    Returns
+    -------
+    ndarray of scipy's result dtype (numpy's promotion of the inputs;
+    integers wrap around as scipy's do). CuPy input gives a CuPy result
+    computed on the GPU. Dtypes scipy rejects (bool, float16, object, ...)
+    go to scipy.signal.convolve2d, whose exception is by definition scipy's.
+    Unlike scipy, an empty image with boundary 'wrap' or 'symm' raises
+    ValueError instead of crashing the interpreter.
+    """
+    return _correlate("convolve2d", in1, in2, mode, boundary, fillvalue, out, num_threads, True)
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None, num_threads=None):
+    """Cross-correlate two 2-D arrays, as scipy.signal.correlate2d
+    (``in2`` conjugated; in 'valid' mode with swapped inputs the result is
+    reversed, as scipy returns it). Parameters and returns as
+    :func:`convolve2d`.
+    """
+    return _correlate("correlate2d", in1, in2, mode, boundary, fillvalue, out, num_threads, False)
