@@ -35,18 +35,10 @@ constexpr int gemm_nr() {
   return kGemmNV * int(DEEPRET_VBYTES / sizeof(T));
 }
 
+#include "common/simd_vec.inc"
+
 template <class T>
-struct GemmVec {
-  typedef T V __attribute__((vector_size(DEEPRET_VBYTES)));
-  static constexpr int lanes = DEEPRET_VBYTES / sizeof(T);
-  static V load(const T* p) {
-    V x;
-    std::memcpy(&x, p, sizeof(V));
-    return x;
-  }
-  static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
-  static V broadcast(T s) { return s - V{}; }  // s - 0 folds to a plain broadcast (s + 0 would not: -0)
-};
+using GemmVec = SimdVec<T>;  // a vector of T
 
 // rows x cols of the tile are stored (the rest is padding); with accumulate
 // the tile adds to c, else it starts from init[i] (bias) or zero.

@@ -23,28 +23,11 @@ namespace deepret::conv::DEEPRET_SIMD_NS {
 using index_t = std::int64_t;
 constexpr int kMaxLanes = kMaxSimdLanes;
 
-// A SIMD vector of T, or T itself for long double (no vector extension).
-template <class T, bool Scalar = (sizeof(T) > 8)>
-struct Simd {
-  typedef T V __attribute__((vector_size(DEEPRET_VBYTES)));
-  static constexpr int lanes = DEEPRET_VBYTES / sizeof(T);
-  static V load(const T* p) {
-    V x;
-    std::memcpy(&x, p, sizeof(V));
-    return x;
-  }
-  static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
-  static V broadcast(T s) { return s - V{}; }  // s - 0 folds to a plain broadcast (s + 0 does not: -0)
-};
+#include "common/simd_vec.inc"
 
 template <class T>
-struct Simd<T, true> {
-  using V = T;
-  static constexpr int lanes = 1;
-  static V load(const T* p) { return *p; }
-  static void store(T* p, V x) { *p = x; }
-  static V broadcast(T s) { return s; }
-};
+using Simd = SimdVec<T>;  // a vector of T, or T for long double
+
 
 // acc (op)= x * y : multiply-add for numbers, and-or for booleans. Integers are
 // unsigned here, so vector arithmetic wraps as numpy's does.

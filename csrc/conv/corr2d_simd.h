@@ -24,27 +24,11 @@ namespace deepret::conv::DEEPRET_SIMD_NS {
 
 using index_t = std::int64_t;
 
-template <class T, bool Scalar = (sizeof(T) > 8)>
-struct Vec2 {
-  typedef T V __attribute__((vector_size(DEEPRET_VBYTES)));
-  static constexpr int lanes = DEEPRET_VBYTES / sizeof(T);
-  static V load(const T* p) {
-    V x;
-    std::memcpy(&x, p, sizeof(V));
-    return x;
-  }
-  static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
-  static V broadcast(T s) { return s - V{}; }  // s - 0 folds to a plain broadcast (s + 0 would not: -0)
-};
+#include "common/simd_vec.inc"
 
 template <class T>
-struct Vec2<T, true> {
-  using V = T;
-  static constexpr int lanes = 1;
-  static V load(const T* p) { return *p; }
-  static void store(T* p, V x) { *p = x; }
-  static V broadcast(T s) { return s; }
-};
+using Vec2 = SimdVec<T>;  // a vector of T, or T for long double
+
 
 // R output rows x NV vectors of accumulators: each input vector loaded is
 // used by up to R rows (one weight broadcast each), so loads per FMA stay

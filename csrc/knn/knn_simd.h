@@ -20,18 +20,10 @@ namespace deepret::knn::DEEPRET_SIMD_NS {
 
 using index_t = std::int64_t;
 
+#include "common/simd_vec.inc"
+
 template <class T>
-struct Vec {
-  typedef T V __attribute__((vector_size(DEEPRET_VBYTES)));
-  static constexpr int lanes = DEEPRET_VBYTES / sizeof(T);
-  static V load(const T* p) {
-    V x;
-    std::memcpy(&x, p, sizeof(V));
-    return x;
-  }
-  static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
-  static V broadcast(T s) { return s - V{}; }  // s - 0 folds to a plain broadcast (s + 0 does not: -0)
-};
+using Vec = SimdVec<T>;  // a vector of T
 
 // Rows per micro-panel: 12 accumulators in 16 vector registers, whatever the
 // vector width (6 rows x 2 vectors on AVX2, 3 rows x 4 vectors on 16 bytes).
