@@ -56,8 +56,11 @@ def median(bench) -> float:
     return bench["stats"]["median"]
 
 
-def gflops(bench) -> float:
-    return bench["extra_info"]["flops"] / median(bench) / 1e9
+def gflops(bench) -> float | None:
+    """GFLOP/s from extra_info["flops"]; None for cases that count no flops
+    (EGM, memory copies)."""
+    flops = bench["extra_info"].get("flops")
+    return flops / median(bench) / 1e9 if flops else None
 
 
 # -------------------------------------------------------------- formatting
@@ -165,9 +168,9 @@ def group_table(benches, peaks, theory):
     rows = []
     for b in ordered:
         e, rate = b["extra_info"], gflops(b)
-        dtype = e["dtype"]
-        matmul_share = rate / peaks[dtype] if dtype in peaks else None
-        peak_share = rate / theory[dtype] if theory and dtype in theory else None
+        dtype = e.get("dtype")
+        matmul_share = rate / peaks[dtype] if rate and dtype in peaks else None
+        peak_share = rate / theory[dtype] if rate and theory and dtype in theory else None
         if b is ours:
             speedup = "(ours)"
         elif ours:
@@ -175,7 +178,7 @@ def group_table(benches, peaks, theory):
         else:
             speedup = "–"
         rows.append((e["contender"], e.get("threads", "–"), fmt_time(median(b)) + noisy_mark(b),
-                     fmt_time(b["stats"]["min"]), b["stats"]["rounds"], f"{rate:.1f}",
+                     fmt_time(b["stats"]["min"]), b["stats"]["rounds"], f"{rate:.1f}" if rate else "–",
                      fmt_share(matmul_share), fmt_share(peak_share), speedup))
     header = ("contender", "threads", "median", "min", "rounds", "GFLOP/s", "% of matmul",
               "% of theor. peak", "time ÷ deepret's")

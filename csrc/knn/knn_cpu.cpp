@@ -29,6 +29,9 @@ namespace avx2 {
 template <class T, int NR>
 void score_block(const T* q, index_t rows, index_t d, const T* panels, index_t panel_count,
                  const T* bias, T* scores, T* packed, bool pack);
+template <class T>
+index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
+                   T threshold, index_t count, std::int32_t* out);
 }  // namespace avx2
 #endif
 
@@ -56,6 +59,17 @@ void score_block(const T* q, index_t rows, index_t d, const T* panels, index_t p
     return avx2::score_block<T, NR>(q, rows, d, panels, panel_count, bias, scores, packed, pack);
 #endif
   portable::score_block<T, NR>(q, rows, d, panels, panel_count, bias, scores, packed, pack);
+}
+
+// Columns whose score may enter a heap (see knn_simd.h), on the SIMD path.
+template <class T>
+index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
+                   T threshold, index_t count, std::int32_t* out) {
+#if defined(DEEPRET_X86)
+  if (use_avx2_fma())
+    return avx2::candidates<T>(row, column_bias, row_bias, thresholds, threshold, count, out);
+#endif
+  return portable::candidates<T>(row, column_bias, row_bias, thresholds, threshold, count, out);
 }
 
 // Database panels per chunk: about 512 KiB of packed rows, so that a chunk and
@@ -174,6 +188,7 @@ void search(const PackedDatabase<T>& db, const T* queries, index_t nq, index_t k
     std::unique_ptr<T[]> packed(new T[static_cast<std::size_t>(kRows * d)]);
     std::unique_ptr<T[]> block_scores(new T[static_cast<std::size_t>(kRows * per_chunk * NR)]);
     std::vector<TopK<T>> heaps(kRows);
+    std::unique_ptr<std::int32_t[]> found(new std::int32_t[static_cast<std::size_t>(per_chunk * NR)]);
     for (index_t item = lo; item < hi; ++item) {
       const index_t block = item / parts, part = item % parts;
       const index_t q0 = block * kRows;
@@ -196,12 +211,11 @@ void search(const PackedDatabase<T>& db, const T* queries, index_t nq, index_t k
           TopK<T>& heap = heaps[r];
           const T* row = block_scores.get() + r * ldc;
           const index_t self = exclude_self ? self_offset + q0 + r - first : -1;
-          T threshold = heap.threshold(lowest);
-          for (index_t c = 0; c < valid; ++c) {
-            if (row[c] > threshold && c != self) {
-              heap.push(row[c], first + c);
-              threshold = heap.threshold(lowest);
-            }
+          const index_t hits = candidates<T>(row, nullptr, T(0), nullptr, heap.threshold(lowest),
+                                             valid, found.get());
+          for (index_t h = 0; h < hits; ++h) {
+            const index_t c = found[h];
+            if (c != self && heap.accepts(row[c], first + c)) heap.push(row[c], first + c);
           }
         }
       }
@@ -259,7 +273,8 @@ void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metr
 
   // Tile (I, J): scores of rows I against rows J, computed once; the row
   // scan feeds rows I (candidates from J), the column scan rows J (from I).
-  auto run_tile = [&](index_t bi, index_t bj, T* packed, T* tile, T* column_threshold) {
+  auto run_tile = [&](index_t bi, index_t bj, T* packed, T* tile, T* column_threshold,
+                      std::int32_t* found) {
     const index_t i0 = bi * rows_per_block, i1 = std::min(n, i0 + rows_per_block);
     const index_t j0 = bj * rows_per_block, j1 = std::min(n, j0 + rows_per_block);
     const index_t panel0 = j0 / NR, panel_count = (j1 - j0 + NR - 1) / NR;
@@ -272,13 +287,12 @@ void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metr
       TopK<T>& heap = heaps[i0 + r];
       const T* row = tile + r * ldc;
       const index_t self = diagonal && exclude_self ? r : -1;
-      T threshold = heap.threshold(lowest);
-      for (index_t c = 0; c < j1 - j0; ++c) {
+      const index_t hits = candidates<T>(row, l2 ? half_neg + j0 : nullptr, T(0), nullptr,
+                                         heap.threshold(lowest), j1 - j0, found);
+      for (index_t h = 0; h < hits; ++h) {
+        const index_t c = found[h];
         const T s = l2 ? row[c] + half_neg[j0 + c] : row[c];
-        if (s >= threshold && c != self && heap.accepts(s, j0 + c)) {
-          heap.push(s, j0 + c);
-          threshold = heap.threshold(lowest);
-        }
+        if (c != self && heap.accepts(s, j0 + c)) heap.push(s, j0 + c);
       }
     }
     if (diagonal) return;
@@ -286,14 +300,14 @@ void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metr
     for (index_t r = 0; r < i1 - i0; ++r) {
       const T* row = tile + r * ldc;
       const T bias = l2 ? half_neg[i0 + r] : T(0);
-      for (index_t c = 0; c < j1 - j0; ++c) {
+      const index_t hits = candidates<T>(row, nullptr, bias, column_threshold, T(0), j1 - j0, found);
+      for (index_t h = 0; h < hits; ++h) {
+        const index_t c = found[h];
         const T s = row[c] + bias;
-        if (s >= column_threshold[c]) {
-          TopK<T>& heap = heaps[j0 + c];
-          if (heap.accepts(s, i0 + r)) {
-            heap.push(s, i0 + r);
-            column_threshold[c] = heap.threshold(lowest);
-          }
+        TopK<T>& heap = heaps[j0 + c];
+        if (heap.accepts(s, i0 + r)) {
+          heap.push(s, i0 + r);
+          column_threshold[c] = heap.threshold(lowest);
         }
       }
     }
@@ -307,8 +321,10 @@ void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metr
       std::unique_ptr<T[]> tile(
           new T[static_cast<std::size_t>((rows_per_block + kRows) * rows_per_block)]);
       std::unique_ptr<T[]> column_threshold(new T[static_cast<std::size_t>(rows_per_block)]);
+      std::unique_ptr<std::int32_t[]> found(new std::int32_t[static_cast<std::size_t>(rows_per_block)]);
       for (index_t t = lo; t < hi; ++t)
-        run_tile(pairs[t].first, pairs[t].second, packed.get(), tile.get(), column_threshold.get());
+        run_tile(pairs[t].first, pairs[t].second, packed.get(), tile.get(), column_threshold.get(),
+                 found.get());
     });
     if (progress) progress(index_t(round) + 1, index_t(rounds.size()));
   }

@@ -12,6 +12,10 @@ template void score_block<float, 16>(const float*, index_t, index_t, const float
                                      const float*, float*, float*, bool);
 template void score_block<double, 8>(const double*, index_t, index_t, const double*, index_t,
                                      const double*, double*, double*, bool);
+template index_t candidates<float>(const float*, const float*, float, const float*, float, index_t,
+                                   std::int32_t*);
+template index_t candidates<double>(const double*, const double*, double, const double*, double,
+                                    index_t, std::int32_t*);
 
 }  // namespace deepret::knn::avx2
 

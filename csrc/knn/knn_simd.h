@@ -113,3 +113,40 @@ void score_block(const T* q, index_t rows, index_t d,  // q: [rows, d]
 }
 
 }  // namespace deepret::knn::DEEPRET_SIMD_NS
+
+namespace deepret::knn::DEEPRET_SIMD_NS {
+
+// The columns c < count whose score row[c] + column_bias[c] + row_bias is at
+// least threshold[c] (or the scalar `threshold` when thresholds is null),
+// written to out in increasing order; returns how many. Heap updates are
+// rare once the heaps fill, so this vector test skips whole vectors of
+// scores that cannot enter; the caller re-checks each candidate exactly.
+template <class T>
+index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
+                   T threshold, index_t count, std::int32_t* out) {
+  using S = SimdVec<T>;
+  using V = typename S::V;
+  constexpr int L = S::lanes;
+  index_t found = 0;
+  index_t c = 0;
+  const V bias = S::broadcast(row_bias), limit = S::broadcast(threshold);
+  for (; c + L <= count; c += L) {
+    V value = S::load(row + c) + bias;
+    if (column_bias) value += S::load(column_bias + c);
+    const auto hit = value >= (thresholds ? S::load(thresholds + c) : limit);
+    // Any lane set? OR the mask's 64-bit words (cheaper than lane extracts).
+    std::uint64_t words[sizeof(hit) / 8], any = 0;
+    std::memcpy(words, &hit, sizeof(hit));
+    for (std::size_t w = 0; w < sizeof(hit) / 8; ++w) any |= words[w];
+    if (!any) continue;
+    for (int l = 0; l < L; ++l)
+      if (hit[l]) out[found++] = static_cast<std::int32_t>(c + l);
+  }
+  for (; c < count; ++c) {
+    const T value = row[c] + row_bias + (column_bias ? column_bias[c] : T(0));
+    if (value >= (thresholds ? thresholds[c] : threshold)) out[found++] = static_cast<std::int32_t>(c);
+  }
+  return found;
+}
+
+}  // namespace deepret::knn::DEEPRET_SIMD_NS
