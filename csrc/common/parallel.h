@@ -40,7 +40,7 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, int 
     body(begin, end);
     return;
   }
-  constexpr std::int64_t kChunksPerThread = 8;
+  constexpr std::int64_t kChunksPerThread = 32;
   const std::int64_t chunks = std::min<std::int64_t>(max_chunks, threads * kChunksPerThread);
   const int team = static_cast<int>(std::min<std::int64_t>(chunks, threads));
 #if defined(_OPENMP)
