@@ -3,6 +3,7 @@ policy: which dtypes the native engines compute, and in what."""
 
 from __future__ import annotations
 
+import operator
 import sys
 
 import numpy as np
@@ -61,3 +62,17 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
 def native_byteorder(dtype: np.dtype) -> np.dtype:
     """numpy's results are in native byte order whatever the inputs'."""
     return dtype.newbyteorder("=")
+
+
+def positive_int(name: str, value) -> int:
+    """value as an int >= 1; TypeError for non-integers (bool included),
+    ValueError below 1, both naming the argument."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value

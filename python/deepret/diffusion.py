@@ -7,7 +7,6 @@ queries, each column stopping on its own.
 
 from __future__ import annotations
 
-import operator
 import warnings
 from typing import NamedTuple
 
@@ -39,18 +38,6 @@ def _check_alpha(alpha) -> float:
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     return alpha
-
-
-def _check_positive_int(name, value) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
 
 
 def _as_csr(W):
@@ -123,7 +110,7 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
     tol = float(tol)
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
-    maxiter = _check_positive_int("maxiter", maxiter)
+    maxiter = _arrays.positive_int("maxiter", maxiter)
     if _is_cupyx_sparse(W) or _arrays.is_cupy_array(y):
         f, info = _diffuse_cuda(W, y, alpha, tol, maxiter)
         _warn_if_stalled(info.residuals.get(), tol, maxiter)
@@ -262,10 +249,10 @@ class DiffusionIndex:
         self.x = np.ascontiguousarray(x)
         self.k, self.gamma, self.mutual = k, float(gamma), mutual
         self.alpha = _check_alpha(alpha)
-        self.query_k = _check_positive_int("query_k", query_k)
-        self.tol, self.maxiter = float(tol), _check_positive_int("maxiter", maxiter)
+        self.query_k = _arrays.positive_int("query_k", query_k)
+        self.tol, self.maxiter = float(tol), _arrays.positive_int("maxiter", maxiter)
         self.num_threads = num_threads
-        self.truncate = None if truncate is None else _check_positive_int("truncate", truncate)
+        self.truncate = None if truncate is None else _arrays.positive_int("truncate", truncate)
         if self.truncate is not None and self.truncate < self.query_k:
             raise ValueError(f"truncate ({self.truncate}) must be at least query_k ({self.query_k})")
         scores, ids = knn(self.x, k=k, exclude_self=True, progress=progress, num_threads=num_threads)
@@ -279,7 +266,7 @@ class DiffusionIndex:
     def search(self, queries, topk=100):
         """(scores, ids), each (nq, topk), best first: the diffusion scores f
         and the database rows they rank. ``last_info`` keeps the CgInfo."""
-        topk = _check_positive_int("topk", topk)
+        topk = _arrays.positive_int("topk", topk)
         queries = np.asarray(queries)
         if queries.ndim == 1:
             queries = queries[None, :]

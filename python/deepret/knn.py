@@ -4,8 +4,6 @@ stays O(database + block + nq·k)."""
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from . import _arrays, _backend
@@ -42,14 +40,7 @@ def _array_module(x, queries):
 
 
 def _check_k(k, candidates: int, exclude_self: bool) -> int:
-    if isinstance(k, (bool, np.bool_)):
-        raise TypeError(f"k must be an int, got {k!r}")
-    try:
-        k = operator.index(k)
-    except TypeError:
-        raise TypeError(f"k must be an int, got {k!r}") from None
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    k = _arrays.positive_int("k", k)
     if k > candidates:
         what = "n - 1 (exclude_self)" if exclude_self else "n"
         raise ValueError(f"k = {k} is larger than {what} = {candidates}")
