@@ -15,6 +15,7 @@ from .diffusion import (CgInfo, ConvergenceWarning, DiffusionIndex, diffuse, kat
 from .pooling import gem, mac, regional_max_pool, rmac, rmac_regions, spoc
 from .regions import Regions, egm
 from .saliency import feature_saliency
+from .describe import describe
 from . import datasets, evaluate
 from . import plot  # matplotlib is imported on first use
 
@@ -33,6 +34,7 @@ __all__ = [
     "correlate2d",
     "cuda_built",
     "datasets",
+    "describe",
     "diffuse",
     "egm",
     "evaluate",
