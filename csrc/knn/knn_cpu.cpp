@@ -33,6 +33,14 @@ template <class T>
 index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
                    T threshold, index_t count, std::int32_t* out);
 }  // namespace avx2
+namespace avx512 {  // the same, compiled in knn_cpu_avx512.cpp with -mavx512f
+template <class T, int NR>
+void score_block(const T* q, index_t rows, index_t d, const T* panels, index_t panel_count,
+                 const T* bias, T* scores, T* packed, bool pack);
+template <class T>
+index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
+                   T threshold, index_t count, std::int32_t* out);
+}  // namespace avx512
 #endif
 
 namespace {
@@ -55,6 +63,8 @@ void score_block(const T* q, index_t rows, index_t d, const T* panels, index_t p
                  const T* bias, T* scores, T* packed, bool pack) {
   constexpr int NR = PackedDatabase<T>::kPanel;
 #if defined(DEEPRET_X86)
+  if (use_avx512f())
+    return avx512::score_block<T, NR>(q, rows, d, panels, panel_count, bias, scores, packed, pack);
   if (use_avx2_fma())
     return avx2::score_block<T, NR>(q, rows, d, panels, panel_count, bias, scores, packed, pack);
 #endif
@@ -66,6 +76,8 @@ template <class T>
 index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
                    T threshold, index_t count, std::int32_t* out) {
 #if defined(DEEPRET_X86)
+  if (use_avx512f())
+    return avx512::candidates<T>(row, column_bias, row_bias, thresholds, threshold, count, out);
   if (use_avx2_fma())
     return avx2::candidates<T>(row, column_bias, row_bias, thresholds, threshold, count, out);
 #endif
