@@ -144,17 +144,32 @@ index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thre
   index_t found = 0;
   index_t c = 0;
   const V bias = S::broadcast(row_bias), limit = S::broadcast(threshold);
-  for (; c + L <= count; c += L) {
-    V value = S::load(row + c) + bias;
-    if (column_bias) value += S::load(column_bias + c);
-    const auto hit = value >= (thresholds ? S::load(thresholds + c) : limit);
-    // Any lane set? OR the mask's 64-bit words (cheaper than lane extracts).
-    std::uint64_t words[sizeof(hit) / 8], any = 0;
-    std::memcpy(words, &hit, sizeof(hit));
-    for (std::size_t w = 0; w < sizeof(hit) / 8; ++w) any |= words[w];
-    if (!any) continue;
+  auto hits = [&](index_t at) {
+    V value = S::load(row + at) + bias;
+    if (column_bias) value += S::load(column_bias + at);
+    return value >= (thresholds ? S::load(thresholds + at) : limit);
+  };
+  using M = decltype(hits(0));
+  // Any lane set? OR the mask's 64-bit words (cheaper than lane extracts).
+  auto any = [](const M& hit) {
+    std::uint64_t words[sizeof(M) / 8], bits = 0;
+    std::memcpy(words, &hit, sizeof(M));
+    for (std::size_t w = 0; w < sizeof(M) / 8; ++w) bits |= words[w];
+    return bits != 0;
+  };
+  auto emit = [&](const M& hit, index_t at) {
     for (int l = 0; l < L; ++l)
-      if (hit[l]) out[found++] = static_cast<std::int32_t>(c + l);
+      if (hit[l]) out[found++] = static_cast<std::int32_t>(at + l);
+  };
+  // Four vectors per test: hits are rare, and the test costs more than a compare.
+  for (; c + 4 * L <= count; c += 4 * L) {
+    const M h0 = hits(c), h1 = hits(c + L), h2 = hits(c + 2 * L), h3 = hits(c + 3 * L);
+    if (!any(h0 | h1 | h2 | h3)) continue;
+    emit(h0, c), emit(h1, c + L), emit(h2, c + 2 * L), emit(h3, c + 3 * L);
+  }
+  for (; c + L <= count; c += L) {
+    const M hit = hits(c);
+    if (any(hit)) emit(hit, c);
   }
   for (; c < count; ++c) {
     const T value = row[c] + row_bias + (column_bias ? column_bias[c] : T(0));
