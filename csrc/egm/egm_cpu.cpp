@@ -32,7 +32,7 @@ void estep_few_avx2(const double* py, const double* px, const double* ps, index_
                     const double* logc, index_t k, double* acc, double* scratch);
 void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
                  index_t wp, double* t, double* out);
-void purge_pass_avx2(const double* y, const double* x, const double* vy, const double* vx, const double* p,
+index_t purge_pass_avx2(const double* y, const double* x, const double* vy, const double* vx, const double* p,
                     const double* self, index_t count, double cy, double cx, double cvy, double cvx, double cp,
                     double tau, double* cross, double* alive);
 }  // namespace avx2
@@ -46,7 +46,7 @@ void estep_few_avx512(const double* py, const double* px, const double* ps, inde
                       const double* logc, index_t k, double* acc, double* scratch);
 void smooth_avx512(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
                    index_t wp, double* t, double* out);
-void purge_pass_avx512(const double* y, const double* x, const double* vy, const double* vx, const double* p,
+index_t purge_pass_avx512(const double* y, const double* x, const double* vy, const double* vx, const double* p,
                       const double* self, index_t count, double cy, double cx, double cvy, double cvx, double cp,
                       double tau, double* cross, double* alive);
 }  // namespace avx512
@@ -98,7 +98,7 @@ void estep(const double* py, const double* px, const double* ps, index_t n, cons
                   ws.logc.data(), k, acc, e);
 }
 
-void purge_pass(const double* y, const double* x, const double* vy, const double* vx, const double* p,
+index_t purge_pass(const double* y, const double* x, const double* vy, const double* vx, const double* p,
                 const double* self, index_t count, double cy, double cx, double cvy, double cvx, double cp,
                 double tau, double* cross, double* alive) {
 #if defined(DEEPRET_X86)
@@ -107,7 +107,7 @@ void purge_pass(const double* y, const double* x, const double* vy, const double
   if (use_avx2_fma())
     return avx2::purge_pass_avx2(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
 #endif
-  portable::purge_pass(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
+  return portable::purge_pass(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
 }
 
 // Fixed blocks of samples (their size depends on n alone): partial sums per
@@ -189,15 +189,22 @@ void e_and_m(Workspace& ws, index_t n, index_t k, const Params& p, int threads, 
     const index_t bs = block_size(n), blocks = (n + bs - 1) / bs;
     const index_t stride = kAccFields * k;
     ws.acc.assign(static_cast<std::size_t>(blocks * stride), 0.0);
-    const index_t scratch = k <= kFewComponents ? (k + 3) * bs : k;  // per block
+    // The few-component E-step keeps (k + 3) values per sample: it runs over
+    // a block in pieces of at most kFewPiece samples, so that its scratch
+    // stays small (and in cache) on large maps.
+    constexpr index_t kFewPiece = 1024;
+    const bool few = k <= kFewComponents;
+    const index_t piece = few ? std::min(bs, kFewPiece) : bs;
+    const index_t scratch = few ? (k + 3) * piece : k;  // per block
     ws.e.resize(static_cast<std::size_t>(blocks * scratch));
     // Threads only where the work pays for waking them (the sums do not depend on it).
     const int team = double(n) * double(k) >= 65536.0 ? threads : 1;
     parallel_for(0, blocks, 1, team, [&](index_t lo, index_t hi) {
       for (index_t blk = lo; blk < hi; ++blk) {
-        const index_t i0 = blk * bs, cnt = std::min(bs, n - i0);
-        estep(ws.py.data() + i0, ws.px.data() + i0, ws.ps.data() + i0, cnt, ws, k,
-              ws.acc.data() + blk * stride, ws.e.data() + blk * scratch);
+        const index_t end = std::min(n, (blk + 1) * bs);
+        for (index_t i0 = blk * bs; i0 < end; i0 += piece)
+          estep(ws.py.data() + i0, ws.px.data() + i0, ws.ps.data() + i0, std::min(piece, end - i0), ws, k,
+                ws.acc.data() + blk * stride, ws.e.data() + blk * scratch);
       }
     });
     for (index_t blk = 1; blk < blocks; ++blk)
@@ -271,13 +278,26 @@ index_t purge(Workspace& ws, double tau) {
     f[kCp][r] = pj, f[kCself][r] = pj * pj * self_overlap(ws.nvy[j], ws.nvx[j]);
     f[kCcross][r] = 0.0, f[kCalive][r] = 1.0;
   }
-  for (index_t r = 0; r < k; ++r) {
+  // Candidates [0, len): the dead ones are dropped from the tail whenever
+  // they are the majority, so that the passes cost about what the early
+  // exits of the one-at-a-time loop would (kept ones never move).
+  index_t len = k;
+  for (index_t r = 0; r < len; ++r) {
     if (f[kCalive][r] == 0.0) continue;
     ws.kept.push_back(r);
     const index_t s = r + 1;  // the candidates after it
-    purge_pass(f[kCy] + s, f[kCx] + s, f[kCvy] + s, f[kCvx] + s, f[kCp] + s, f[kCself] + s, k - s,
-               f[kCy][r], f[kCx][r], f[kCvy][r], f[kCvx][r], f[kCp][r], tau, f[kCcross] + s,
-               f[kCalive] + s);
+    const index_t live =
+        purge_pass(f[kCy] + s, f[kCx] + s, f[kCvy] + s, f[kCvx] + s, f[kCp] + s, f[kCself] + s, len - s,
+                   f[kCy][r], f[kCx][r], f[kCvy][r], f[kCvx][r], f[kCp][r], tau, f[kCcross] + s,
+                   f[kCalive] + s);
+    if (2 * live >= len - s) continue;
+    index_t to = s;
+    for (index_t from = s; from < len; ++from) {
+      if (f[kCalive][from] == 0.0) continue;
+      for (int t = 0; t < kCandFields; ++t) f[t][to] = f[t][from];
+      ++to;
+    }
+    len = to;
   }
   const index_t kk = static_cast<index_t>(ws.kept.size());
   std::vector<double> pi(kk);

@@ -28,11 +28,11 @@ void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double
   smooth<2>(a, nc, h, w, gh, gw, wp, t, out);
 }
 
-void purge_pass_avx2(const double* y, const double* x, const double* vy, const double* vx, const double* p,
+index_t purge_pass_avx2(const double* y, const double* x, const double* vy, const double* vx, const double* p,
                     const double* self,  // candidates [count]
                     index_t count, double cy, double cx, double cvy, double cvx, double cp, double tau,
                     double* cross, double* alive) {  // [count]
-  purge_pass(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
+  return purge_pass(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
 }
 
 }  // namespace deepret::egm::avx2

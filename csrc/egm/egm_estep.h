@@ -207,7 +207,8 @@ inline void smooth(const double* a,  // [nc, h, w]
 // Candidates are visited in the purge's order and each adds the kept
 // components' terms in the order they were kept: the sums and the tests are
 // those of the one-candidate-at-a-time loop, vectorized over candidates.
-inline void purge_pass(const double* y, const double* x, const double* vy, const double* vx,
+// Returns how many candidates are alive after it.
+inline index_t purge_pass(const double* y, const double* x, const double* vy, const double* vx,
                        const double* p, const double* self,  // candidates [count]
                        index_t count, double cy, double cx, double cvy, double cvx, double cp,
                        double tau,
@@ -215,7 +216,8 @@ inline void purge_pass(const double* y, const double* x, const double* vy, const
                        double* alive) {  // [count], 1 or 0
   double* __restrict cr = cross;
   double* __restrict al = alive;
-#pragma omp simd
+  double live_count = 0.0;  // exact: a count below 2^53
+#pragma omp simd reduction(+ : live_count)
   for (index_t s = 0; s < count; ++s) {
     const double sy = vy[s] + cvy, sx = vx[s] + cvx;
     const double dy = y[s] - cy, dx = x[s] - cx;
@@ -223,8 +225,11 @@ inline void purge_pass(const double* y, const double* x, const double* vy, const
     const double c = cr[s] + p[s] * cp * o;
     const bool live = al[s] != 0.0;
     cr[s] = live ? c : cr[s];
-    al[s] = live && self[s] / (self[s] + c) >= tau ? 1.0 : 0.0;
+    const double now = live && self[s] / (self[s] + c) >= tau ? 1.0 : 0.0;
+    al[s] = now;
+    live_count += now;
   }
+  return static_cast<index_t>(live_count);
 }
 
 }  // namespace deepret::egm::DEEPRET_SIMD_NS
