@@ -1,5 +1,5 @@
 // The similarity micro-kernel of kNN search, written once with GCC vector
-// extensions and compiled twice, like conv_simd.h: in knn_cpu.cpp as the
+// extensions and compiled three times, like conv2d_simd.h: in knn_cpu.cpp as the
 // portable path (16-byte vectors), in knn_cpu_avx2.cpp with -mavx2 -mfma
 // (32-byte vectors) and in knn_cpu_avx512.cpp with -mavx512f (64-byte
 // vectors), each in its own namespace and using nothing inline from outside it.
