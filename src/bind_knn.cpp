@@ -64,7 +64,7 @@ void bind_database(py::module_& m, const char* name) {
             check(metric == 0 || metric == 1, "metric must be 0 (ip) or 1 (l2)");
             std::function<void(index_t, index_t)> report;
             if (!progress.is_none()) {
-              // Called between rounds on this (GIL-released) thread.
+              // Called as tiles finish, on this (GIL-released) thread.
               report = [&progress](index_t done, index_t total) {
                 py::gil_scoped_acquire acquire;
                 progress(done, total);
@@ -80,7 +80,7 @@ void bind_database(py::module_& m, const char* name) {
           py::arg("x"), py::arg("k"), py::arg("metric"), py::arg("exclude_self"), py::arg("scores"),
           py::arg("indices"), py::arg("num_threads") = 0, py::arg("progress") = py::none(),
           "All-vs-all search of the database's own rows x, using the symmetry of the scores; "
-          "progress(done, total) is called between rounds.")
+          "progress(done, total) is called as tiles finish.")
       .def(
           "similarity_only",
           [](const Database& db, Rows<T> queries, int num_threads) {

@@ -8,7 +8,9 @@ import pytest
 import deepret
 from deepret import _backend
 
-SIMD_PATHS = ("portable", "avx2+fma")
+# "avx512" is auto detection on a CPU with AVX-512F: the kernels that have
+# an AVX-512 copy take it only when no path is forced.
+SIMD_PATHS = ("portable", "avx2+fma", "avx512")
 
 
 def _cpu_has_avx2_fma() -> bool:
@@ -16,16 +18,27 @@ def _cpu_has_avx2_fma() -> bool:
     return deepret.simd_path() == "avx2+fma"
 
 
+def _cpu_has_avx512f() -> bool:
+    _backend._core._force_simd_path("auto")
+    return _backend._core.use_avx512f()
+
+
 @pytest.fixture(params=SIMD_PATHS)
 def simd(request):
-    """Run the test once per CPU SIMD path (same data on both), then restore
+    """Run the test once per CPU SIMD path (same data on each), then restore
     automatic detection."""
     path = request.param
     if path == "avx2+fma" and not _cpu_has_avx2_fma():
         pytest.skip("this CPU has no AVX2+FMA, only the portable path exists")
-    _backend._core._force_simd_path(path)
+    if path == "avx512" and not _cpu_has_avx512f():
+        pytest.skip("this CPU (or build) has no AVX-512F path")
+    _backend._core._force_simd_path("auto" if path == "avx512" else path)
     try:
-        assert deepret.simd_path() == path
+        if path == "avx512":
+            assert _backend._core.use_avx512f()
+        else:
+            assert deepret.simd_path() == path
+            assert not _backend._core.use_avx512f()
         yield path
     finally:
         _backend._core._force_simd_path("auto")

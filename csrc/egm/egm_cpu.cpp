@@ -3,6 +3,8 @@
 // batch run in parallel, and a lone map splits its E-step over sample blocks.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,7 +32,24 @@ void estep_few_avx2(const double* py, const double* px, const double* ps, index_
                     const double* logc, index_t k, double* acc, double* scratch);
 void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
                  index_t wp, double* t, double* out);
+index_t purge_pass_avx2(const double* y, const double* x, const double* vy, const double* vx, const double* p,
+                    const double* self, index_t count, double cy, double cx, double cvy, double cvx, double cp,
+                    double tau, double* cross, double* alive);
 }  // namespace avx2
+namespace avx512 {
+// Compiled in egm_cpu_avx512.cpp with -mavx512f.
+void estep_avx512(const double* py, const double* px, const double* ps, index_t n,
+                  const double* my, const double* mx, const double* ivy, const double* ivx,
+                  const double* logc, index_t k, double* acc, double* e);
+void estep_few_avx512(const double* py, const double* px, const double* ps, index_t n,
+                      const double* my, const double* mx, const double* ivy, const double* ivx,
+                      const double* logc, index_t k, double* acc, double* scratch);
+void smooth_avx512(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
+                   index_t wp, double* t, double* out);
+index_t purge_pass_avx512(const double* y, const double* x, const double* vy, const double* vx, const double* p,
+                      const double* self, index_t count, double cy, double cx, double cvy, double cvx, double cp,
+                      double tau, double* cross, double* alive);
+}  // namespace avx512
 #endif
 
 namespace {
@@ -42,9 +61,10 @@ struct Workspace {
   std::vector<double> acc;                         // [blocks, kAccFields, k]
   std::vector<double> e;                           // [blocks, k]
   std::vector<double> nmy, nmx, nvy, nvx, mass;    // after the M-step
-  std::vector<index_t> kept;
-  std::vector<std::pair<double, index_t>> keyed;   // purge order
-  std::vector<double> self, first;                 // purge terms
+  std::vector<index_t> kept;                       // ranks of the kept components
+  std::vector<std::uint64_t> keys, sort_tmp;       // purge order (radix sort)
+  std::vector<index_t> order, order_tmp;
+  std::vector<double> cand;                        // [kCandFields, k] purge candidates
   std::vector<double> gh, gw, grid, chan, conv, tmp;  // the first E-step on the grid
 };
 
@@ -56,6 +76,9 @@ void estep(const double* py, const double* px, const double* ps, index_t n, cons
            index_t k, double* acc, double* e) {
   if (k <= kFewComponents) {
 #if defined(DEEPRET_X86)
+    if (use_avx512f())
+      return avx512::estep_few_avx512(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                                      ws.logc.data(), k, acc, e);
     if (use_avx2_fma())
       return avx2::estep_few_avx2(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
                                   ws.logc.data(), k, acc, e);
@@ -64,12 +87,27 @@ void estep(const double* py, const double* px, const double* ps, index_t n, cons
                                ws.logc.data(), k, acc, e);
   }
 #if defined(DEEPRET_X86)
+  if (use_avx512f())
+    return avx512::estep_avx512(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+                                ws.logc.data(), k, acc, e);
   if (use_avx2_fma())
     return avx2::estep_avx2(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
                             ws.logc.data(), k, acc, e);
 #endif
   portable::estep(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
                   ws.logc.data(), k, acc, e);
+}
+
+index_t purge_pass(const double* y, const double* x, const double* vy, const double* vx, const double* p,
+                const double* self, index_t count, double cy, double cx, double cvy, double cvx, double cp,
+                double tau, double* cross, double* alive) {
+#if defined(DEEPRET_X86)
+  if (use_avx512f())
+    return avx512::purge_pass_avx512(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
+  if (use_avx2_fma())
+    return avx2::purge_pass_avx2(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
+#endif
+  return portable::purge_pass(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
 }
 
 // Fixed blocks of samples (their size depends on n alone): partial sums per
@@ -79,9 +117,10 @@ index_t block_size(index_t n) { return std::max<index_t>(256, (n + 15) / 16); }
 void smooth(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw, index_t wp,
             double* t, double* out) {
 #if defined(DEEPRET_X86)
+  if (use_avx512f()) return avx512::smooth_avx512(a, nc, h, w, gh, gw, wp, t, out);
   if (use_avx2_fma()) return avx2::smooth_avx2(a, nc, h, w, gh, gw, wp, t, out);
 #endif
-  portable::smooth(a, nc, h, w, gh, gw, wp, t, out);
+  portable::smooth<2>(a, nc, h, w, gh, gw, wp, t, out);
 }
 
 // The first E-step, when every component still sits on its own sample's pixel
@@ -150,15 +189,22 @@ void e_and_m(Workspace& ws, index_t n, index_t k, const Params& p, int threads, 
     const index_t bs = block_size(n), blocks = (n + bs - 1) / bs;
     const index_t stride = kAccFields * k;
     ws.acc.assign(static_cast<std::size_t>(blocks * stride), 0.0);
-    const index_t scratch = k <= kFewComponents ? (k + 3) * bs : k;  // per block
+    // The few-component E-step keeps (k + 3) values per sample: it runs over
+    // a block in pieces of at most kFewPiece samples, so that its scratch
+    // stays small (and in cache) on large maps.
+    constexpr index_t kFewPiece = 1024;
+    const bool few = k <= kFewComponents;
+    const index_t piece = few ? std::min(bs, kFewPiece) : bs;
+    const index_t scratch = few ? (k + 3) * piece : k;  // per block
     ws.e.resize(static_cast<std::size_t>(blocks * scratch));
     // Threads only where the work pays for waking them (the sums do not depend on it).
     const int team = double(n) * double(k) >= 65536.0 ? threads : 1;
     parallel_for(0, blocks, 1, team, [&](index_t lo, index_t hi) {
       for (index_t blk = lo; blk < hi; ++blk) {
-        const index_t i0 = blk * bs, cnt = std::min(bs, n - i0);
-        estep(ws.py.data() + i0, ws.px.data() + i0, ws.ps.data() + i0, cnt, ws, k,
-              ws.acc.data() + blk * stride, ws.e.data() + blk * scratch);
+        const index_t end = std::min(n, (blk + 1) * bs);
+        for (index_t i0 = blk * bs; i0 < end; i0 += piece)
+          estep(ws.py.data() + i0, ws.px.data() + i0, ws.ps.data() + i0, std::min(piece, end - i0), ws, k,
+                ws.acc.data() + blk * stride, ws.e.data() + blk * scratch);
       }
     });
     for (index_t blk = 1; blk < blocks; ++blk)
@@ -177,55 +223,91 @@ void e_and_m(Workspace& ws, index_t n, index_t k, const Params& p, int threads, 
   }
 }
 
+// order[r] = the component of rank r by descending pi, lower index first on
+// ties (pi >= 0, so its bits order like the number). A stable LSD radix sort
+// on the complemented bits, one byte per pass: the bytes that every key
+// shares (most of the exponent) cost no pass.
+void descending_order(const std::vector<double>& pi, Workspace& ws) {
+  const index_t k = static_cast<index_t>(pi.size());
+  ws.keys.resize(k), ws.sort_tmp.resize(k), ws.order.resize(k), ws.order_tmp.resize(k);
+  std::uint64_t all_or = 0, all_and = ~std::uint64_t(0);
+  for (index_t j = 0; j < k; ++j) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &pi[j], sizeof bits);
+    ws.keys[j] = ~bits, ws.order[j] = j;
+    all_or |= ws.keys[j], all_and &= ws.keys[j];
+  }
+  for (int shift = 0; shift < 64; shift += 8) {
+    if ((((all_or ^ all_and) >> shift) & 0xff) == 0) continue;  // one value of this byte
+    index_t start[257] = {};
+    for (index_t j = 0; j < k; ++j) ++start[((ws.keys[j] >> shift) & 0xff) + 1];
+    for (int b = 0; b < 256; ++b) start[b + 1] += start[b];
+    for (index_t j = 0; j < k; ++j) {
+      const index_t at = start[(ws.keys[j] >> shift) & 0xff]++;
+      ws.sort_tmp[at] = ws.keys[j], ws.order_tmp[at] = ws.order[j];
+    }
+    ws.keys.swap(ws.sort_tmp), ws.order.swap(ws.order_tmp);
+  }
+}
+
+// Fields of the purge's candidates, in rank order.
+enum Cand : int { kCy = 0, kCx, kCvy, kCvx, kCp, kCself, kCcross, kCalive, kCandFields };
+
 // Purge: keeps components in descending weight order; returns the new count.
+// A component is kept when self / (self + cross) >= tau, cross adding its
+// overlaps with the components kept before it, in their order, and failing
+// as soon as a partial sum fails (the terms are >= 0, so the whole sum would
+// fail too, in floating point as well). Each kept component adds its term to
+// every later candidate still alive in one vector pass (purge_pass).
 index_t purge(Workspace& ws, double tau) {
   const index_t k = static_cast<index_t>(ws.mass.size());
   double total = 0.0;
   for (index_t j = 0; j < k; ++j) total += ws.mass[j];
   ws.pi.resize(k);
   for (index_t j = 0; j < k; ++j) ws.pi[j] = ws.mass[j] / total;
-  // Descending weight, lower index first on ties: (-pi, index) ascending.
-  ws.keyed.resize(k);
-  for (index_t j = 0; j < k; ++j) ws.keyed[j] = {-ws.pi[j], j};
-  std::sort(ws.keyed.begin(), ws.keyed.end());
   ws.kept.clear();
   if (k == 0) return 0;
-  // The first component is always kept, and most others fail against it
-  // alone: their self terms and their cross terms with it are computed up
-  // front, in independent iterations (the same expressions, the same bits).
-  const index_t j0 = ws.keyed[0].second;
-  const double y0 = ws.nmy[j0], x0 = ws.nmx[j0], vy0 = ws.nvy[j0], vx0 = ws.nvx[j0], p0 = ws.pi[j0];
-  ws.self.resize(k), ws.first.resize(k);
-  for (index_t j = 0; j < k; ++j) {
+  descending_order(ws.pi, ws);
+  ws.cand.resize(static_cast<std::size_t>(kCandFields * k));
+  double* f[kCandFields];
+  for (int t = 0; t < kCandFields; ++t) f[t] = ws.cand.data() + t * k;
+  for (index_t r = 0; r < k; ++r) {
+    const index_t j = ws.order[r];
     const double pj = ws.pi[j];
-    ws.self[j] = pj * pj * self_overlap(ws.nvy[j], ws.nvx[j]);
-    ws.first[j] = pj * p0 * overlap(ws.nmy[j], ws.nmx[j], ws.nvy[j], ws.nvx[j], y0, x0, vy0, vx0);
+    f[kCy][r] = ws.nmy[j], f[kCx][r] = ws.nmx[j], f[kCvy][r] = ws.nvy[j], f[kCvx][r] = ws.nvx[j];
+    f[kCp][r] = pj, f[kCself][r] = pj * pj * self_overlap(ws.nvy[j], ws.nvx[j]);
+    f[kCcross][r] = 0.0, f[kCalive][r] = 1.0;
   }
-  ws.kept.push_back(j0);
-  for (index_t r = 1; r < k; ++r) {
-    const index_t j = ws.keyed[r].second;
-    const double pj = ws.pi[j], y = ws.nmy[j], x = ws.nmx[j], vy = ws.nvy[j], vx = ws.nvx[j];
-    const double self = ws.self[j];
-    // The terms are >= 0, so once the partial sum fails the test the whole
-    // sum fails it too (in floating point as well): stop there.
-    double cross = ws.first[j];
-    bool keep = self / (self + cross) >= tau;
-    for (std::size_t q = 1; keep && q < ws.kept.size(); ++q) {
-      const index_t i = ws.kept[q];
-      cross += pj * ws.pi[i] * overlap(y, x, vy, vx, ws.nmy[i], ws.nmx[i], ws.nvy[i], ws.nvx[i]);
-      keep = self / (self + cross) >= tau;
+  // Candidates [0, len): the dead ones are dropped from the tail whenever
+  // they are the majority, so that the passes cost about what the early
+  // exits of the one-at-a-time loop would (kept ones never move).
+  index_t len = k;
+  for (index_t r = 0; r < len; ++r) {
+    if (f[kCalive][r] == 0.0) continue;
+    ws.kept.push_back(r);
+    const index_t s = r + 1;  // the candidates after it
+    const index_t live =
+        purge_pass(f[kCy] + s, f[kCx] + s, f[kCvy] + s, f[kCvx] + s, f[kCp] + s, f[kCself] + s, len - s,
+                   f[kCy][r], f[kCx][r], f[kCvy][r], f[kCvx][r], f[kCp][r], tau, f[kCcross] + s,
+                   f[kCalive] + s);
+    if (2 * live >= len - s) continue;
+    index_t to = s;
+    for (index_t from = s; from < len; ++from) {
+      if (f[kCalive][from] == 0.0) continue;
+      for (int t = 0; t < kCandFields; ++t) f[t][to] = f[t][from];
+      ++to;
     }
-    if (keep) ws.kept.push_back(j);
+    len = to;
   }
   const index_t kk = static_cast<index_t>(ws.kept.size());
   std::vector<double> pi(kk);
   double kept_total = 0.0;
-  for (index_t t = 0; t < kk; ++t) kept_total += ws.pi[ws.kept[t]];
+  for (index_t t = 0; t < kk; ++t) kept_total += f[kCp][ws.kept[t]];
   ws.my.resize(kk), ws.mx.resize(kk), ws.vy.resize(kk), ws.vx.resize(kk);
   for (index_t t = 0; t < kk; ++t) {
-    const index_t j = ws.kept[t];
-    ws.my[t] = ws.nmy[j], ws.mx[t] = ws.nmx[j], ws.vy[t] = ws.nvy[j], ws.vx[t] = ws.nvx[j];
-    pi[t] = ws.pi[j] / kept_total;
+    const index_t r = ws.kept[t];
+    ws.my[t] = f[kCy][r], ws.mx[t] = f[kCx][r], ws.vy[t] = f[kCvy][r], ws.vx[t] = f[kCvx][r];
+    pi[t] = f[kCp][r] / kept_total;
   }
   ws.pi.swap(pi);
   return kk;

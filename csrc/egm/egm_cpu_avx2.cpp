@@ -25,7 +25,14 @@ void estep_few_avx2(const double* py, const double* px, const double* ps, index_
 
 void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
                  index_t wp, double* t, double* out) {  // a, out [nc, h, w]; gh [h, h]; gw [w, wp]; t [h, wp]
-  smooth(a, nc, h, w, gh, gw, wp, t, out);
+  smooth<2>(a, nc, h, w, gh, gw, wp, t, out);
+}
+
+index_t purge_pass_avx2(const double* y, const double* x, const double* vy, const double* vx, const double* p,
+                    const double* self,  // candidates [count]
+                    index_t count, double cy, double cx, double cvy, double cvx, double cp, double tau,
+                    double* cross, double* alive) {  // [count]
+  return purge_pass(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
 }
 
 }  // namespace deepret::egm::avx2

@@ -1,7 +1,8 @@
 // The E-step of EGM over one block of samples: the hot (samples x components)
-// loop. Written once as plain loops that the compiler vectorizes, and compiled
-// twice: in egm_cpu.cpp (baseline ISA) and in egm_cpu_avx2.cpp (-mavx2 -mfma),
-// each copy in its own namespace (DEEPRET_SIMD_NS).
+// loop, plus the grid smoothing and the purge pass. Written once as plain
+// loops that the compiler vectorizes, and compiled three times: in egm_cpu.cpp
+// (baseline ISA), egm_cpu_avx2.cpp (-mavx2 -mfma) and egm_cpu_avx512.cpp
+// (-mavx512f), each copy in its own namespace (DEEPRET_SIMD_NS).
 //
 // For each sample i (in order) and component k:
 //   l_k = logc[k] - 0.5 * ((y_i - my[k])^2 * ivy[k] + (x_i - mx[k])^2 * ivx[k])
@@ -130,11 +131,57 @@ inline void estep_few(const double* py, const double* px, const double* ps, inde
 
 // Separable Gaussian smoothing on a grid, for the first E-step (see
 // egm_cpu.cpp): out[c] = G_h a[c] G_w for c < nc, where G_n is the n x n matrix
-// g[|i - j|]. Register-blocked: each pass accumulates kSmoothBlock outputs of
-// a row in registers. gw is padded with zero columns to wp, a multiple of
-// kSmoothBlock; t is scratch.
+// g[|i - j|]. Register-blocked: each pass accumulates R rows x kSmoothBlock
+// outputs in registers, so that R * kSmoothBlock / lanes independent sums hide
+// the FMA latency (one row alone is latency-bound). Every output is the same
+// ordered sum whatever R: the skipped zero terms would add +0 to a sum >= +0.
+// gw is padded with zero columns to wp, a multiple of kSmoothBlock; t is scratch.
 constexpr index_t kSmoothBlock = 16;
 
+// t[r][:] = a[r][:] G_w for the R rows at a (row stride w), t row stride wp.
+template <int R>
+inline void smooth_rows_w(const double* a, index_t w, const double* gw, index_t wp, double* t) {
+  constexpr index_t B = kSmoothBlock;
+  for (index_t x0 = 0; x0 < wp; x0 += B) {
+    double acc[R][B] = {};
+    for (index_t x2 = 0; x2 < w; ++x2) {
+      double v[R];
+      bool any = false;
+      for (int r = 0; r < R; ++r) v[r] = a[r * w + x2], any |= v[r] != 0.0;
+      if (!any) continue;  // sparse grids: most rows of a channel are empty
+      const double* g = gw + x2 * wp + x0;
+      for (int r = 0; r < R; ++r) {
+#pragma omp simd
+        for (index_t xx = 0; xx < B; ++xx) acc[r][xx] += v[r] * g[xx];
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (index_t xx = 0; xx < B; ++xx) t[r * wp + x0 + xx] = acc[r][xx];
+  }
+}
+
+// out[r][:] = sum_y2 gh[r][y2] t[y2][:] for the R rows at gh (row stride h).
+template <int R>
+inline void smooth_rows_h(const double* gh, index_t h, const double* t, index_t w, index_t wp,
+                          double* out) {
+  constexpr index_t B = kSmoothBlock;
+  for (index_t x0 = 0; x0 < wp; x0 += B) {
+    double acc[R][B] = {};
+    for (index_t y2 = 0; y2 < h; ++y2) {
+      const double* row = t + y2 * wp + x0;
+      for (int r = 0; r < R; ++r) {
+        const double g = gh[r * h + y2];
+#pragma omp simd
+        for (index_t xx = 0; xx < B; ++xx) acc[r][xx] += g * row[xx];
+      }
+    }
+    const index_t m = w - x0 < B ? w - x0 : B;
+    for (int r = 0; r < R; ++r)
+      for (index_t xx = 0; xx < m; ++xx) out[r * w + x0 + xx] = acc[r][xx];
+  }
+}
+
+template <int R>
 inline void smooth(const double* a,  // [nc, h, w]
                    index_t nc, index_t h, index_t w,
                    const double* gh,  // [h, h]
@@ -142,38 +189,47 @@ inline void smooth(const double* a,  // [nc, h, w]
                    index_t wp,
                    double* t,         // [h, wp] scratch
                    double* out) {     // [nc, h, w]
-  constexpr index_t B = kSmoothBlock;
   for (index_t c = 0; c < nc; ++c) {
     const double* ac = a + c * h * w;
     double* oc = out + c * h * w;
-    for (index_t y = 0; y < h; ++y) {
-      const double* ar = ac + y * w;
-      for (index_t x0 = 0; x0 < wp; x0 += B) {
-        double acc[B] = {};
-        for (index_t x2 = 0; x2 < w; ++x2) {
-          const double v = ar[x2];
-          if (v == 0.0) continue;
-          const double* g = gw + x2 * wp + x0;
-#pragma omp simd
-          for (index_t xx = 0; xx < B; ++xx) acc[xx] += v * g[xx];
-        }
-        for (index_t xx = 0; xx < B; ++xx) t[y * wp + x0 + xx] = acc[xx];
-      }
-    }
-    for (index_t y = 0; y < h; ++y) {
-      for (index_t x0 = 0; x0 < wp; x0 += B) {
-        double acc[B] = {};
-        for (index_t y2 = 0; y2 < h; ++y2) {
-          const double g = gh[y * h + y2];
-          const double* row = t + y2 * wp + x0;
-#pragma omp simd
-          for (index_t xx = 0; xx < B; ++xx) acc[xx] += g * row[xx];
-        }
-        const index_t m = w - x0 < B ? w - x0 : B;
-        for (index_t xx = 0; xx < m; ++xx) oc[y * w + x0 + xx] = acc[xx];
-      }
-    }
+    index_t y = 0;
+    for (; y + R <= h; y += R) smooth_rows_w<R>(ac + y * w, w, gw, wp, t + y * wp);
+    for (; y < h; ++y) smooth_rows_w<1>(ac + y * w, w, gw, wp, t + y * wp);
+    y = 0;
+    for (; y + R <= h; y += R) smooth_rows_h<R>(gh + y * h, h, t, w, wp, oc + y * w);
+    for (; y < h; ++y) smooth_rows_h<1>(gh + y * h, h, t, w, wp, oc + y * w);
   }
+}
+
+// One pass of the purge (egm_cpu.cpp): component c = (cy, cx, cvy, cvx, cp)
+// has just been kept; every candidate s still alive adds its cross term
+// p_s cp <N_s, N_c> and stays alive while self_s / (self_s + cross_s) >= tau.
+// Candidates are visited in the purge's order and each adds the kept
+// components' terms in the order they were kept: the sums and the tests are
+// those of the one-candidate-at-a-time loop, vectorized over candidates.
+// Returns how many candidates are alive after it.
+inline index_t purge_pass(const double* y, const double* x, const double* vy, const double* vx,
+                       const double* p, const double* self,  // candidates [count]
+                       index_t count, double cy, double cx, double cvy, double cvx, double cp,
+                       double tau,
+                       double* cross,    // [count], added to
+                       double* alive) {  // [count], 1 or 0
+  double* __restrict cr = cross;
+  double* __restrict al = alive;
+  double live_count = 0.0;  // exact: a count below 2^53
+#pragma omp simd reduction(+ : live_count)
+  for (index_t s = 0; s < count; ++s) {
+    const double sy = vy[s] + cvy, sx = vx[s] + cvx;
+    const double dy = y[s] - cy, dx = x[s] - cx;
+    const double o = exp_nonpos(-0.5 * (dy * dy / sy + dx * dx / sx)) / (kTwoPi * std::sqrt(sy * sx));
+    const double c = cr[s] + p[s] * cp * o;
+    const bool live = al[s] != 0.0;
+    cr[s] = live ? c : cr[s];
+    const double now = live && self[s] / (self[s] + c) >= tau ? 1.0 : 0.0;
+    al[s] = now;
+    live_count += now;
+  }
+  return static_cast<index_t>(live_count);
 }
 
 }  // namespace deepret::egm::DEEPRET_SIMD_NS

@@ -17,8 +17,11 @@
 
 namespace deepret::egm {
 
-constexpr double kLogCut = -700.0;
-constexpr long kFewComponents = 8;  // up to this many, the CPU E-step runs over samples          // E-step terms this far below the max are 0
+constexpr double kLogCut = -700.0;  // E-step terms this far below the max are 0
+// Up to this many components the CPU E-step runs vectorized over samples: a
+// loop over a few dozen components is mostly remainder, and the maps' usual
+// counts after the first iterations (10 to 30) are in that range.
+constexpr long kFewComponents = 64;
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
 constexpr double kTwoPi = 6.283185307179586;
 

@@ -54,9 +54,10 @@ void search(const PackedDatabase<T>& db,
 // All-vs-all search of the database against itself (x = the rows it was
 // packed from), using the symmetry <x_i, x_j> = <x_j, x_i>: each score tile
 // is computed once and feeds the heaps of its rows and of its columns, which
-// halves the arithmetic. Tiles run in rounds of disjoint block pairs so that
-// no two threads touch the same heap. `progress(done, total)` is called on the
-// calling thread between rounds (may be empty).
+// halves the arithmetic. A thread takes a tile only while no other thread
+// holds either of its blocks, so no two threads touch the same heap (no
+// barriers). `progress(done, total)` (tiles) is called on the calling thread
+// about a hundred times, then once with done = total (may be empty).
 template <class T>
 void search_self(const PackedDatabase<T>& db,
                  const T* x,              // [n, d] row-major, the packed rows

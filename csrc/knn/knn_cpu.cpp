@@ -5,10 +5,17 @@
 // keep every thread busy, the database is split into parts instead and the
 // parts' heaps are merged at the end.
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <utility>
 #include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "common/errors.h"
 #include "common/parallel.h"
@@ -33,6 +40,14 @@ template <class T>
 index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
                    T threshold, index_t count, std::int32_t* out);
 }  // namespace avx2
+namespace avx512 {  // the same, compiled in knn_cpu_avx512.cpp with -mavx512f
+template <class T, int NR>
+void score_block(const T* q, index_t rows, index_t d, const T* panels, index_t panel_count,
+                 const T* bias, T* scores, T* packed, bool pack);
+template <class T>
+index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
+                   T threshold, index_t count, std::int32_t* out);
+}  // namespace avx512
 #endif
 
 namespace {
@@ -55,6 +70,8 @@ void score_block(const T* q, index_t rows, index_t d, const T* panels, index_t p
                  const T* bias, T* scores, T* packed, bool pack) {
   constexpr int NR = PackedDatabase<T>::kPanel;
 #if defined(DEEPRET_X86)
+  if (use_avx512f())
+    return avx512::score_block<T, NR>(q, rows, d, panels, panel_count, bias, scores, packed, pack);
   if (use_avx2_fma())
     return avx2::score_block<T, NR>(q, rows, d, panels, panel_count, bias, scores, packed, pack);
 #endif
@@ -66,6 +83,8 @@ template <class T>
 index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
                    T threshold, index_t count, std::int32_t* out) {
 #if defined(DEEPRET_X86)
+  if (use_avx512f())
+    return avx512::candidates<T>(row, column_bias, row_bias, thresholds, threshold, count, out);
   if (use_avx2_fma())
     return avx2::candidates<T>(row, column_bias, row_bias, thresholds, threshold, count, out);
 #endif
@@ -129,6 +148,69 @@ std::vector<std::vector<std::pair<index_t, index_t>>> tile_rounds(index_t blocks
   }
   return rounds;
 }
+
+// Hands out the all-vs-all's tiles without barriers: a thread takes the
+// first tile, in round order, whose two blocks no running tile holds (a
+// tile's heaps are its blocks' rows), so a thread that loses its core for a
+// while holds up no one. Round order keeps the pairs that follow one another
+// disjoint: the scan for a free tile is short. The heaps' contents do not
+// depend on the order in which tiles run (each keeps the best k under a total
+// order), so neither does the result.
+class TileScheduler {
+ public:
+  TileScheduler(const std::vector<std::vector<std::pair<index_t, index_t>>>& rounds, index_t blocks)
+      : busy_(static_cast<std::size_t>(blocks), 0) {
+    for (const auto& round : rounds) pairs_.insert(pairs_.end(), round.begin(), round.end());
+    taken_.assign(pairs_.size(), 0);
+  }
+
+  index_t size() const { return index_t(pairs_.size()); }
+
+  // Claims a tile (its blocks become busy) and returns its pair; false when
+  // every tile is taken or stop() was called. Waits while the tiles left all
+  // touch a busy block.
+  bool next(std::pair<index_t, index_t>* pair, index_t* slot) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      while (first_ < pairs_.size() && taken_[first_]) ++first_;
+      if (stopped_ || first_ == pairs_.size()) return false;
+      for (std::size_t t = first_; t < pairs_.size(); ++t) {
+        const auto [bi, bj] = pairs_[t];
+        if (taken_[t] || busy_[bi] || busy_[bj]) continue;
+        taken_[t] = 1, busy_[bi] = 1, busy_[bj] = 1;
+        *pair = pairs_[t], *slot = index_t(t);
+        return true;
+      }
+      freed_.wait(lock);
+    }
+  }
+
+  // The tile of `slot` is done: its blocks are free again; returns the count
+  // of tiles done so far.
+  index_t finish(index_t slot) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto [bi, bj] = pairs_[slot];
+    busy_[bi] = 0, busy_[bj] = 0;
+    freed_.notify_all();
+    return ++done_;
+  }
+
+  void stop() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopped_ = true;
+    freed_.notify_all();
+  }
+
+ private:
+  std::vector<std::pair<index_t, index_t>> pairs_;  // every tile, in round order
+  std::vector<char> taken_;                         // [pairs]
+  std::vector<char> busy_;                          // [blocks]
+  std::size_t first_ = 0;                           // tiles before it are all taken
+  index_t done_ = 0;
+  bool stopped_ = false;
+  std::mutex mutex_;
+  std::condition_variable freed_;
+};
 
 }  // namespace
 
@@ -257,7 +339,7 @@ void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metr
   const index_t n = db.size(), d = db.dim();
   const index_t rows_per_block = self_block_rows<T>(d);
   const index_t blocks = (n + rows_per_block - 1) / rows_per_block;
-  if (blocks < 4) {  // too small for rounds to pay: the plain search
+  if (blocks < 4) {  // too small for the tiling to pay: the plain search
     search(db, x, n, k, metric, exclude_self ? 0 : -1, scores, indices, num_threads);
     if (progress) progress(1, 1);
     return;
@@ -313,21 +395,46 @@ void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metr
     }
   };
 
-  const auto rounds = tile_rounds(blocks);
-  for (std::size_t round = 0; round < rounds.size(); ++round) {
-    const auto& pairs = rounds[round];
-    parallel_for(0, index_t(pairs.size()), 1, num_threads, [&](index_t lo, index_t hi) {
-      std::unique_ptr<T[]> packed(new T[static_cast<std::size_t>(kRows * d)]);
-      std::unique_ptr<T[]> tile(
-          new T[static_cast<std::size_t>((rows_per_block + kRows) * rows_per_block)]);
-      std::unique_ptr<T[]> column_threshold(new T[static_cast<std::size_t>(rows_per_block)]);
-      std::unique_ptr<std::int32_t[]> found(new std::int32_t[static_cast<std::size_t>(rows_per_block)]);
-      for (index_t t = lo; t < hi; ++t)
-        run_tile(pairs[t].first, pairs[t].second, packed.get(), tile.get(), column_threshold.get(),
-                 found.get());
-    });
-    if (progress) progress(index_t(round) + 1, index_t(rounds.size()));
+  TileScheduler tiles(tile_rounds(blocks), blocks);
+  const index_t total = tiles.size();
+  const int threads = static_cast<int>(std::min<index_t>(resolve_threads(num_threads), blocks / 2));
+  std::exception_ptr failure;  // from progress(), which runs on the calling thread
+  auto work = [&](bool caller) {
+    std::unique_ptr<T[]> packed(new T[static_cast<std::size_t>(kRows * d)]);
+    std::unique_ptr<T[]> tile(
+        new T[static_cast<std::size_t>((rows_per_block + kRows) * rows_per_block)]);
+    std::unique_ptr<T[]> column_threshold(new T[static_cast<std::size_t>(rows_per_block)]);
+    std::unique_ptr<std::int32_t[]> found(new std::int32_t[static_cast<std::size_t>(rows_per_block)]);
+    std::pair<index_t, index_t> pair;
+    index_t slot, reported = 0;
+    while (tiles.next(&pair, &slot)) {
+      run_tile(pair.first, pair.second, packed.get(), tile.get(), column_threshold.get(),
+               found.get());
+      const index_t done = tiles.finish(slot);
+      // About a hundred reports in all, from the calling thread only.
+      if (caller && progress && (done - reported) * 100 >= total) {
+        reported = done;
+        try {
+          progress(done, total);
+        } catch (...) {
+          failure = std::current_exception();
+          tiles.stop();
+        }
+      }
+    }
+  };
+#if defined(_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    work(omp_get_thread_num() == 0);
+  } else {
+    work(true);
   }
+#else
+  work(true);
+#endif
+  if (failure) std::rethrow_exception(failure);
+  if (progress) progress(total, total);
   parallel_for(0, n, 256, num_threads, [&](index_t lo, index_t hi) {
     for (index_t i = lo; i < hi; ++i) heaps[i].sort_best_first();
   });

@@ -1,8 +1,8 @@
 // The similarity micro-kernel of kNN search, written once with GCC vector
-// extensions and compiled twice, like conv_simd.h: in knn_cpu.cpp as the
-// portable path (16-byte vectors) and in knn_cpu_avx2.cpp with -mavx2 -mfma
-// (32-byte vectors), each in its own namespace and using nothing inline from
-// outside it.
+// extensions and compiled three times, like conv2d_simd.h: in knn_cpu.cpp as the
+// portable path (16-byte vectors), in knn_cpu_avx2.cpp with -mavx2 -mfma
+// (32-byte vectors) and in knn_cpu_avx512.cpp with -mavx512f (64-byte
+// vectors), each in its own namespace and using nothing inline from outside it.
 //
 // score_block() computes, for a block of queries and a range of database
 // panels, scores[r][c] = <q_r, x_c> (+ bias[c]) into a row-major buffer: the
@@ -25,14 +25,19 @@ using index_t = std::int64_t;
 template <class T>
 using Vec = SimdVec<T>;  // a vector of T
 
-// Rows per micro-panel: 12 accumulators in 16 vector registers, whatever the
-// vector width (6 rows x 2 vectors on AVX2, 3 rows x 4 vectors on 16 bytes).
+// Database panels per register tile: two on AVX-512, whose 32 registers hold
+// a 12 x 2-panel tile (24 accumulators), one elsewhere (16 registers).
+constexpr int kTilePanels = DEEPRET_VBYTES == 64 ? 2 : 1;
+
+// Rows per micro-panel: 12 accumulators in 16 vector registers on 16- and
+// 32-byte vectors (6 rows x 2 vectors on AVX2, 3 rows x 4 vectors on 16
+// bytes), 24 in 32 registers on AVX-512 (12 rows x 2 panels of 1 vector).
 template <class T, int NR>
 constexpr int micro_rows() {
-  return 12 / (NR / Vec<T>::lanes);
+  return (DEEPRET_VBYTES == 64 ? 24 : 12) / (kTilePanels * (NR / Vec<T>::lanes));
 }
 
-// Block rows must be a multiple of every path's micro_rows (6 and 3).
+// Block rows must be a multiple of every path's micro_rows (12, 6 and 3).
 constexpr index_t kBlockRows = 96;
 
 // Pack rows [0, rows) of q (row stride d) into micro-panels of MR rows,
@@ -55,23 +60,25 @@ void pack_queries(const T* q, index_t rows, index_t d, T* packed) {
   }
 }
 
-// One MR x NR tile: c[r][col] = sum_j a[j][r] * b[j][col] (+ bias[col]).
-template <class T, int MR, int NR>
+// One MR x (P * NR) tile over P consecutive database panels:
+// c[r][p * NR + col] = sum_j a[j][r] * b[p][j][col] (+ bias[p * NR + col]).
+template <class T, int MR, int NR, int P>
 inline void tile(const T* a,     // [d, MR] packed queries
-                 const T* b,     // [d, NR] packed database panel
+                 const T* b,     // [P, d, NR] packed database panels
                  index_t d,
-                 const T* bias,  // [NR] or nullptr
+                 const T* bias,  // [P * NR] or nullptr
                  T* c, index_t ldc) {
   using S = Vec<T>;
   using V = typename S::V;
   constexpr int L = S::lanes;
-  constexpr int NV = NR / L;
+  constexpr int NV = P * NR / L;  // accumulators per row
+  constexpr int PV = NR / L;      // vectors per panel row
   V acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = S::broadcast(T(0));
   for (index_t j = 0; j < d; ++j) {
     V bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + j * NR + v * L);
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + (v / PV) * d * NR + j * NR + (v % PV) * L);
     for (int r = 0; r < MR; ++r) {
       const V ar = S::broadcast(a[j * MR + r]);
       for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
@@ -103,12 +110,19 @@ void score_block(const T* q, index_t rows, index_t d,  // q: [rows, d]
   if (pack) pack_queries<T, MR>(q, rows, d, packed);
   const index_t ldc = panel_count * NR;
   const index_t micro_panels = (rows + MR - 1) / MR;
-  // Database panel outer: it stays in L1 while the packed queries (L2) stream.
-  for (index_t p = 0; p < panel_count; ++p) {
+  // Database panels outer: they stay in L1 while the packed queries (L2)
+  // stream. An odd last panel takes the one-panel tile.
+  constexpr int P = kTilePanels;
+  for (index_t p = 0; p < panel_count; p += P) {
     const T* b = panels + p * d * NR;
     const T* bias_p = bias ? bias + p * NR : nullptr;
-    for (index_t m = 0; m < micro_panels; ++m)
-      tile<T, MR, NR>(packed + m * d * MR, b, d, bias_p, scores + m * MR * ldc + p * NR, ldc);
+    if (p + P <= panel_count) {
+      for (index_t m = 0; m < micro_panels; ++m)
+        tile<T, MR, NR, P>(packed + m * d * MR, b, d, bias_p, scores + m * MR * ldc + p * NR, ldc);
+    } else {
+      for (index_t m = 0; m < micro_panels; ++m)
+        tile<T, MR, NR, 1>(packed + m * d * MR, b, d, bias_p, scores + m * MR * ldc + p * NR, ldc);
+    }
   }
 }
 
@@ -130,17 +144,32 @@ index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thre
   index_t found = 0;
   index_t c = 0;
   const V bias = S::broadcast(row_bias), limit = S::broadcast(threshold);
-  for (; c + L <= count; c += L) {
-    V value = S::load(row + c) + bias;
-    if (column_bias) value += S::load(column_bias + c);
-    const auto hit = value >= (thresholds ? S::load(thresholds + c) : limit);
-    // Any lane set? OR the mask's 64-bit words (cheaper than lane extracts).
-    std::uint64_t words[sizeof(hit) / 8], any = 0;
-    std::memcpy(words, &hit, sizeof(hit));
-    for (std::size_t w = 0; w < sizeof(hit) / 8; ++w) any |= words[w];
-    if (!any) continue;
+  auto hits = [&](index_t at) {
+    V value = S::load(row + at) + bias;
+    if (column_bias) value += S::load(column_bias + at);
+    return value >= (thresholds ? S::load(thresholds + at) : limit);
+  };
+  using M = decltype(hits(0));
+  // Any lane set? OR the mask's 64-bit words (cheaper than lane extracts).
+  auto any = [](const M& hit) {
+    std::uint64_t words[sizeof(M) / 8], bits = 0;
+    std::memcpy(words, &hit, sizeof(M));
+    for (std::size_t w = 0; w < sizeof(M) / 8; ++w) bits |= words[w];
+    return bits != 0;
+  };
+  auto emit = [&](const M& hit, index_t at) {
     for (int l = 0; l < L; ++l)
-      if (hit[l]) out[found++] = static_cast<std::int32_t>(c + l);
+      if (hit[l]) out[found++] = static_cast<std::int32_t>(at + l);
+  };
+  // Four vectors per test: hits are rare, and the test costs more than a compare.
+  for (; c + 4 * L <= count; c += 4 * L) {
+    const M h0 = hits(c), h1 = hits(c + L), h2 = hits(c + 2 * L), h3 = hits(c + 3 * L);
+    if (!any(h0 | h1 | h2 | h3)) continue;
+    emit(h0, c), emit(h1, c + L), emit(h2, c + 2 * L), emit(h3, c + 3 * L);
+  }
+  for (; c + L <= count; c += L) {
+    const M hit = hits(c);
+    if (any(hit)) emit(hit, c);
   }
   for (; c < count; ++c) {
     const T value = row[c] + row_bias + (column_bias ? column_bias[c] : T(0));
