@@ -1,10 +1,14 @@
 // Per-query top-k as a binary heap whose root is the worst kept candidate.
 // "Better" means a larger score, and on equal scores the smaller index, so
-// the final order is numpy's stable descending sort.
+// the final order is numpy's stable descending sort. Until k candidates have
+// arrived they are only appended (the heap is built once, when it fills), so
+// a search with k close to n costs one sort per query instead of n sift-ups.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include "common/array_view.h"
 
@@ -31,37 +35,33 @@ struct TopK {
 
   void push(T s, std::int64_t i) {
     if (size < k) {
-      sift_up(size++, s, i);
+      score[size] = s;
+      index[size] = i;
+      if (++size == k) make_heap();
     } else if (better(s, i, score[0], index[0])) {
-      sift_down(0, s, i);
+      sift_down_bounded(0, s, i, size);
     }
   }
 
-  // Sort the kept candidates best first, in place (heap sort).
+  // Sort the kept candidates best first, in place.
   void sort_best_first() {
-    for (index_t end = size - 1; end > 0; --end) {
-      const T s = score[end];
-      const std::int64_t i = index[end];
-      score[end] = score[0];
-      index[end] = index[0];
-      sift_down_bounded(0, s, i, end);
+    thread_local std::vector<std::pair<T, std::int64_t>> kept;
+    kept.resize(static_cast<std::size_t>(size));
+    for (index_t j = 0; j < size; ++j) kept[j] = {score[j], index[j]};
+    std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
+      return better(a.first, a.second, b.first, b.second);
+    });
+    for (index_t j = 0; j < size; ++j) {
+      score[j] = kept[j].first;
+      index[j] = kept[j].second;
     }
   }
 
  private:
-  void sift_up(index_t pos, T s, std::int64_t i) {
-    while (pos > 0) {
-      const index_t parent = (pos - 1) / 2;
-      if (!better(score[parent], index[parent], s, i)) break;  // parent is worse: stop
-      score[pos] = score[parent];
-      index[pos] = index[parent];
-      pos = parent;
-    }
-    score[pos] = s;
-    index[pos] = i;
+  // Bottom-up heap construction over the k appended candidates.
+  void make_heap() {
+    for (index_t pos = size / 2 - 1; pos >= 0; --pos) sift_down_bounded(pos, score[pos], index[pos], size);
   }
-
-  void sift_down(index_t pos, T s, std::int64_t i) { sift_down_bounded(pos, s, i, size); }
 
   // Root = worst: a child replaces the hole when it is worse than (s, i).
   void sift_down_bounded(index_t pos, T s, std::int64_t i, index_t end) {
