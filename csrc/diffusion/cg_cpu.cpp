@@ -1,55 +1,126 @@
-// CPU batched CG. Every pass over the rows runs in fixed blocks of rows;
-// per-column dot products are summed per block (in double) and the blocks
-// added in order, so results do not depend on the number of threads.
+// CPU batched CG. Vectors live in panels of K columns (cg_simd.h), and every
+// pass over them runs in fixed blocks of rows of one panel; per-column dot
+// products are summed per block (in double) and the blocks added in order, so
+// results do not depend on the number of threads.
+//
+// Two passes over the rows per iteration instead of scipy's three vector
+// steps: the product q = (I - alpha W) p also sums <p, q>, <r, q> and <q, q>,
+// which give the step a = rho / <p, q> and the new |r|^2 = rho - 2a<r, q> +
+// a^2<q, q> (that is |r - a q|^2, exact up to rounding) before r is updated;
+// hence beta, and the update pass can write f, r and the next p at once. The
+// |r|^2 that decides stopping and the next step is still summed from the
+// stored r in that pass, as scipy does.
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
 
+#include "common/buffer.h"
 #include "common/errors.h"
 #include "common/parallel.h"
+#include "common/simd.h"
 #include "diffusion/cg.h"
 
+#define DEEPRET_SIMD_NS portable
+#include "diffusion/cg_simd.h"
+#undef DEEPRET_SIMD_NS
+
+#if defined(DEEPRET_CG_TIMING)
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#define DEEPRET_TIMER_START using Clock = std::chrono::steady_clock; auto since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }; const auto t0 = Clock::now(); auto t1 = t0; double t_init = 0, t_product = 0, t_update = 0;
+#define DEEPRET_TIMER_INIT t_init = since(t0);
+#define DEEPRET_TIMER_LAP t1 = Clock::now();
+#define DEEPRET_TIMER_PRODUCT t_product += since(t1); t1 = Clock::now();
+#define DEEPRET_TIMER_UPDATE t_update += since(t1);
+#define DEEPRET_TIMER_END if (std::getenv("DEEPRET_CG_TIMING")) std::fprintf(stderr, "cg: init %.1f product %.1f update %.1f out %.1f total %.1f ms\n", t_init, t_product, t_update, since(t1), since(t0));
+#else
+#define DEEPRET_TIMER_START
+#define DEEPRET_TIMER_INIT
+#define DEEPRET_TIMER_LAP
+#define DEEPRET_TIMER_PRODUCT
+#define DEEPRET_TIMER_UPDATE
+#define DEEPRET_TIMER_END
+#endif
+
 namespace deepret::diffusion {
+
+#if defined(DEEPRET_X86)
+namespace avx2 {  // cg_cpu_avx2.cpp, compiled with -mavx2 -mfma
+template <class T, class I, int K>
+void panel_product(const Csr<T, I>&, T, const T*, const T*, T*, index_t, index_t, double*);
+template <class T, int K>
+void panel_update(const T*, const T*, bool, T*, T*, const T*, T*, const T*, index_t, index_t,
+                  double*);
+}  // namespace avx2
+namespace avx512 {  // cg_cpu_avx512.cpp, compiled with -mavx512f
+template <class T, class I, int K>
+void panel_product(const Csr<T, I>&, T, const T*, const T*, T*, index_t, index_t, double*);
+template <class T, int K>
+void panel_update(const T*, const T*, bool, T*, T*, const T*, T*, const T*, index_t, index_t,
+                  double*);
+}  // namespace avx512
+#endif
 
 namespace {
 
 constexpr index_t kRowsPerBlock = 512;
 
-template <class T>
-std::unique_ptr<T[]> buffer(index_t count) {
-  return std::unique_ptr<T[]>(new T[static_cast<std::size_t>(std::max<index_t>(count, 1))]);
+// The two passes of one panel width, for the instruction set in use.
+template <class T, class I>
+struct Passes {
+  int width;  // K
+  void (*product)(const Csr<T, I>&, T, const T*, const T*, T*, index_t, index_t, double*);
+  void (*update)(const T*, const T*, bool, T*, T*, const T*, T*, const T*, index_t, index_t,
+                 double*);
+};
+
+template <class T, class I, int K>
+Passes<T, I> passes_of_width() {
+#if defined(DEEPRET_X86)
+  // One column (a sparse matrix-vector product) stays on the portable path:
+  // there the wider builds turn the gathers into vgather instructions and
+  // permutes, measured twice as slow as the scalar loads.
+  if (K == 1) return {K, &portable::panel_product<T, I, K>, &portable::panel_update<T, K>};
+  if (use_avx512f()) return {K, &avx512::panel_product<T, I, K>, &avx512::panel_update<T, K>};
+  if (use_avx2_fma()) return {K, &avx2::panel_product<T, I, K>, &avx2::panel_update<T, K>};
+#endif
+  return {K, &portable::panel_product<T, I, K>, &portable::panel_update<T, K>};
 }
 
-// Runs body(row_begin, row_end, partial) over fixed row blocks in parallel;
-// partial is that block's [m] accumulator. Returns the per-column sums.
-template <class Body>
-std::vector<double> blocked_sum(index_t n, index_t m, int num_threads, const Body& body) {
-  const index_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
-  std::vector<double> partials(static_cast<std::size_t>(blocks * m), 0.0);
-  parallel_for(0, blocks, 1, num_threads, [&](index_t lo, index_t hi) {
-    for (index_t b = lo; b < hi; ++b)
-      body(b * kRowsPerBlock, std::min(n, (b + 1) * kRowsPerBlock), partials.data() + b * m);
-  });
-  std::vector<double> sums(static_cast<std::size_t>(m), 0.0);
-  for (index_t b = 0; b < blocks; ++b)
-    for (index_t c = 0; c < m; ++c) sums[c] += partials[b * m + c];
-  return sums;
+// Panels of one cache line (16 float32 or 8 float64 columns) once there are
+// that many columns; fewer columns get one narrower panel (1, 4 or 8), so
+// that a single query is a plain sparse matrix-vector product. (Two lines
+// per gathered row, 32 float32 columns, measured no faster on the Gaussian
+// graph and slower on the manifold one.)
+template <class T, class I>
+Passes<T, I> choose_passes(index_t m) {
+  if (m == 1) return passes_of_width<T, I, 1>();
+  if (m <= 4) return passes_of_width<T, I, 4>();
+  if constexpr (sizeof(T) == 4) {
+    if (m > 8) return passes_of_width<T, I, 16>();
+  }
+  return passes_of_width<T, I, 8>();
 }
 
-// W relabelled by `order` (new row i = old row order[i]), in new arrays.
+// W relabelled by `order` (new row i = old row order[i]), in new arrays
+// (uninitialized at first: every entry is written once).
 template <class T, class I>
 struct Relabelled {
-  std::vector<I> indptr, indices;
-  std::vector<T> data;
+  Buffer<I> indptr, indices;
+  Buffer<T> data;
   Csr<T, I> view;
 
   Relabelled(const Csr<T, I>& w, const I* order, int num_threads)
-      : indptr(w.rows + 1), indices(w.indptr[w.rows]), data(w.indptr[w.rows]) {
+      : indptr(allocate<I>(w.rows + 1)),
+        indices(allocate<I>(w.indptr[w.rows])),
+        data(allocate<T>(w.indptr[w.rows])) {
     const index_t n = w.rows;
-    std::vector<I> position(n);  // old row -> new row
+    std::vector<I> position(n, I(-1));  // old row -> new row
     for (index_t i = 0; i < n; ++i) {
-      check(order[i] >= 0 && order[i] < n, "diffuse: order must be a permutation of the rows");
+      check(order[i] >= 0 && order[i] < n && position[order[i]] < 0,
+            "diffuse: order must be a permutation of the rows");
       position[order[i]] = I(i);
     }
     indptr[0] = 0;
@@ -64,9 +135,146 @@ struct Relabelled {
         }
       }
     });
-    view = Csr<T, I>{w.rows, w.cols, indptr.data(), indices.data(), data.data()};
+    view = Csr<T, I>{w.rows, w.cols, indptr.get(), indices.get(), data.get()};
   }
 };
+
+// The CG on panels (see the top of the file). y and f are the caller's
+// row-major arrays; with `order`, panel row i is row order[i] of y and f
+// (w is then already relabelled).
+template <class T, class I>
+void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double tol,
+           index_t maxiter, std::int64_t* iterations, double* residuals, int num_threads,
+           const I* order) {
+  const index_t n = w.rows;
+  DEEPRET_TIMER_START
+  const Passes<T, I> passes = choose_passes<T, I>(m);
+  const index_t K = passes.width;
+  const index_t panels = (m + K - 1) / K, width = panels * K;  // padded columns stay 0
+  const index_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
+  const index_t size = width * n;
+  // f and p are first written by the first iteration's update (panel_update).
+  Buffer<T> f = allocate<T>(size), r = allocate<T>(size), p = allocate<T>(size),
+            q = allocate<T>(size);
+  std::vector<double> partials(static_cast<std::size_t>(blocks * 3 * width));
+  auto panel = [&](const Buffer<T>& v, index_t b) { return v.get() + b * n * K; };
+
+  // Sums partial[block * stride + j], block by block in row order.
+  auto sum_blocks = [&](index_t stride) {
+    std::vector<double> sums(static_cast<std::size_t>(stride), 0.0);
+    for (index_t block = 0; block < blocks; ++block)
+      for (index_t j = 0; j < stride; ++j) sums[j] += partials[block * stride + j];
+    return sums;
+  };
+  // Runs pass(panel, row_begin, row_end, partial) over every (panel, row
+  // block) in parallel, panel by panel so that the threads share one panel's
+  // cache lines; partial is that block's [per_column, K] accumulator inside
+  // the block's [per_column, width] row of partials. Returns the sums over
+  // the blocks: sums[j * width + column].
+  auto over_panels = [&](index_t per_column, const auto& pass) {
+    const index_t stride = per_column * width;
+    std::fill(partials.begin(), partials.begin() + blocks * stride, 0.0);
+    parallel_for(0, panels * blocks, 1, num_threads, [&](index_t lo, index_t hi) {
+      std::vector<double> partial(per_column * K);
+      for (index_t t = lo; t < hi; ++t) {
+        const index_t b = t / blocks, block = t % blocks;
+        std::fill(partial.begin(), partial.end(), 0.0);
+        pass(b, block * kRowsPerBlock, std::min(n, (block + 1) * kRowsPerBlock), partial.data());
+        for (index_t j = 0; j < per_column; ++j)
+          for (index_t c = 0; c < K; ++c)
+            partials[block * stride + j * width + b * K + c] = partial[j * K + c];
+      }
+    });
+    return sum_blocks(stride);
+  };
+
+  // r = y (row by row: each row of y is read once, whole); rho = |r|^2.
+  std::fill(partials.begin(), partials.begin() + blocks * width, 0.0);
+  parallel_for(0, blocks, 1, num_threads, [&](index_t lo, index_t hi) {
+    for (index_t block = lo; block < hi; ++block) {
+      double* partial = partials.data() + block * width;
+      for (index_t i = block * kRowsPerBlock; i < std::min(n, (block + 1) * kRowsPerBlock); ++i) {
+        const T* row = y + (order ? index_t(order[i]) : i) * m;
+        for (index_t c = 0; c < width; ++c) {
+          const T value = c < m ? row[c] : T(0);
+          panel(r, c / K)[i * K + c % K] = value;
+          partial[c] += double(value) * double(value);
+        }
+      }
+    }
+  });
+  std::vector<double> rho = sum_blocks(width);
+  DEEPRET_TIMER_INIT
+  std::vector<double> norm_y(width), target(width);
+  std::vector<char> active(width);
+  std::vector<T> step(width), turn(width);
+  for (index_t c = 0; c < width; ++c) {
+    norm_y[c] = std::sqrt(rho[c]);
+    target[c] = tol * norm_y[c];  // scipy: stop once |r| < tol * |y|
+    if (c < m) iterations[c] = 0;
+    active[c] = rho[c] > 0.0;  // y = 0: the solution is 0, no iteration (as scipy)
+  }
+
+  index_t done = 0;  // iterations run (by some column)
+  for (; done < maxiter; ++done) {
+    bool any = false;
+    for (index_t c = 0; c < width; ++c) {
+      if (active[c] && std::sqrt(rho[c]) < target[c]) active[c] = 0;
+      any = any || active[c];
+    }
+    if (!any) break;
+    // The direction: p, or r itself on the first iteration (p = r).
+    const Buffer<T>& d = done == 0 ? r : p;
+    // q = d - alpha W d with <d, q>, <r, q>, <q, q>.
+    DEEPRET_TIMER_LAP
+    const std::vector<double> dots = over_panels(3, [&](index_t b, index_t lo, index_t hi,
+                                                        double* partial) {
+      passes.product(w, alpha, panel(d, b), panel(r, b), panel(q, b), lo, hi, partial);
+    });
+    DEEPRET_TIMER_PRODUCT
+    for (index_t c = 0; c < width; ++c) {
+      // A stopped column gets a = beta = 0: f and r stay, p = r stays bounded.
+      step[c] = turn[c] = T(0);
+      if (!active[c]) continue;
+      const double pq = dots[c], rq = dots[width + c], qq = dots[2 * width + c];
+      const double a = pq != 0.0 ? rho[c] / pq : 0.0;
+      const double next = std::max(0.0, rho[c] - 2.0 * a * rq + a * a * qq);  // |r - a q|^2
+      step[c] = T(a);
+      turn[c] = T(next / rho[c]);
+    }
+    // f += a d, r -= a q, p = r + beta d; the new |r|^2.
+    const std::vector<double> rho_new = over_panels(1, [&](index_t b, index_t lo, index_t hi,
+                                                           double* partial) {
+      passes.update(step.data() + b * K, turn.data() + b * K, done == 0, panel(f, b),
+                    panel(r, b), panel(d, b), panel(p, b), panel(q, b), lo, hi, partial);
+    });
+    DEEPRET_TIMER_UPDATE
+    for (index_t c = 0; c < width; ++c) {
+      if (!active[c]) continue;
+      rho[c] = rho_new[c];
+      if (c < m) ++iterations[c];
+    }
+  }
+  for (index_t c = 0; c < m; ++c)
+    residuals[c] = norm_y[c] > 0.0 ? std::sqrt(rho[c]) / norm_y[c] : 0.0;
+  DEEPRET_TIMER_LAP
+  // Back to the caller's row-major f, in the caller's row order (f = 0 when
+  // no iteration ran: every column of y is 0).
+  parallel_for(0, n, 1024, num_threads, [&](index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      T* out = f_out + (order ? index_t(order[i]) : i) * m;
+      if (done == 0) {
+        std::fill(out, out + m, T(0));
+        continue;
+      }
+      for (index_t b = 0; b < panels; ++b) {
+        const T* in = panel(f, b) + i * K;
+        for (index_t c = 0; c < std::min(K, m - b * K); ++c) out[b * K + c] = in[c];
+      }
+    }
+  });
+  DEEPRET_TIMER_END
+}
 
 }  // namespace
 
@@ -84,90 +292,15 @@ void batched_cg(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f, double
                 const I* order) {
   check(w.rows == w.cols, "diffuse: W must be square");
   check(alpha > T(0) && alpha < T(1), "diffuse: alpha must be in (0, 1)");
-  const index_t n = w.rows;
+  if (m == 0) return;
   if (order) {
-    // Solve the relabelled system, then put the rows of f back.
+    // Solve the relabelled system; solve() reads y and writes f in `order`.
     const Relabelled<T, I> relabelled(w, order, num_threads);
-    auto y_new = buffer<T>(n * m), f_new = buffer<T>(n * m);
-    parallel_for(0, n, 4096, num_threads, [&](index_t lo, index_t hi) {
-      for (index_t i = lo; i < hi; ++i)
-        std::copy(y + index_t(order[i]) * m, y + (index_t(order[i]) + 1) * m, y_new.get() + i * m);
-    });
-    batched_cg<T, I>(relabelled.view, alpha, y_new.get(), m, f_new.get(), tol, maxiter, iterations,
-                     residuals, num_threads, nullptr);
-    parallel_for(0, n, 4096, num_threads, [&](index_t lo, index_t hi) {
-      for (index_t i = lo; i < hi; ++i)
-        std::copy(f_new.get() + i * m, f_new.get() + (i + 1) * m, f + index_t(order[i]) * m);
-    });
+    solve<T, I>(relabelled.view, alpha, y, m, f, tol, maxiter, iterations, residuals, num_threads,
+                order);
     return;
   }
-  auto r = buffer<T>(n * m), p = buffer<T>(n * m), q = buffer<T>(n * m);
-  std::vector<double> rho(m), a(m), beta(m, 0.0), norm_y(m), target(m);
-  std::vector<char> active(m);
-
-  // f = 0, r = y; rho = |r|^2.
-  rho = blocked_sum(n, m, num_threads, [&](index_t lo, index_t hi, double* partial) {
-    for (index_t i = lo; i < hi; ++i)
-      for (index_t c = 0; c < m; ++c) {
-        const T value = y[i * m + c];
-        f[i * m + c] = T(0);
-        r[i * m + c] = value;
-        partial[c] += double(value) * double(value);
-      }
-  });
-  for (index_t c = 0; c < m; ++c) {
-    norm_y[c] = std::sqrt(rho[c]);
-    target[c] = tol * norm_y[c];  // scipy: stop once |r| < tol * |y|
-    iterations[c] = 0;
-    active[c] = rho[c] > 0.0;  // y = 0: the solution is 0, no iteration (as scipy)
-  }
-
-  for (index_t it = 0; it < maxiter; ++it) {
-    bool any = false;
-    for (index_t c = 0; c < m; ++c) {
-      if (active[c] && std::sqrt(rho[c]) < target[c]) active[c] = 0;
-      // A stopped column keeps p = r (bounded) so that a * p stays 0, not 0 * inf.
-      if (!active[c]) beta[c] = 0.0;
-      any = any || active[c];
-    }
-    if (!any) break;
-    // p = r + beta p (p = r on the first iteration); then q = p - alpha W p,
-    // and <p, q> per column.
-    parallel_for(0, (n + kRowsPerBlock - 1) / kRowsPerBlock, 1, num_threads,
-                 [&](index_t lo, index_t hi) {
-                   for (index_t i = lo * kRowsPerBlock; i < std::min(n, hi * kRowsPerBlock); ++i)
-                     for (index_t c = 0; c < m; ++c)
-                       p[i * m + c] = it == 0 ? r[i * m + c]
-                                              : r[i * m + c] + T(beta[c]) * p[i * m + c];
-                 });
-    const std::vector<double> pq = blocked_sum(n, m, num_threads, [&](index_t lo, index_t hi,
-                                                                       double* partial) {
-      spmm_rows(w, p.get(), m, T(1), alpha, q.get(), lo, hi);
-      for (index_t i = lo; i < hi; ++i)
-        for (index_t c = 0; c < m; ++c) partial[c] += double(p[i * m + c]) * double(q[i * m + c]);
-    });
-    for (index_t c = 0; c < m; ++c) a[c] = active[c] && pq[c] != 0.0 ? rho[c] / pq[c] : 0.0;
-    // f += a p, r -= a q on active columns; the new |r|^2.
-    const std::vector<double> rho_new = blocked_sum(n, m, num_threads, [&](index_t lo, index_t hi,
-                                                                            double* partial) {
-      for (index_t i = lo; i < hi; ++i)
-        for (index_t c = 0; c < m; ++c) {
-          const T step = T(a[c]);
-          f[i * m + c] += step * p[i * m + c];
-          const T value = r[i * m + c] - step * q[i * m + c];
-          r[i * m + c] = value;
-          partial[c] += double(value) * double(value);
-        }
-    });
-    for (index_t c = 0; c < m; ++c) {
-      if (!active[c]) continue;
-      beta[c] = rho_new[c] / rho[c];
-      rho[c] = rho_new[c];
-      ++iterations[c];
-    }
-  }
-  for (index_t c = 0; c < m; ++c)
-    residuals[c] = norm_y[c] > 0.0 ? std::sqrt(rho[c]) / norm_y[c] : 0.0;
+  solve<T, I>(w, alpha, y, m, f, tol, maxiter, iterations, residuals, num_threads, nullptr);
 }
 
 #define DEEPRET_INSTANTIATE(T, I)                                                            \
