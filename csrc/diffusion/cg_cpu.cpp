@@ -25,25 +25,6 @@
 #include "diffusion/cg_simd.h"
 #undef DEEPRET_SIMD_NS
 
-#if defined(DEEPRET_CG_TIMING)
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#define DEEPRET_TIMER_START using Clock = std::chrono::steady_clock; auto since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }; const auto t0 = Clock::now(); auto t1 = t0; double t_init = 0, t_product = 0, t_update = 0;
-#define DEEPRET_TIMER_INIT t_init = since(t0);
-#define DEEPRET_TIMER_LAP t1 = Clock::now();
-#define DEEPRET_TIMER_PRODUCT t_product += since(t1); t1 = Clock::now();
-#define DEEPRET_TIMER_UPDATE t_update += since(t1);
-#define DEEPRET_TIMER_END if (std::getenv("DEEPRET_CG_TIMING")) std::fprintf(stderr, "cg: init %.1f product %.1f update %.1f out %.1f total %.1f ms\n", t_init, t_product, t_update, since(t1), since(t0));
-#else
-#define DEEPRET_TIMER_START
-#define DEEPRET_TIMER_INIT
-#define DEEPRET_TIMER_LAP
-#define DEEPRET_TIMER_PRODUCT
-#define DEEPRET_TIMER_UPDATE
-#define DEEPRET_TIMER_END
-#endif
-
 namespace deepret::diffusion {
 
 #if defined(DEEPRET_X86)
@@ -53,6 +34,8 @@ void panel_product(const Csr<T, I>&, T, const T*, const T*, T*, index_t, index_t
 template <class T, int K>
 void panel_update(const T*, const T*, bool, T*, T*, const T*, T*, const T*, index_t, index_t,
                   double*);
+template <class T, class I, int K>
+void block_product(const Csr<T, I>&, const T*, index_t, T*, index_t, index_t, index_t);
 }  // namespace avx2
 namespace avx512 {  // cg_cpu_avx512.cpp, compiled with -mavx512f
 template <class T, class I, int K>
@@ -60,6 +43,8 @@ void panel_product(const Csr<T, I>&, T, const T*, const T*, T*, index_t, index_t
 template <class T, int K>
 void panel_update(const T*, const T*, bool, T*, T*, const T*, T*, const T*, index_t, index_t,
                   double*);
+template <class T, class I, int K>
+void block_product(const Csr<T, I>&, const T*, index_t, T*, index_t, index_t, index_t);
 }  // namespace avx512
 #endif
 
@@ -149,7 +134,6 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
            index_t maxiter, std::int64_t* iterations, double* residuals, int num_threads,
            const I* order, const I* position) {
   const index_t n = w.rows;
-  DEEPRET_TIMER_START
   const Passes<T, I> passes = choose_passes<T, I>(m);
   const index_t K = passes.width;
   const index_t panels = (m + K - 1) / K, width = panels * K;  // padded columns stay 0
@@ -206,7 +190,6 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
     }
   });
   std::vector<double> rho = sum_blocks(width);
-  DEEPRET_TIMER_INIT
   std::vector<double> norm_y(width), target(width);
   std::vector<char> active(width);
   std::vector<T> step(width), turn(width);
@@ -228,12 +211,10 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
     // The direction: p, or r itself on the first iteration (p = r).
     const Buffer<T>& d = done == 0 ? r : p;
     // q = d - alpha W d with <d, q>, <r, q>, <q, q>.
-    DEEPRET_TIMER_LAP
     const std::vector<double> dots = over_panels(3, [&](index_t b, index_t lo, index_t hi,
                                                         double* partial) {
       passes.product(w, alpha, panel(d, b), panel(r, b), panel(q, b), lo, hi, partial);
     });
-    DEEPRET_TIMER_PRODUCT
     for (index_t c = 0; c < width; ++c) {
       // A stopped column gets a = beta = 0: f and r stay, p = r stays bounded.
       step[c] = turn[c] = T(0);
@@ -250,7 +231,6 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
       passes.update(step.data() + b * K, turn.data() + b * K, done == 0, panel(f, b),
                     panel(r, b), panel(d, b), panel(p, b), panel(q, b), lo, hi, partial);
     });
-    DEEPRET_TIMER_UPDATE
     for (index_t c = 0; c < width; ++c) {
       if (!active[c]) continue;
       rho[c] = rho_new[c];
@@ -259,7 +239,6 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
   }
   for (index_t c = 0; c < m; ++c)
     residuals[c] = norm_y[c] > 0.0 ? std::sqrt(rho[c]) / norm_y[c] : 0.0;
-  DEEPRET_TIMER_LAP
   // Back to the caller's row-major f, in the caller's row order (f = 0 when
   // no iteration ran: every column of y is 0), each row of f written whole.
   parallel_for(0, n, 1024, num_threads, [&](index_t lo, index_t hi) {
@@ -276,16 +255,44 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
       }
     }
   });
-  DEEPRET_TIMER_END
 }
 
 }  // namespace
 
 template <class T, class I>
 void spmm(const Csr<T, I>& w, const T* x, index_t m, T* y, int num_threads) {
-  const index_t blocks = (w.rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  parallel_for(0, blocks, 1, num_threads, [&](index_t lo, index_t hi) {
-    spmm_rows(w, x, m, T(0), T(-1), y, lo * kRowsPerBlock, std::min(w.rows, hi * kRowsPerBlock));
+  constexpr index_t K = 64 / sizeof(T);
+  using Block = void (*)(const Csr<T, I>&, const T*, index_t, T*, index_t, index_t, index_t);
+  Block block = &portable::block_product<T, I, K>;
+#if defined(DEEPRET_X86)
+  if (use_avx512f())
+    block = &avx512::block_product<T, I, K>;
+  else if (use_avx2_fma())
+    block = &avx2::block_product<T, I, K>;
+#endif
+  const index_t full = m / K, rows = (w.rows + kRowsPerBlock - 1) / kRowsPerBlock;
+  // The full column blocks of x copied into panels [full, cols, K] first: a
+  // gathered row is then one aligned cache line (a row of x rarely is).
+  const index_t cols = w.cols;
+  Buffer<T> panels = allocate<T>(full * cols * K);
+  parallel_for(0, cols, 4096, num_threads, [&](index_t lo, index_t hi) {
+    for (index_t b = 0; b < full; ++b)
+      for (index_t j = lo; j < hi; ++j)
+        std::copy(x + j * m + b * K, x + j * m + (b + 1) * K, panels.get() + (b * cols + j) * K);
+  });
+  // Tasks (column block, row block), column block by column block: the
+  // threads share one block's gathered lines. Leftover columns one by one.
+  const index_t columns = full + (m - full * K);
+  parallel_for(0, columns * rows, 1, num_threads, [&](index_t lo, index_t hi) {
+    for (index_t t = lo; t < hi; ++t) {
+      const index_t column = t / rows, begin = (t % rows) * kRowsPerBlock;
+      const index_t end = std::min(w.rows, begin + kRowsPerBlock);
+      if (column < full)
+        block(w, panels.get() + column * cols * K, K, y + column * K, m, begin, end);
+      else
+        portable::block_product<T, I, 1>(w, x + full * K + (column - full), m,
+                                         y + full * K + (column - full), m, begin, end);
+    }
   });
 }
 
@@ -298,13 +305,7 @@ void batched_cg(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f, double
   if (m == 0) return;
   if (order) {
     // Solve the relabelled system; solve() reads y and writes f in `order`.
-#if defined(DEEPRET_CG_TIMING)
-    const auto t_relabel = std::chrono::steady_clock::now();
-#endif
     const Relabelled<T, I> relabelled(w, order, num_threads);
-#if defined(DEEPRET_CG_TIMING)
-    if (std::getenv("DEEPRET_CG_TIMING")) std::fprintf(stderr, "relabel %.1f ms\n", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_relabel).count());
-#endif
     solve<T, I>(relabelled.view, alpha, y, m, f, tol, maxiter, iterations, residuals, num_threads,
                 order, relabelled.position.data());
     return;

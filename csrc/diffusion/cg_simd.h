@@ -20,9 +20,10 @@
 
 #include "diffusion/spmv.h"
 
-// The helpers below pass vectors wider than the portable build's registers;
-// they are inlined, so the ABI note GCC attaches to them does not apply.
-#pragma GCC diagnostic push
+// The helpers below pass vectors wider than the registers of the portable
+// and AVX2 builds; they are inlined, and nothing with such a parameter
+// crosses a translation unit, so the ABI note GCC attaches to them does not
+// apply. (GCC emits it at the end of the translation unit, hence no pop.)
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace deepret::diffusion::DEEPRET_SIMD_NS {
@@ -58,6 +59,36 @@ struct Cols<T, 1> {
   static void add_to(double* out, D x) { *out += x; }
 };
 
+// The sum of w_ij x_j over row i's nonzeros, x_j the K values at x + j * ld.
+template <class T, class I, int K>
+inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t ld, index_t i) {
+  using C = Cols<T, K>;
+  using V = typename C::V;
+  if constexpr (K == 1) {
+    // One column: a single chain, which the compiler keeps scalar (four
+    // chains it turns into emulated vector gathers and shuffles, measured
+    // slower); the rows' chains overlap in the out-of-order core.
+    V sum = V{};
+    for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e)
+      sum += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+    return sum;
+  } else {
+    // Four accumulators: the fused multiply-adds of one row do not wait on
+    // each other's latency.
+    V acc0 = V{}, acc1 = V{}, acc2 = V{}, acc3 = V{};
+    I e = w.indptr[i];
+    const I end = w.indptr[i + 1];
+    for (; e + 3 < end; e += 4) {
+      acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+      acc1 += w.data[e + 1] * C::load(x + index_t(w.indices[e + 1]) * ld);
+      acc2 += w.data[e + 2] * C::load(x + index_t(w.indices[e + 2]) * ld);
+      acc3 += w.data[e + 3] * C::load(x + index_t(w.indices[e + 3]) * ld);
+    }
+    for (; e < end; ++e) acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+    return (acc0 + acc1) + (acc2 + acc3);
+  }
+}
+
 // q = p - alpha W p on rows [lo, hi) of one panel, and per column the
 // partial dot products <p, q>, <r, q> and <q, q> over those rows (in double,
 // row by row) added to dots[0 .. K), dots[K .. 2K) and dots[2K .. 3K).
@@ -77,29 +108,7 @@ void panel_product(const Csr<T, I>& w, T alpha,
   // the row 16 or 32 nonzeros ahead was slower).
   D pq = D{}, rq = D{}, qq = D{};
   for (index_t i = lo; i < hi; ++i) {
-    V sum;
-    if constexpr (K == 1) {
-      // One column: a single chain, which the compiler keeps scalar (four
-      // chains it turns into emulated vector gathers and shuffles, measured
-      // slower); the rows' chains overlap in the out-of-order core.
-      sum = V{};
-      for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e)
-        sum += w.data[e] * C::load(p + index_t(w.indices[e]) * K);
-    } else {
-      // Four accumulators: the fused multiply-adds of one row do not wait
-      // on each other's latency.
-      V acc0 = V{}, acc1 = V{}, acc2 = V{}, acc3 = V{};
-      I e = w.indptr[i];
-      const I end = w.indptr[i + 1];
-      for (; e + 3 < end; e += 4) {
-        acc0 += w.data[e] * C::load(p + index_t(w.indices[e]) * K);
-        acc1 += w.data[e + 1] * C::load(p + index_t(w.indices[e + 1]) * K);
-        acc2 += w.data[e + 2] * C::load(p + index_t(w.indices[e + 2]) * K);
-        acc3 += w.data[e + 3] * C::load(p + index_t(w.indices[e + 3]) * K);
-      }
-      for (; e < end; ++e) acc0 += w.data[e] * C::load(p + index_t(w.indices[e]) * K);
-      sum = (acc0 + acc1) + (acc2 + acc3);
-    }
+    const V sum = gather_row<T, I, K>(w, p, K, i);
     const V self = C::load(p + i * K);
     const V out = self - alpha * sum;
     C::store(q + i * K, out);
@@ -111,6 +120,14 @@ void panel_product(const Csr<T, I>& w, T alpha,
   C::add_to(dots, pq);
   C::add_to(dots + K, rq);
   C::add_to(dots + 2 * K, qq);
+}
+
+// y = W x on rows [lo, hi) for K columns of row-major x and y (row strides
+// ldx, ldy; x and y point at the block's first column).
+template <class T, class I, int K>
+void block_product(const Csr<T, I>& w, const T* x, index_t ldx, T* y, index_t ldy, index_t lo,
+                   index_t hi) {
+  for (index_t i = lo; i < hi; ++i) Cols<T, K>::store(y + i * ldy, gather_row<T, I, K>(w, x, ldx, i));
 }
 
 // The vector updates of one CG iteration and the next direction, on rows
@@ -156,5 +173,3 @@ void panel_update(const T* a,     // [K] step per column (0: column stopped)
 }
 
 }  // namespace deepret::diffusion::DEEPRET_SIMD_NS
-
-#pragma GCC diagnostic pop
