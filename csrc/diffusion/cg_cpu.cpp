@@ -51,6 +51,10 @@ void block_product(const Csr<T, I>&, const T*, index_t, T*, index_t, index_t, in
 namespace {
 
 constexpr index_t kRowsPerBlock = 512;
+// Rows looked ahead where rows are visited in a random order (relabelling,
+// and y and f in a locality order): one miss per row would otherwise wait
+// for the previous row's loop.
+constexpr index_t kAhead = 8;
 
 // The two passes of one panel width, for the instruction set in use.
 template <class T, class I>
@@ -113,12 +117,24 @@ struct Relabelled {
     indptr[0] = 0;
     for (index_t i = 0; i < n; ++i)
       indptr[i + 1] = indptr[i] + (w.indptr[order[i] + 1] - w.indptr[order[i]]);
+    // The old rows are read in a random order: each row's start is a cache
+    // miss, which the loop over the previous row does not overlap. Ask for
+    // the row kAhead rows on (its first lines) meanwhile.
     parallel_for(0, n, 1024, num_threads, [&](index_t lo, index_t hi) {
       for (index_t i = lo; i < hi; ++i) {
-        I out = indptr[i];
-        for (I e = w.indptr[order[i]]; e < w.indptr[order[i] + 1]; ++e, ++out) {
-          indices[out] = position[w.indices[e]];
-          data[out] = w.data[e];
+        if (i + kAhead < hi) {
+          const I ahead = w.indptr[order[i + kAhead]];
+          for (int line = 0; line < 4; ++line) {
+            __builtin_prefetch(w.indices + ahead + line * 16);
+            __builtin_prefetch(w.data + ahead + line * 16);
+          }
+        }
+        const I begin = w.indptr[order[i]], end = w.indptr[order[i] + 1];
+        I* out_indices = indices.get() + indptr[i];
+        T* out_data = data.get() + indptr[i];
+        for (I e = begin; e < end; ++e) {
+          out_indices[e - begin] = position[w.indices[e]];
+          out_data[e - begin] = w.data[e];
         }
       }
     });
@@ -179,7 +195,11 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
   parallel_for(0, blocks, 1, num_threads, [&](index_t lo, index_t hi) {
     for (index_t block = lo; block < hi; ++block) {
       double* partial = partials.data() + block * width;
-      for (index_t i = block * kRowsPerBlock; i < std::min(n, (block + 1) * kRowsPerBlock); ++i) {
+      const index_t end = std::min(n, (block + 1) * kRowsPerBlock);
+      for (index_t i = block * kRowsPerBlock; i < end; ++i) {
+        if (order && i + kAhead < end)  // rows of y in a random order: see Relabelled
+          for (index_t c = 0; c < m; c += 64 / index_t(sizeof(T)))
+            __builtin_prefetch(y + index_t(order[i + kAhead]) * m + c);
         const T* row = y + (order ? index_t(order[i]) : i) * m;
         for (index_t c = 0; c < width; ++c) {
           const T value = c < m ? row[c] : T(0);
@@ -243,6 +263,9 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
   // no iteration ran: every column of y is 0), each row of f written whole.
   parallel_for(0, n, 1024, num_threads, [&](index_t lo, index_t hi) {
     for (index_t j = lo; j < hi; ++j) {
+      if (position && done > 0 && j + kAhead < hi)  // panel rows in a random order
+        for (index_t b = 0; b < panels; ++b)
+          __builtin_prefetch(panel(f, b) + index_t(position[j + kAhead]) * K);
       T* out = f_out + j * m;
       const index_t i = position ? index_t(position[j]) : j;
       if (done == 0) {
