@@ -1,7 +1,8 @@
-// CPU batched CG. Vectors live in panels of K columns (cg_simd.h), and every
-// pass over them runs in fixed blocks of rows of one panel; per-column dot
-// products are summed per block (in double) and the blocks added in order, so
-// results do not depend on the number of threads.
+// CPU batched CG. Vectors live in panels of K columns (cg_simd.h), and each
+// panel is solved on its own, its columns stopping one by one; every pass
+// runs in fixed blocks of rows, per-column dot products are summed per block
+// (in double) and the blocks added in order, so results do not depend on the
+// number of threads.
 //
 // Two passes over the rows per iteration instead of scipy's three vector
 // steps: the product q = (I - alpha W) p also sums <p, q>, <r, q> and <q, q>,
@@ -155,9 +156,10 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
   const index_t panels = (m + K - 1) / K, width = panels * K;  // padded columns stay 0
   const index_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
   const index_t size = width * n;
-  // f and p are first written by the first iteration's update (panel_update).
-  Buffer<T> f = allocate<T>(size), r = allocate<T>(size), p = allocate<T>(size),
-            q = allocate<T>(size);
+  // f is first written by a panel's first update (panel_update); p and q
+  // serve one panel at a time.
+  Buffer<T> f = allocate<T>(size), r = allocate<T>(size), p = allocate<T>(n * K),
+            q = allocate<T>(n * K);
   std::vector<double> partials(static_cast<std::size_t>(blocks * 3 * width));
   auto panel = [&](const Buffer<T>& v, index_t b) { return v.get() + b * n * K; };
 
@@ -168,24 +170,16 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
       for (index_t j = 0; j < stride; ++j) sums[j] += partials[block * stride + j];
     return sums;
   };
-  // Runs pass(panel, row_begin, row_end, partial) over every (panel, row
-  // block) in parallel, panel by panel so that the threads share one panel's
-  // cache lines; partial is that block's [per_column, K] accumulator inside
-  // the block's [per_column, width] row of partials. Returns the sums over
-  // the blocks: sums[j * width + column].
-  auto over_panels = [&](index_t per_column, const auto& pass) {
-    const index_t stride = per_column * width;
+  // Runs pass(row_begin, row_end, partial) over the row blocks of one panel
+  // in parallel; partial is that block's [per_column, K] accumulator. Returns
+  // the sums over the blocks, in row order: sums[j * K + column of the panel].
+  auto over_rows = [&](index_t per_column, const auto& pass) {
+    const index_t stride = per_column * K;
     std::fill(partials.begin(), partials.begin() + blocks * stride, 0.0);
-    parallel_for(0, panels * blocks, 1, num_threads, [&](index_t lo, index_t hi) {
-      std::vector<double> partial(per_column * K);
-      for (index_t t = lo; t < hi; ++t) {
-        const index_t b = t / blocks, block = t % blocks;
-        std::fill(partial.begin(), partial.end(), 0.0);
-        pass(b, block * kRowsPerBlock, std::min(n, (block + 1) * kRowsPerBlock), partial.data());
-        for (index_t j = 0; j < per_column; ++j)
-          for (index_t c = 0; c < K; ++c)
-            partials[block * stride + j * width + b * K + c] = partial[j * K + c];
-      }
+    parallel_for(0, blocks, 1, num_threads, [&](index_t lo, index_t hi) {
+      for (index_t block = lo; block < hi; ++block)
+        pass(block * kRowsPerBlock, std::min(n, (block + 1) * kRowsPerBlock),
+             partials.data() + block * stride);
     });
     return sum_blocks(stride);
   };
@@ -212,7 +206,7 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
   std::vector<double> rho = sum_blocks(width);
   std::vector<double> norm_y(width), target(width);
   std::vector<char> active(width);
-  std::vector<T> step(width), turn(width);
+  std::vector<T> step(K), turn(K);  // of the panel being solved
   for (index_t c = 0; c < width; ++c) {
     norm_y[c] = std::sqrt(rho[c]);
     target[c] = tol * norm_y[c];  // scipy: stop once |r| < tol * |y|
@@ -220,61 +214,68 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
     active[c] = rho[c] > 0.0;  // y = 0: the solution is 0, no iteration (as scipy)
   }
 
-  index_t done = 0;  // iterations run (by some column)
-  for (; done < maxiter; ++done) {
-    bool any = false;
-    for (index_t c = 0; c < width; ++c) {
-      if (active[c] && std::sqrt(rho[c]) < target[c]) active[c] = 0;
-      any = any || active[c];
-    }
-    if (!any) break;
-    // The direction: p, or r itself on the first iteration (p = r).
-    const Buffer<T>& d = done == 0 ? r : p;
-    // q = d - alpha W d with <d, q>, <r, q>, <q, q>.
-    const std::vector<double> dots = over_panels(3, [&](index_t b, index_t lo, index_t hi,
-                                                        double* partial) {
-      passes.product(w, alpha, panel(d, b), panel(r, b), panel(q, b), lo, hi, partial);
-    });
-    for (index_t c = 0; c < width; ++c) {
-      // A stopped column gets a = beta = 0: f and r stay, p = r stays bounded.
-      step[c] = turn[c] = T(0);
-      if (!active[c]) continue;
-      const double pq = dots[c], rq = dots[width + c], qq = dots[2 * width + c];
-      const double a = pq != 0.0 ? rho[c] / pq : 0.0;
-      const double next = std::max(0.0, rho[c] - 2.0 * a * rq + a * a * qq);  // |r - a q|^2
-      step[c] = T(a);
-      turn[c] = T(next / rho[c]);
-    }
-    // f += a d, r -= a q, p = r + beta d; the new |r|^2.
-    const std::vector<double> rho_new = over_panels(1, [&](index_t b, index_t lo, index_t hi,
-                                                           double* partial) {
-      passes.update(step.data() + b * K, turn.data() + b * K, done == 0, panel(f, b),
-                    panel(r, b), panel(d, b), panel(p, b), panel(q, b), lo, hi, partial);
-    });
-    for (index_t c = 0; c < width; ++c) {
-      if (!active[c]) continue;
-      rho[c] = rho_new[c];
-      if (c < m) ++iterations[c];
+  // The columns of different panels never meet: each panel runs its own
+  // iterations, so that its four vectors (4 x 6.4 MB at n = 10^5) are still
+  // in the last-level cache from one pass to the next (measured 10-15 %
+  // faster than iterating all panels together at 64 columns).
+  std::vector<char> written(panels, 0);  // f of a panel is written by its first update
+  for (index_t b = 0; b < panels; ++b) {
+    const index_t c0 = b * K;
+    T* const pf = panel(f, b);
+    T* const pr = panel(r, b);
+    T* const pp = p.get();
+    T* const pq = q.get();
+    for (index_t done = 0; done < maxiter; ++done) {
+      bool any = false;
+      for (index_t c = c0; c < c0 + K; ++c) {
+        if (active[c] && std::sqrt(rho[c]) < target[c]) active[c] = 0;
+        any = any || active[c];
+      }
+      if (!any) break;
+      // The direction: p, or r itself on the first iteration (p = r).
+      T* const d = done == 0 ? pr : pp;
+      // q = d - alpha W d with <d, q>, <r, q>, <q, q>.
+      const std::vector<double> dots = over_rows(3, [&](index_t lo, index_t hi, double* partial) {
+        passes.product(w, alpha, d, pr, pq, lo, hi, partial);
+      });
+      for (index_t c = 0; c < K; ++c) {
+        // A stopped column gets a = beta = 0: f and r stay, p = r stays bounded.
+        step[c] = turn[c] = T(0);
+        if (!active[c0 + c]) continue;
+        const double a = dots[c] != 0.0 ? rho[c0 + c] / dots[c] : 0.0;
+        // |r - a q|^2 from <r, q> and <q, q>
+        const double next = std::max(0.0, rho[c0 + c] - 2.0 * a * dots[K + c] + a * a * dots[2 * K + c]);
+        step[c] = T(a);
+        turn[c] = T(next / rho[c0 + c]);
+      }
+      // f += a d, r -= a q, p = r + beta d; the new |r|^2.
+      const std::vector<double> rho_new = over_rows(1, [&](index_t lo, index_t hi, double* partial) {
+        passes.update(step.data(), turn.data(), done == 0, pf, pr, d, pp, pq, lo, hi, partial);
+      });
+      written[b] = 1;
+      for (index_t c = 0; c < K; ++c) {
+        if (!active[c0 + c]) continue;
+        rho[c0 + c] = rho_new[c];
+        if (c0 + c < m) ++iterations[c0 + c];
+      }
     }
   }
   for (index_t c = 0; c < m; ++c)
     residuals[c] = norm_y[c] > 0.0 ? std::sqrt(rho[c]) / norm_y[c] : 0.0;
-  // Back to the caller's row-major f, in the caller's row order (f = 0 when
-  // no iteration ran: every column of y is 0), each row of f written whole.
+  // Back to the caller's row-major f, in the caller's row order (f = 0 in
+  // panels where no iteration ran: all their columns of y are 0), each row of
+  // f written whole.
   parallel_for(0, n, 1024, num_threads, [&](index_t lo, index_t hi) {
     for (index_t j = lo; j < hi; ++j) {
-      if (position && done > 0 && j + kAhead < hi)  // panel rows in a random order
+      if (position && j + kAhead < hi)  // panel rows in a random order
         for (index_t b = 0; b < panels; ++b)
-          __builtin_prefetch(panel(f, b) + index_t(position[j + kAhead]) * K);
+          if (written[b]) __builtin_prefetch(panel(f, b) + index_t(position[j + kAhead]) * K);
       T* out = f_out + j * m;
       const index_t i = position ? index_t(position[j]) : j;
-      if (done == 0) {
-        std::fill(out, out + m, T(0));
-        continue;
-      }
       for (index_t b = 0; b < panels; ++b) {
         const T* in = panel(f, b) + i * K;
-        for (index_t c = 0; c < std::min(K, m - b * K); ++c) out[b * K + c] = in[c];
+        for (index_t c = 0; c < std::min(K, m - b * K); ++c)
+          out[b * K + c] = written[b] ? in[c] : T(0);
       }
     }
   });
