@@ -1,5 +1,6 @@
-// The two row passes of the batched CG (cg_cpu.cpp), written once with GCC
-// vector extensions and compiled once per instruction set like knn_simd.h:
+// The two row passes of the batched CG (cg_cpu.cpp) and the column-block
+// product of spmm, written once with GCC vector extensions and compiled once
+// per instruction set like knn_simd.h:
 // portable in cg_cpu.cpp, AVX2+FMA in cg_cpu_avx2.cpp, AVX-512F in
 // cg_cpu_avx512.cpp, each copy in its own namespace and using nothing inline
 // from outside it.
@@ -9,7 +10,7 @@
 // n rows contiguously, [n, K]. The product gathers one line per nonzero and
 // the panel (n * 64 bytes: 6.4 MB at n = 10^5) stays in the last-level cache,
 // where the gathers of all 64 columns at once (25.6 MB, plus the streams of
-// the other vectors) would go to memory.
+// the other vectors) went to memory.
 #ifndef DEEPRET_SIMD_NS
 #error "define DEEPRET_SIMD_NS before including cg_simd.h"
 #endif
