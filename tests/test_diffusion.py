@@ -124,14 +124,15 @@ def test_warning_only_when_maxiter_stops_above_tol():
         deepret.diffuse(W, y, 0.5, tol=1e-6, maxiter=500)
 
 
-def test_threads_do_not_change_the_answer():
+@pytest.mark.parametrize("m", [9, 41])  # float64 panels of 8 columns: 2 and 6 of them
+def test_threads_do_not_change_the_answer(m):
     W = normalized_graph(3000, 0.002, SEED + 5)
-    y = np.random.default_rng(SEED).random((3000, 9))
+    y = np.random.default_rng(SEED).random((3000, m))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", deepret.ConvergenceWarning)
         one = deepret.diffuse(W, y, num_threads=1)
-        two = deepret.diffuse(W, y, num_threads=2)
-    np.testing.assert_array_equal(one, two)
+        for threads in (2, 4):  # panels per thread, and panels left over for row blocks
+            np.testing.assert_array_equal(deepret.diffuse(W, y, num_threads=threads), one)
 
 
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
