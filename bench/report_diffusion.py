@@ -45,6 +45,7 @@ def acceptance_lines(benches, peaks):
         if "copy" in bandwidth:
             line += (f"; a 256 MiB numpy copy moved {bandwidth['copy']:.1f} GB/s in the same run "
                      f"({100 * bandwidth['spmm'] / bandwidth['copy']:.0f} %)")
-        lines += ["", line + ". The product gathers a 256-byte row of X per stored entry, so the "
-                  "bytes it really moves exceed this count by the gathers that miss the cache."]
+        lines += ["", line + ". The product runs in four blocks of 16 columns, each gathering one "
+                  "64-byte line of X per stored entry (W is read once per block), so the bytes it "
+                  "really moves exceed this count by the gathers and W's extra reads."]
     return lines

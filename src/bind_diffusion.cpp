@@ -73,6 +73,49 @@ void run_spmm(index_t rows, index_t cols, const py::array& indptr, const py::arr
   diffusion::spmm<T, I>(w, px, m, py_, num_threads);
 }
 
+template <class I>
+py::object run_order(index_t n, const py::array& indptr, const py::array& indices,
+                     index_t max_front) {
+  require_contiguous(indptr, "indptr");
+  require_contiguous(indices, "indices");
+  check(indptr.ndim() == 1 && indptr.size() == n + 1, "indptr must have n + 1 entries");
+  check_type(indptr.dtype().is(indices.dtype()), "indptr and indices must have the same dtype");
+  py::array_t<I> order(n);
+  const I* pp = static_cast<const I*>(indptr.data());
+  const I* pi = static_cast<const I*>(indices.data());
+  I* po = order.mutable_data();
+  bool done;
+  {
+    py::gil_scoped_release release;
+    done = diffusion::reverse_cuthill_mckee<I>(n, pp, pi, po, max_front);
+  }
+  return done ? py::object(order) : py::object(py::none());
+}
+
+template <class I>
+double run_near(index_t n, const py::array& indptr, const py::array& indices,
+                const py::array& order, index_t window) {
+  require_contiguous(indptr, "indptr");
+  require_contiguous(indices, "indices");
+  require_contiguous(order, "order");
+  check(indptr.ndim() == 1 && indptr.size() == n + 1, "indptr must have n + 1 entries");
+  check_type(indptr.dtype().is(indices.dtype()) && order.dtype().is(indices.dtype()),
+             "indptr, indices and order must have the same dtype");
+  check(order.ndim() == 1 && order.size() == n, "order must have n entries");
+  const I* pp = static_cast<const I*>(indptr.data());
+  const I* pi = static_cast<const I*>(indices.data());
+  const I* po = static_cast<const I*>(order.data());
+  py::gil_scoped_release release;
+  return diffusion::near_fraction<I>(n, pp, pi, po, window);
+}
+
+bool wide_indices(const py::array& indices) {
+  check_type(indices.dtype().kind() == 'i' &&
+                 (indices.dtype().itemsize() == 4 || indices.dtype().itemsize() == 8),
+             "CSR indices must be int32 or int64");
+  return indices.dtype().itemsize() == 8;
+}
+
 // Calls fn<T, I>() for the data's float type and the indices' integer type.
 template <template <class, class> class Fn, class... Args>
 auto dispatch(const py::array& indices, const py::array& data, Args&&... args) {
@@ -139,6 +182,25 @@ void register_diffusion(py::module_& m) {
       },
       py::arg("rows"), py::arg("cols"), py::arg("indptr"), py::arg("indices"), py::arg("data"),
       py::arg("x"), py::arg("y"), py::arg("num_threads") = 0, "y = W x for CSR W and row-major x.");
+  m.def(
+      "locality_order",
+      [](index_t n, const py::array& indptr, const py::array& indices, index_t max_front) {
+        return wide_indices(indices) ? run_order<std::int64_t>(n, indptr, indices, max_front)
+                                     : run_order<std::int32_t>(n, indptr, indices, max_front);
+      },
+      py::arg("n"), py::arg("indptr"), py::arg("indices"), py::arg("max_front") = 0,
+      "Reverse Cuthill-McKee order of a symmetric CSR pattern (same dtype as indices); None "
+      "once more than max_front > 0 nodes wait in the breadth-first queue.");
+  m.def(
+      "near_fraction",
+      [](index_t n, const py::array& indptr, const py::array& indices, const py::array& order,
+         index_t window) {
+        return wide_indices(indices) ? run_near<std::int64_t>(n, indptr, indices, order, window)
+                                     : run_near<std::int32_t>(n, indptr, indices, order, window);
+      },
+      py::arg("n"), py::arg("indptr"), py::arg("indices"), py::arg("order"), py::arg("window"),
+      "Fraction of the nonzeros (sampled on every 8th row) whose rows lie fewer than window "
+      "apart in order.");
 }
 
 }  // namespace deepret::bind

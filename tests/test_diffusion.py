@@ -124,14 +124,52 @@ def test_warning_only_when_maxiter_stops_above_tol():
         deepret.diffuse(W, y, 0.5, tol=1e-6, maxiter=500)
 
 
-def test_threads_do_not_change_the_answer():
+@pytest.mark.parametrize("m", [9, 41])  # float64 panels of 8 columns: 2 and 6 of them
+def test_threads_do_not_change_the_answer(m):
     W = normalized_graph(3000, 0.002, SEED + 5)
-    y = np.random.default_rng(SEED).random((3000, 9))
+    y = np.random.default_rng(SEED).random((3000, m))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", deepret.ConvergenceWarning)
         one = deepret.diffuse(W, y, num_threads=1)
-        two = deepret.diffuse(W, y, num_threads=2)
-    np.testing.assert_array_equal(one, two)
+        for threads in (2, 4):  # panels per thread, and panels left over for row blocks
+            np.testing.assert_array_equal(deepret.diffuse(W, y, num_threads=threads), one)
+
+
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [1, 7, 16, 37])
+def test_spmm_matches_scipy(m, dtype, index_dtype):
+    """The batched product (column blocks of one cache line, leftovers one by one)."""
+    W = sp.csr_array(normalized_graph(500, 0.03, SEED + m, isolated=(4,), dtype=dtype))
+    x = np.random.default_rng(SEED).random((500, m)).astype(dtype)
+    out = np.empty_like(x)
+    deepret._backend._core.spmm(500, 500, W.indptr.astype(index_dtype), W.indices.astype(index_dtype),
+                                W.data, x, out, 2)
+    np.testing.assert_allclose(out, W @ x, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def test_locality_order_is_a_permutation_used_only_where_it_helps():
+    path = sp.diags([np.ones(1999), np.ones(1999)], [-1, 1], format="csr")  # a path graph ...
+    shuffle = np.random.default_rng(SEED).permutation(2000)
+    path = sp.csr_matrix(path[shuffle][:, shuffle])  # ... in a random order
+    order = deepret.locality_order(path)
+    np.testing.assert_array_equal(np.sort(order), np.arange(2000))
+    position = np.empty_like(order)
+    position[order] = np.arange(2000)
+    rows, cols = path.nonzero()
+    assert np.abs(position[rows] - position[cols]).max() <= 2
+    assert deepret.diffusion._auto_order(path) is not None
+    expander = normalized_graph(20000, 0.0005, SEED)  # random: no order makes it local
+    assert deepret.diffusion._auto_order(expander) is None
+    y = np.random.default_rng(SEED).random((2000, 9))
+    W = normalized_graph(2000, 0.01, SEED + 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", deepret.ConvergenceWarning)
+        plain = deepret.diffuse(W, y, order=None)
+        for order in ("auto", deepret.locality_order(W)):
+            np.testing.assert_allclose(deepret.diffuse(W, y, order=order), plain, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="permutation"):
+        deepret.diffuse(W, y, order=np.zeros(2000, dtype=np.int64))
 
 
 def test_katz_solves_the_centrality_system():

@@ -26,6 +26,24 @@ void batched_cg(const Csr<T, I>& w,     // symmetric [n, n]
                 int num_threads,
                 const I* order = nullptr);  // [n] or nullptr
 
+// Reverse Cuthill-McKee order of W's pattern (assumed symmetric), each
+// connected component from its lowest-degree node (order_cpu.cpp): graph
+// neighbours end up close together. With max_front > 0 it gives up (returns
+// false, order unfinished) as soon as more than max_front nodes wait in the
+// breadth-first queue: the order would then spread neighbours at least that
+// far apart (a graph without locality, e.g. an expander, gets there within a
+// few levels).
+template <class I>
+bool reverse_cuthill_mckee(index_t n, const I* indptr, const I* indices,  // W's [n + 1], [nnz]
+                           I* order,                                      // [n] out
+                           index_t max_front = 0);
+
+// The fraction of W's nonzeros (i, j) (sampled on every 8th row) whose rows
+// lie fewer than `window` rows apart in `order`.
+template <class I>
+double near_fraction(index_t n, const I* indptr, const I* indices,  // W's [n + 1], [nnz]
+                     const I* order, index_t window);               // [n]
+
 }  // namespace deepret::diffusion
 
 // ---------------------------------------------------------------- CUDA engine

@@ -1,0 +1,176 @@
+// The two row passes of the batched CG (cg_cpu.cpp) and the column-block
+// product of spmm, written once with GCC vector extensions and compiled once
+// per instruction set like knn_simd.h:
+// portable in cg_cpu.cpp, AVX2+FMA in cg_cpu_avx2.cpp, AVX-512F in
+// cg_cpu_avx512.cpp, each copy in its own namespace and using nothing inline
+// from outside it.
+//
+// Vectors are stored in panels: the m columns are cut into panels of K
+// columns (K * sizeof(T) <= 64 bytes, one cache line), and a panel holds its
+// n rows contiguously, [n, K]. The product gathers one line per nonzero and
+// the panel (n * 64 bytes: 6.4 MB at n = 10^5) stays in the last-level cache,
+// where the gathers of all 64 columns at once (25.6 MB, plus the streams of
+// the other vectors) went to memory.
+#ifndef DEEPRET_SIMD_NS
+#error "define DEEPRET_SIMD_NS before including cg_simd.h"
+#endif
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "diffusion/spmv.h"
+
+// The helpers below pass vectors wider than the registers of the portable
+// and AVX2 builds; they are inlined, and nothing with such a parameter
+// crosses a translation unit, so the ABI note GCC attaches to them does not
+// apply. (GCC emits it at the end of the translation unit, hence no pop.)
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace deepret::diffusion::DEEPRET_SIMD_NS {
+
+// One row of a panel as a vector of K values (split by the compiler into
+// the widest registers of this translation unit), with a double twin for the
+// dot products.
+template <class T, int K>
+struct Cols {
+  typedef T V __attribute__((vector_size(K * sizeof(T))));
+  typedef double D __attribute__((vector_size(K * sizeof(double))));
+  static V load(const T* p) {
+    V x;
+    std::memcpy(&x, p, sizeof(V));
+    return x;
+  }
+  static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
+  static D widen(V x) { return __builtin_convertvector(x, D); }
+  static void add_to(double* out, D x) {
+    double lanes[K];  // (GCC parses x[c] as double[int] here: D's size is dependent)
+    std::memcpy(lanes, &x, sizeof(D));
+    for (int c = 0; c < K; ++c) out[c] += lanes[c];
+  }
+};
+
+template <class T>
+struct Cols<T, 1> {
+  using V = T;
+  using D = double;
+  static V load(const T* p) { return *p; }
+  static void store(T* p, V x) { *p = x; }
+  static D widen(V x) { return double(x); }
+  static void add_to(double* out, D x) { *out += x; }
+};
+
+// The sum of w_ij x_j over row i's nonzeros, x_j the K values at x + j * ld.
+template <class T, class I, int K>
+inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t ld, index_t i) {
+  using C = Cols<T, K>;
+  using V = typename C::V;
+  if constexpr (K == 1) {
+    // One column: a single chain, which the compiler keeps scalar (four
+    // chains it turns into emulated vector gathers and shuffles, measured
+    // slower); the rows' chains overlap in the out-of-order core.
+    V sum = V{};
+    for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e)
+      sum += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+    return sum;
+  } else {
+    // Four accumulators: the fused multiply-adds of one row do not wait on
+    // each other's latency.
+    V acc0 = V{}, acc1 = V{}, acc2 = V{}, acc3 = V{};
+    I e = w.indptr[i];
+    const I end = w.indptr[i + 1];
+    for (; e + 3 < end; e += 4) {
+      acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+      acc1 += w.data[e + 1] * C::load(x + index_t(w.indices[e + 1]) * ld);
+      acc2 += w.data[e + 2] * C::load(x + index_t(w.indices[e + 2]) * ld);
+      acc3 += w.data[e + 3] * C::load(x + index_t(w.indices[e + 3]) * ld);
+    }
+    for (; e < end; ++e) acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+    return (acc0 + acc1) + (acc2 + acc3);
+  }
+}
+
+// q = p - alpha W p on rows [lo, hi) of one panel, and per column the
+// partial dot products <p, q>, <r, q> and <q, q> over those rows (in double,
+// row by row) added to dots[0 .. K), dots[K .. 2K) and dots[2K .. 3K).
+template <class T, class I, int K>
+void panel_product(const Csr<T, I>& w, T alpha,
+                   const T* p,  // [n, K]
+                   const T* r,  // [n, K]
+                   T* q,        // [n, K] out
+                   index_t lo, index_t hi,
+                   double* dots)  // [3, K] in/out
+{
+  using C = Cols<T, K>;
+  using V = typename C::V;
+  using D = typename C::D;
+  // No software prefetch: the gathered rows are independent loads, and the
+  // out-of-order core keeps enough of them in flight (measured: prefetching
+  // the row 16 or 32 nonzeros ahead was slower).
+  D pq = D{}, rq = D{}, qq = D{};
+  for (index_t i = lo; i < hi; ++i) {
+    const V sum = gather_row<T, I, K>(w, p, K, i);
+    const V self = C::load(p + i * K);
+    const V out = self - alpha * sum;
+    C::store(q + i * K, out);
+    const D wide = C::widen(out);
+    pq += C::widen(self) * wide;
+    rq += C::widen(C::load(r + i * K)) * wide;
+    qq += wide * wide;
+  }
+  C::add_to(dots, pq);
+  C::add_to(dots + K, rq);
+  C::add_to(dots + 2 * K, qq);
+}
+
+// y = W x on rows [lo, hi) for K columns of row-major x and y (row strides
+// ldx, ldy; x and y point at the block's first column).
+template <class T, class I, int K>
+void block_product(const Csr<T, I>& w, const T* x, index_t ldx, T* y, index_t ldy, index_t lo,
+                   index_t hi) {
+  for (index_t i = lo; i < hi; ++i) Cols<T, K>::store(y + i * ldy, gather_row<T, I, K>(w, x, ldx, i));
+}
+
+// The vector updates of one CG iteration and the next direction, on rows
+// [lo, hi) of one panel: f += a d, r -= a q, p = r + beta d (with the new r),
+// where d is the direction the product used; and per column the partial
+// |r|^2 of the new r added to rho[0 .. K). On the first iteration d is r
+// itself (read before r is written) and f is 0, so that neither f nor p need
+// to be filled before: `first` then writes f = a d without reading it.
+template <class T, int K>
+void panel_update(const T* a,     // [K] step per column (0: column stopped)
+                  const T* beta,  // [K] direction update per column
+                  bool first,
+                  T* f,            // [n, K] in/out (out only when first)
+                  T* r,            // [n, K] in/out
+                  const T* d,      // [n, K] the direction: p, or r when first
+                  T* p,            // [n, K] out: the next direction (may be d)
+                  const T* q,      // [n, K]
+                  index_t lo, index_t hi,
+                  double* rho)  // [K] in/out
+{
+  using C = Cols<T, K>;
+  using V = typename C::V;
+  using D = typename C::D;
+  const V step = C::load(a), turn = C::load(beta);
+  D sum = D{};
+  auto rows = [&](auto first_rows) {
+    for (index_t i = lo; i < hi; ++i) {
+      const V direction = C::load(d + i * K);
+      const V moved = step * direction;
+      C::store(f + i * K, decltype(first_rows)::value ? moved : C::load(f + i * K) + moved);
+      const V residual = C::load(r + i * K) - step * C::load(q + i * K);
+      C::store(r + i * K, residual);
+      C::store(p + i * K, residual + turn * direction);
+      const D wide = C::widen(residual);
+      sum += wide * wide;
+    }
+  };
+  if (first)
+    rows(std::true_type{});
+  else
+    rows(std::false_type{});
+  C::add_to(rho, sum);
+}
+
+}  // namespace deepret::diffusion::DEEPRET_SIMD_NS
