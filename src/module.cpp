@@ -13,7 +13,7 @@ PYBIND11_MODULE(_core, m) {
 
   deepret::bind::register_error_translator();
 
-  m.def("simd_path", &deepret::simd_path, "The SIMD path the CPU kernels take: 'avx2+fma' or 'portable'.");
+  m.def("simd_path", &deepret::simd_path, "The SIMD path the CPU kernels take: 'avx512f', 'avx2+fma' or 'portable'.");
   m.def("_force_simd_path", &deepret::force_simd_path, py::arg("path"),
         "Force 'portable' or 'avx2+fma', or 'auto' to detect (for tests).");
   m.def("use_avx512f", &deepret::use_avx512f,

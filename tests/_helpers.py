@@ -189,7 +189,7 @@ def available_simd_paths():
     from deepret import _backend
 
     _backend._core._force_simd_path("auto")
-    return ["portable"] + (["avx2+fma"] if deepret.simd_path() == "avx2+fma" else [])
+    return ["portable"] + (["avx2+fma"] if deepret.simd_path() in ("avx2+fma", "avx512f") else [])
 
 
 def on_each_simd_path(check):

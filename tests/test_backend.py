@@ -7,7 +7,7 @@ import pytest
 import deepret
 from deepret import _backend
 
-SIMD_PATHS = ("avx2+fma", "portable")
+SIMD_PATHS = ("avx512f", "avx2+fma", "portable")
 
 
 def test_import_and_public_api():
@@ -51,7 +51,7 @@ def test_force_and_restore_simd_paths():
     try:
         _backend._core._force_simd_path("portable")
         assert deepret.simd_path() == "portable"
-        if detected == "avx2+fma":
+        if detected in ("avx2+fma", "avx512f"):
             _backend._core._force_simd_path("avx2+fma")
             assert deepret.simd_path() == "avx2+fma"
         else:  # a CPU without AVX2+FMA cannot be forced onto it

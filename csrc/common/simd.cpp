@@ -35,7 +35,13 @@ bool use_avx512f() {
 #endif
 }
 
-const char* simd_path() { return use_avx2_fma() ? "avx2+fma" : "portable"; }
+// "avx512f": auto detection on a CPU with AVX-512F; the families that have an
+// AVX-512 copy (2-D convolution, kNN, diffusion panels, EGM) take it, the
+// others their AVX2+FMA one.
+const char* simd_path() {
+  if (use_avx512f()) return "avx512f";
+  return use_avx2_fma() ? "avx2+fma" : "portable";
+}
 
 void force_simd_path(const std::string& path) {
   if (path == "auto") {

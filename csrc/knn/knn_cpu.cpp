@@ -312,7 +312,10 @@ void search(const PackedDatabase<T>& db, const T* queries, index_t nq, index_t k
   });
 
   if (parts > 1) {
-    parallel_for(0, nq, 64, num_threads, [&](index_t lo, index_t hi) {
+    // Grain: about 4,096 merged candidates per chunk, so that a few queries
+    // with a large k (a full ranking) still spread over the threads.
+    const index_t grain = std::max<index_t>(1, 4096 / (parts * k));
+    parallel_for(0, nq, grain, num_threads, [&](index_t lo, index_t hi) {
       for (index_t q = lo; q < hi; ++q) {
         TopK<T> heap{scores + q * k, indices + q * k, k};
         for (index_t part = 0; part < parts; ++part) {

@@ -41,7 +41,9 @@ def cuda_core(function: str):
 
 
 def simd_path() -> str:
-    """The SIMD path the CPU kernels take on this machine: 'avx2+fma' or 'portable'."""
+    """The SIMD path the CPU kernels take on this machine: 'avx512f' (AVX-512F
+    kernels in the families that have them, AVX2+FMA in the others),
+    'avx2+fma' or 'portable'."""
     return _core.simd_path()
 
 
