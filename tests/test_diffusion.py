@@ -275,3 +275,16 @@ def test_gpu_input_without_cuda_engine_or_mixed(monkeypatch):
     W = normalized_graph(10, 0.3, SEED)
     with pytest.raises(deepret.CudaUnavailableError):
         deepret.diffuse(W, FakeCupyArray())
+
+
+@pytest.mark.parametrize("n, topk", [(50, 3), (1000, 10), (1000, 200), (7, 7)])
+def test_top_selection_equals_a_stable_descending_sort(n, topk):
+    from deepret.diffusion import _top
+
+    rng = np.random.default_rng(n + topk)
+    f = rng.integers(0, 6, size=(n, 5)).astype(np.float32)  # many ties, also at the cut
+    f[:, 4] = 0  # a column of equal scores
+    scores, ids = _top(f, topk)
+    expected = np.argsort(-f, axis=0, kind="stable")[:topk].T
+    np.testing.assert_array_equal(ids, expected)
+    np.testing.assert_array_equal(scores, np.take_along_axis(f.T, expected, axis=1))

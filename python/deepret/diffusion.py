@@ -238,8 +238,18 @@ def query_vector(x, queries, k=10, gamma=3.0, *, num_threads=None):
 
 
 def _top(f, topk):
-    """Best-first (scores, ids) of each column of f (n, m): (m, topk) each."""
-    order = np.argsort(-f, axis=0, kind="stable")[:topk].T
+    """Best-first (scores, ids) of each column of f (n, m): (m, topk) each,
+    ties by the smaller id (what a stable descending argsort gives)."""
+    n, m = f.shape
+    if topk * 8 >= n:
+        order = np.argsort(-f, axis=0, kind="stable")[:topk].T
+    else:  # select first: sorting all n rows of every column costs far more than topk
+        kth = -np.partition(-f, topk - 1, axis=0)[topk - 1]  # (m,) the topk-th best score
+        order = np.empty((m, topk), dtype=np.int64)
+        for j in range(m):
+            candidates = np.flatnonzero(f[:, j] >= kth[j])  # ascending ids, ties at kth included
+            best = np.argsort(-f[candidates, j], kind="stable")[:topk]
+            order[j] = candidates[best]
     return np.take_along_axis(f.T, order, axis=1), order
 
 
