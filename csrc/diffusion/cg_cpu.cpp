@@ -30,22 +30,10 @@ namespace deepret::diffusion {
 
 #if defined(DEEPRET_X86)
 namespace avx2 {  // cg_cpu_avx2.cpp, compiled with -mavx2 -mfma
-template <class T, class I, int K>
-void panel_product(const Csr<T, I>&, T, const T*, const T*, T*, index_t, index_t, double*);
-template <class T, int K>
-void panel_update(const T*, const T*, bool, T*, T*, const T*, T*, const T*, index_t, index_t,
-                  double*);
-template <class T, class I, int K>
-void block_product(const Csr<T, I>&, const T*, index_t, T*, index_t, index_t, index_t);
+#include "diffusion/cg_kernels.inc"
 }  // namespace avx2
 namespace avx512 {  // cg_cpu_avx512.cpp, compiled with -mavx512f
-template <class T, class I, int K>
-void panel_product(const Csr<T, I>&, T, const T*, const T*, T*, index_t, index_t, double*);
-template <class T, int K>
-void panel_update(const T*, const T*, bool, T*, T*, const T*, T*, const T*, index_t, index_t,
-                  double*);
-template <class T, class I, int K>
-void block_product(const Csr<T, I>&, const T*, index_t, T*, index_t, index_t, index_t);
+#include "diffusion/cg_kernels.inc"
 }  // namespace avx512
 #endif
 

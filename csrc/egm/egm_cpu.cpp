@@ -22,33 +22,11 @@
 namespace deepret::egm {
 
 #if defined(DEEPRET_X86)
-namespace avx2 {
-// Compiled in egm_cpu_avx2.cpp with -mavx2 -mfma.
-void estep_avx2(const double* py, const double* px, const double* ps, index_t n,
-                const double* my, const double* mx, const double* ivy, const double* ivx,
-                const double* logc, index_t k, double* acc, double* e);
-void estep_few_avx2(const double* py, const double* px, const double* ps, index_t n,
-                    const double* my, const double* mx, const double* ivy, const double* ivx,
-                    const double* logc, index_t k, double* acc, double* scratch);
-void smooth_avx2(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
-                 index_t wp, double* t, double* out);
-index_t purge_pass_avx2(const double* y, const double* x, const double* vy, const double* vx, const double* p,
-                    const double* self, index_t count, double cy, double cx, double cvy, double cvx, double cp,
-                    double tau, double* cross, double* alive);
+namespace avx2 {  // egm_cpu_avx2.cpp, compiled with -mavx2 -mfma
+#include "egm/egm_kernels.inc"
 }  // namespace avx2
-namespace avx512 {
-// Compiled in egm_cpu_avx512.cpp with -mavx512f.
-void estep_avx512(const double* py, const double* px, const double* ps, index_t n,
-                  const double* my, const double* mx, const double* ivy, const double* ivx,
-                  const double* logc, index_t k, double* acc, double* e);
-void estep_few_avx512(const double* py, const double* px, const double* ps, index_t n,
-                      const double* my, const double* mx, const double* ivy, const double* ivx,
-                      const double* logc, index_t k, double* acc, double* scratch);
-void smooth_avx512(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw,
-                   index_t wp, double* t, double* out);
-index_t purge_pass_avx512(const double* y, const double* x, const double* vy, const double* vx, const double* p,
-                      const double* self, index_t count, double cy, double cx, double cvy, double cvx, double cp,
-                      double tau, double* cross, double* alive);
+namespace avx512 {  // egm_cpu_avx512.cpp, compiled with -mavx512f
+#include "egm/egm_kernels.inc"
 }  // namespace avx512
 #endif
 
@@ -77,10 +55,10 @@ void estep(const double* py, const double* px, const double* ps, index_t n, cons
   if (k <= kFewComponents) {
 #if defined(DEEPRET_X86)
     if (use_avx512f())
-      return avx512::estep_few_avx512(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+      return avx512::run_estep_few(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
                                       ws.logc.data(), k, acc, e);
     if (use_avx2_fma())
-      return avx2::estep_few_avx2(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+      return avx2::run_estep_few(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
                                   ws.logc.data(), k, acc, e);
 #endif
     return portable::estep_few(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
@@ -88,10 +66,10 @@ void estep(const double* py, const double* px, const double* ps, index_t n, cons
   }
 #if defined(DEEPRET_X86)
   if (use_avx512f())
-    return avx512::estep_avx512(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+    return avx512::run_estep(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
                                 ws.logc.data(), k, acc, e);
   if (use_avx2_fma())
-    return avx2::estep_avx2(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
+    return avx2::run_estep(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
                             ws.logc.data(), k, acc, e);
 #endif
   portable::estep(py, px, ps, n, ws.my.data(), ws.mx.data(), ws.ivy.data(), ws.ivx.data(),
@@ -103,9 +81,9 @@ index_t purge_pass(const double* y, const double* x, const double* vy, const dou
                 double tau, double* cross, double* alive) {
 #if defined(DEEPRET_X86)
   if (use_avx512f())
-    return avx512::purge_pass_avx512(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
+    return avx512::run_purge_pass(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
   if (use_avx2_fma())
-    return avx2::purge_pass_avx2(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
+    return avx2::run_purge_pass(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
 #endif
   return portable::purge_pass(y, x, vy, vx, p, self, count, cy, cx, cvy, cvx, cp, tau, cross, alive);
 }
@@ -117,8 +95,8 @@ index_t block_size(index_t n) { return std::max<index_t>(256, (n + 15) / 16); }
 void smooth(const double* a, index_t nc, index_t h, index_t w, const double* gh, const double* gw, index_t wp,
             double* t, double* out) {
 #if defined(DEEPRET_X86)
-  if (use_avx512f()) return avx512::smooth_avx512(a, nc, h, w, gh, gw, wp, t, out);
-  if (use_avx2_fma()) return avx2::smooth_avx2(a, nc, h, w, gh, gw, wp, t, out);
+  if (use_avx512f()) return avx512::run_smooth(a, nc, h, w, gh, gw, wp, t, out);
+  if (use_avx2_fma()) return avx2::run_smooth(a, nc, h, w, gh, gw, wp, t, out);
 #endif
   portable::smooth<2>(a, nc, h, w, gh, gw, wp, t, out);
 }

@@ -32,21 +32,11 @@
 namespace deepret::knn {
 
 #if defined(DEEPRET_X86)
-namespace avx2 {
-template <class T, int NR>
-void score_block(const T* q, index_t rows, index_t d, const T* panels, index_t panel_count,
-                 const T* bias, T* scores, T* packed, bool pack);
-template <class T>
-index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
-                   T threshold, index_t count, std::int32_t* out);
+namespace avx2 {  // knn_cpu_avx2.cpp, compiled with -mavx2 -mfma
+#include "knn/knn_kernels.inc"
 }  // namespace avx2
-namespace avx512 {  // the same, compiled in knn_cpu_avx512.cpp with -mavx512f
-template <class T, int NR>
-void score_block(const T* q, index_t rows, index_t d, const T* panels, index_t panel_count,
-                 const T* bias, T* scores, T* packed, bool pack);
-template <class T>
-index_t candidates(const T* row, const T* column_bias, T row_bias, const T* thresholds,
-                   T threshold, index_t count, std::int32_t* out);
+namespace avx512 {  // knn_cpu_avx512.cpp, compiled with -mavx512f
+#include "knn/knn_kernels.inc"
 }  // namespace avx512
 #endif
 

@@ -8,14 +8,9 @@
 
 namespace deepret::knn::avx2 {
 
-template void score_block<float, 16>(const float*, index_t, index_t, const float*, index_t,
-                                     const float*, float*, float*, bool);
-template void score_block<double, 8>(const double*, index_t, index_t, const double*, index_t,
-                                     const double*, double*, double*, bool);
-template index_t candidates<float>(const float*, const float*, float, const float*, float, index_t,
-                                   std::int32_t*);
-template index_t candidates<double>(const double*, const double*, double, const double*, double,
-                                    index_t, std::int32_t*);
+#define DEEPRET_KNN_INSTANTIATE
+#include "knn/knn_kernels.inc"
+#undef DEEPRET_KNN_INSTANTIATE
 
 }  // namespace deepret::knn::avx2
 
