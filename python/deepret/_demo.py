@@ -57,13 +57,13 @@ def _deepret_cosine(x, queries):
     return ids  # (nq, n)
 
 
-def _deepret_diffusion(x, W, queries, alpha, order=None):
+def _deepret_diffusion(x, W, queries, alpha, order="auto"):
     import deepret
 
     y = deepret.query_vector(x, queries, k=QUERY_K, gamma=GAMMA)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", deepret.ConvergenceWarning)
-        f = deepret.diffuse(W, y, alpha, TOL, MAXITER, order=order if order is not None else "auto")
+        f = deepret.diffuse(W, y, alpha, TOL, MAXITER, order=order)
     return np.argsort(-f, axis=0, kind="stable").T  # (nq, n)
 
 
@@ -139,9 +139,10 @@ def run(args) -> int:
     import deepret
     from deepret.datasets import load_oxford5k
 
-    if not 1 <= args.k < 5063 or not 0 < args.alpha < 1 or args.repeats < 1:
-        print(f"deepret demo: error: need 1 <= --k < 5063, 0 < --alpha < 1 and --repeats >= 1, got "
-              f"{args.k}, {args.alpha} and {args.repeats}", file=sys.stderr)
+    data = load_oxford5k()
+    if not 1 <= args.k < len(data.imlist) or not 0 < args.alpha < 1 or args.repeats < 1:
+        print(f"deepret demo: error: need 1 <= --k < {len(data.imlist)}, 0 < --alpha < 1 and --repeats >= 1, "
+              f"got {args.k}, {args.alpha} and {args.repeats}", file=sys.stderr)
         return 2
     if args.plot is not None:
         try:
@@ -149,13 +150,8 @@ def run(args) -> int:
         except ImportError:
             print("deepret demo: error: --plot needs matplotlib: pip install 'deepret[plot]'", file=sys.stderr)
             return 2
-    try:
-        import scipy.sparse.linalg  # noqa: F401
-        have_scipy = not args.no_reference
-    except ImportError:
-        have_scipy = False
+    with_reference = not args.no_reference
 
-    data = load_oxford5k()
     x = data.descriptors / np.linalg.norm(data.descriptors, axis=1, keepdims=True)
     queries, gnd, nq = x[data.query_indices], data.gnd, len(data.query_indices)
     print(f"deepret {deepret.__version__}: CPU path {deepret.simd_path()}, "
@@ -167,7 +163,7 @@ def run(args) -> int:
           f"neighbours, CG tol {TOL:g}, at most {MAXITER} iterations\n")
 
     clock = _Clock(args.repeats)
-    steps = _bar(6 if have_scipy else 4, "demo")
+    steps = _bar(6 if with_reference else 4, "demo")
     steps.set_description("cosine ranking")
     cosine = clock("cosine", _deepret_cosine, x, queries)
     steps.update(1)
@@ -180,7 +176,7 @@ def run(args) -> int:
     steps.set_description("diffusion, paper defaults")
     paper = _deepret_diffusion(x, deepret.knn_graph(x, k=PAPER_K, gamma=GAMMA), queries, PAPER_ALPHA)
     steps.update(1)
-    if have_scipy:
+    if with_reference:
         steps.set_description("reference: numpy kNN + scipy.sparse graph")
         reference_cosine = clock("reference cosine", _reference_cosine, x, queries)
         W_reference = clock("reference graph", _reference_graph, x, args.k)
@@ -200,7 +196,7 @@ def run(args) -> int:
     print(_row(f"diffusion k={args.k} alpha={args.alpha} (deepret)", diffusion_map, s["graph"],
                1e3 * s["diffusion"] / nq))
     print(_row(f"diffusion k={PAPER_K} alpha={PAPER_ALPHA} (paper defaults)", _evaluate(paper, gnd)))
-    if have_scipy:
+    if with_reference:
         print("reference practice: numpy brute-force kNN, scipy.sparse graph, scipy.sparse.linalg.cg per query")
         print(_row("cosine similarity (numpy matmul + argsort)", _evaluate(reference_cosine, gnd), None,
                    1e3 * s["reference cosine"] / nq))
@@ -213,19 +209,18 @@ def run(args) -> int:
     print(f"diffusion {'beats' if gain > 0 else 'does NOT beat'} cosine similarity by "
           f"{100 * gain:+.1f} mAP points")
     if args.plot is not None:
-        _plot(x, queries, gnd, args.plot)
+        _plot(x, queries, gnd, cosine_map[0], args.plot)
         print(f"wrote {args.plot}")
     return 0
 
 
-def _plot(x, queries, gnd, path):
+def _plot(x, queries, gnd, cosine, path):
     import deepret
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cosine = _evaluate(_deepret_cosine(x, queries), gnd)[0]
     curves = {}
     with _bar(len(PLOT_KS) * len(PLOT_ALPHAS), "mAP over alpha and k") as bar:
         for k in PLOT_KS:

@@ -36,7 +36,7 @@ def _load(path: str, name: str) -> np.ndarray:
     if os.path.getsize(path) == 0:
         raise InputError(f"{name} file is empty: {path}")
     try:
-        array = np.load(path, allow_pickle=False, mmap_mode=None)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise InputError(f"{name} is not a readable .npy array ({path}): {str(error).splitlines()[0]}")
     if not isinstance(array, np.ndarray):
