@@ -96,6 +96,14 @@ def _result_dtype(a, v) -> np.dtype:
     return _arrays.native_byteorder(np.result_type(a.dtype, v.dtype))
 
 
+# numpy's own functions, bound when deepret is imported: a program that installs
+# deepret's in their place (np.convolve = deepret.convolve, as drop-in use and
+# numpy's own test suite against deepret do) must not send the inputs deepret
+# hands to numpy back to deepret.
+_NUMPY_CONVOLVE = np.convolve
+_NUMPY_CORRELATE = np.correlate
+
+
 def _with_numpy(reference, a, v, mode, out):
     """Object, string and datetime inputs: numpy's own function, whose result
     or exception is by definition numpy's; `out` is honoured all the same."""
@@ -191,7 +199,7 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
     if len(v1) > len(a1):
         a1, v1 = v1, a1
     if not (_arrays.is_native(a1.dtype) and _arrays.is_native(v1.dtype)):
-        return _with_numpy(np.convolve, a, v, mode, out)
+        return _with_numpy(_NUMPY_CONVOLVE, a, v, mode, out)
     code = _mode_code(mode)
     if a1.ndim > 1 or v1.ndim > 1:
         raise ValueError("object too deep for desired array")
@@ -230,7 +238,7 @@ def correlate(a, v, mode="valid", *, out=None, num_threads=None):
     xp = _array_module("correlate", a, v)
     a1, v1 = xp.asarray(a), xp.asarray(v)
     if not (_arrays.is_native(a1.dtype) and _arrays.is_native(v1.dtype)):
-        return _with_numpy(np.correlate, a, v, mode, out)
+        return _with_numpy(_NUMPY_CORRELATE, a, v, mode, out)
     for x, original in ((a1, a), (v1, v)):
         if x.ndim == 0:
             raise ValueError("object of too small depth for desired array")
