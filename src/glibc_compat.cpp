@@ -5,13 +5,13 @@
 // reference would raise the wheel's manylinux floor from glibc 2.34 to 2.36.
 // This local definition (the version script keeps it unexported) satisfies it
 // with getentropy (glibc 2.25). deepret itself never calls random_device.
+#include <cstdint>
+#include <cstdlib>  // defines __GLIBC__ where the C library is glibc
+
 #if defined(__linux__) && defined(__GLIBC__)
 #include <sys/random.h>
 
-#include <cstdint>
-#include <cstdlib>
-
-extern "C" std::uint32_t arc4random(void) {
+extern "C" __attribute__((used)) std::uint32_t arc4random(void) {
   std::uint32_t value = 0;
   if (getentropy(&value, sizeof(value)) != 0) std::abort();  // the kernel has no entropy source
   return value;
