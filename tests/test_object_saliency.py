@@ -277,3 +277,20 @@ def test_one_region_set_image_cannot_make_a_graph(acts):
     rs = deepret.RegionSet.from_activations(acts[13])  # one image, several regions
     with pytest.raises(ValueError, match="at least 2 images"):
         deepret.region_graph(rs, k=3)
+
+
+def test_fs_vs_os_figure(acts, fitted):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = [acts[0], acts[13]]
+    fig = deepret.plot.fs_vs_os(chosen, fitted, titles=["astronaut", "brick"])
+    axes = fig.axes
+    assert len(axes) == 4
+    fs_regions = deepret.egm(deepret.feature_saliency(acts[13]), **fitted.region_set_.params)
+    os_regions = deepret.egm(fitted.saliency(acts[13]), **fitted.egm_params)
+    assert len(axes[2].patches) == len(fs_regions.weights) and len(axes[3].patches) == len(os_regions.weights)
+    with pytest.raises(ValueError, match="titles"):
+        deepret.plot.fs_vs_os(chosen, fitted, titles=["one"])
+    plt.close("all")
