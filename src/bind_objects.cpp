@@ -110,6 +110,20 @@ void drop_t(const py::array& scores, const py::array& ids, const py::array& grou
 
 void register_objects(py::module_& m) {
   m.def(
+      "half_to_float",
+      [](const py::array& in, py::array& out, int threads) {
+        require(in, 'f', 2, "in");
+        require(out, 'f', 4, "out");
+        require_contiguous(out, "out", true);
+        check(in.size() == out.size(), "in and out must have the same size");
+        const auto* pi = static_cast<const std::uint16_t*>(in.data());
+        float* po = ptr<float>(out);
+        const index_t n = in.size();
+        py::gil_scoped_release release;
+        objects::half_to_float(pi, n, po, threads);
+      },
+      py::arg("in"), py::arg("out"), py::arg("num_threads") = 0);
+  m.def(
       "object_saliency",
       [](const py::array& a, const py::array& fs, const py::array& desc, const py::array& boxes,
          const py::array& weight, const py::array& offsets, bool box_cover, py::array& out, int threads) {

@@ -79,4 +79,11 @@ void drop_same_group(const T* scores,             // [n, kk]
                      std::int64_t* out_ids,       // [n, k]
                      int num_threads);
 
+// IEEE binary16 -> binary32, exactly (a table of all 65536 values), for
+// activations stored in float16.
+void half_to_float(const std::uint16_t* in,  // [n]
+                   index_t n,
+                   float* out,               // [n]
+                   int num_threads);
+
 }  // namespace deepret::objects

@@ -47,41 +47,45 @@ void object_saliency(const T* a, const T* fs, index_t b, index_t c, index_t h, i
   check_values(desc, k * c, "descriptors", false);
   check_values(weight, k, "weights", false);
   check_offsets(offsets, b, k);
+  // One pass over the channels per map: each channel row (contiguous over
+  // the h * w pixels) updates the squared norms and every region's dot
+  // products at every pixel; boxes select the pixels afterwards.
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
-    std::vector<double> inv_norm(hw), dot(hw), acc(hw);
+    std::vector<double> sq(hw), dot, acc(hw), row(hw);
     for (index_t m = lo; m < hi; ++m) {
       const T* img = a + m * c * hw;
-      std::fill(dot.begin(), dot.end(), 0.0);
+      const index_t r0 = offsets[m], nr = offsets[m + 1] - offsets[m];
+      dot.assign(static_cast<size_t>(nr * hw), 0.0);
+      std::fill(sq.begin(), sq.end(), 0.0);
       for (index_t j = 0; j < c; ++j) {
         const T* ch = img + j * hw;
-        for (index_t t = 0; t < hw; ++t) dot[t] += double(ch[t]) * double(ch[t]);
+        for (index_t t = 0; t < hw; ++t) {
+          row[t] = double(ch[t]);
+          sq[t] += row[t] * row[t];
+        }
+        for (index_t r = 0; r < nr; ++r) {
+          const double vj = desc[(r0 + r) * c + j];
+          if (vj == 0.0) continue;
+          double* d = dot.data() + r * hw;
+          for (index_t t = 0; t < hw; ++t) d[t] += vj * row[t];
+        }
       }
-      for (index_t t = 0; t < hw; ++t) inv_norm[t] = dot[t] > 0 ? 1.0 / std::sqrt(dot[t]) : 0.0;
       std::fill(acc.begin(), acc.end(), 0.0);
-      for (index_t r = offsets[m]; r < offsets[m + 1]; ++r) {
+      for (index_t r = 0; r < nr; ++r) {
         index_t y0 = 0, y1 = h - 1, x0 = 0, x1 = w - 1;
         if (box_cover) {
-          const double* bx = boxes + 4 * r;
+          const double* bx = boxes + 4 * (r0 + r);
           y0 = std::max<index_t>(0, static_cast<index_t>(std::ceil(bx[0])));
           x0 = std::max<index_t>(0, static_cast<index_t>(std::ceil(bx[1])));
           y1 = std::min<index_t>(h - 1, static_cast<index_t>(std::floor(bx[2])));
           x1 = std::min<index_t>(w - 1, static_cast<index_t>(std::floor(bx[3])));
-          if (y0 > y1 || x0 > x1) continue;  // covers no pixel centre
         }
-        std::fill(dot.begin(), dot.end(), 0.0);
-        const float* v = desc + r * c;
-        for (index_t j = 0; j < c; ++j) {
-          const double vj = v[j];
-          if (vj == 0.0) continue;
-          const T* ch = img + j * hw;
-          for (index_t y = y0; y <= y1; ++y)
-            for (index_t x = x0; x <= x1; ++x) dot[y * w + x] += vj * double(ch[y * w + x]);
-        }
-        const double wr = weight[r];
+        const double wr = weight[r0 + r];
+        const double* d = dot.data() + r * hw;
         for (index_t y = y0; y <= y1; ++y)
           for (index_t x = x0; x <= x1; ++x) {
             const index_t t = y * w + x;
-            acc[t] += wr * std::max(0.0, dot[t] * inv_norm[t]);
+            if (sq[t] > 0) acc[t] += wr * std::max(0.0, d[t] / std::sqrt(sq[t]));
           }
       }
       for (index_t t = 0; t < hw; ++t) out[m * hw + t] = static_cast<T>(double(fs[m * hw + t]) * acc[t]);
@@ -191,6 +195,38 @@ void drop_same_group(const T* scores, const std::int64_t* ids, const std::int64_
         out_ids[i * k + kept] = -1;
       }
     }
+  });
+}
+
+namespace {
+
+float half_value(std::uint16_t h) {
+  const int sign = h >> 15, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+  double v;
+  if (exponent == 0)
+    v = std::ldexp(double(mantissa), -24);  // zero and subnormals
+  else if (exponent == 31)
+    v = mantissa ? NAN : INFINITY;
+  else
+    v = std::ldexp(double(mantissa | 0x400), exponent - 25);
+  return static_cast<float>(sign ? -v : v);
+}
+
+const std::vector<float>& half_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    for (int h = 0; h < 65536; ++h) t[h] = half_value(static_cast<std::uint16_t>(h));
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+void half_to_float(const std::uint16_t* in, index_t n, float* out, int num_threads) {
+  const float* table = half_table().data();
+  parallel_for(0, n, 1 << 20, num_threads, [&](index_t lo, index_t hi) {
+    for (index_t t = lo; t < hi; ++t) out[t] = table[in[t]];
   });
 }
 

@@ -385,7 +385,7 @@ class ObjectSaliency:
         return desc, boxes, self._weights(f, g), offsets
 
     def _maps(self, acts, images):
-        """Yield (image ids, batch, fs, OS maps) over the input's batches."""
+        """Yield (image ids, batch, OS maps) over the input's batches (the batch buffer is reused)."""
         self._check_fitted()
         batches, n, channels, shapes, _ = image_batches(acts, "acts", self.batch_size)
         if channels != self.region_set_.channels:
