@@ -22,6 +22,10 @@ def l2n(v, eps=1e-6):
     return v / (np.linalg.norm(v) + eps)
 
 
+def l2n_rows(v, eps=1e-6):
+    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + eps)
+
+
 def box_pixels(box, h, w):
     y0, x0, y1, x1 = box
     rows = range(max(0, math.ceil(y0)), min(h - 1, math.floor(y1)) + 1)

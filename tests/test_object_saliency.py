@@ -294,3 +294,48 @@ def test_fs_vs_os_figure(acts, fitted):
     with pytest.raises(ValueError, match="titles"):
         deepret.plot.fs_vs_os(chosen, fitted, titles=["one"])
     plt.close("all")
+
+
+# ------------------------------------------------------------- CPU and CUDA
+def _to_numpy(x):
+    return x if isinstance(x, np.ndarray) else x.get()
+
+
+def test_object_saliency_kernel_on_each_backend(acts, rs, xp):
+    m = [0, 13]
+    batch = np.stack([acts[i] for i in m if acts[i].shape == acts[0].shape])
+    rows = np.concatenate([np.arange(rs.regions_of(i).start, rs.regions_of(i).stop) for i in m[:len(batch)]])
+    counts = np.array([rs.counts[i] for i in m[:len(batch)]])
+    c = np.linspace(0.5, 2.0, len(rows))
+    ours = deepret.object_saliency(xp.asarray(batch), xp.asarray(rs.descriptors[rows]), xp.asarray(rs.boxes[rows]),
+                                   xp.asarray(c), counts=counts)
+    assert type(ours) is type(xp.asarray(batch))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for i, a in enumerate(batch):
+        r = slice(starts[i], starts[i + 1])
+        fs = ref.ref.feature_saliency(np.asarray(a, np.float64)).astype(np.float32)
+        expected = ref.os_map(a, fs, rs.descriptors[rows[r]].astype(np.float64), rs.boxes[rows[r]], c[r])
+        _close(_to_numpy(ours)[i], expected, rtol=3e-4, atol=1e-7 * expected.max())
+
+
+def test_crow_and_weighted_pool_on_each_backend(acts, xp):
+    batch = np.stack([a for a in acts if a.shape == acts[0].shape][:3])
+    d = deepret.crow(xp.asarray(batch))
+    for a, row in zip(batch, _to_numpy(d)):
+        _close(row, ref.crow(a), rtol=1e-4, atol=1e-6)
+    s = deepret.feature_saliency(batch)
+    pooled = _to_numpy(deepret.weighted_sum_pool(xp.asarray(batch), xp.asarray(s)))
+    expected = ref.l2n_rows((batch.astype(np.float64) * s.astype(np.float64)[:, None]).sum(axis=(2, 3)))
+    _close(pooled, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_float16_activations_match_float32(acts, rs):
+    with np.load(ACTS) as z:
+        half = [z[n] for n in z.files]  # stored as float16
+    assert half[0].dtype == np.float16
+    from_half = deepret.RegionSet.from_activations(half)
+    np.testing.assert_array_equal(from_half.descriptors, rs.descriptors)
+    np.testing.assert_array_equal(from_half.boxes, rs.boxes)
+    strided = deepret.RegionSet.from_activations([h[:, :, ::-1] for h in half[:3]])  # not contiguous
+    flipped = deepret.RegionSet.from_activations([np.ascontiguousarray(a[:, :, ::-1]) for a in acts[:3]])
+    np.testing.assert_array_equal(strided.descriptors, flipped.descriptors)

@@ -87,3 +87,35 @@ void half_to_float(const std::uint16_t* in,  // [n]
                    int num_threads);
 
 }  // namespace deepret::objects
+
+// ---------------------------------------------------------------- CUDA engine
+// (objects_cuda.cu; built only with DEEPRET_CUDA): object_saliency,
+// weighted_pool and crow_weights on device pointers, float32 or float64
+// (is_double), queued on `stream`. Bad input (negative or non-finite
+// activations where the CPU raises) sets *status (a device int the caller
+// zeroed) to 1; the caller turns that into ValueError.
+namespace deepret::objects::cuda {
+
+void object_saliency(bool is_double, const void* a,  // [b, c, h, w] on the device
+                     const void* fs,                 // [b, h, w] on the device
+                     index_t b, index_t c, index_t h, index_t w,
+                     const float* desc,              // [k, c] on the device
+                     const double* boxes,            // [k, 4] on the device
+                     const double* weight,           // [k] on the device
+                     const std::int64_t* offsets,    // [b + 1] on the device
+                     bool box_cover,
+                     void* out,                      // [b, h, w] on the device
+                     int* status, std::uintptr_t stream);
+void weighted_pool(bool is_double, const void* a,  // [b, c, hw] on the device
+                   const void* s,                  // [b, hw] on the device
+                   const void* cw,                 // [b, c] on the device or nullptr
+                   index_t b, index_t c, index_t hw, bool normalize,
+                   void* out,                      // [b, c] on the device
+                   int* status, std::uintptr_t stream);
+void crow_weights(bool is_double, const void* a,  // [b, c, hw] on the device
+                  index_t b, index_t c, index_t hw, double eps,
+                  void* spatial,                  // [b, hw] on the device
+                  void* channel,                  // [b, c] on the device
+                  int* status, std::uintptr_t stream);
+
+}  // namespace deepret::objects::cuda

@@ -150,6 +150,9 @@ def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cov
     cover : {"box", "all"}, keyword-only
         N_p: the regions whose box holds p's centre, or all regions of the map.
 
+    CuPy arrays (all of a, descriptors, boxes, weights and fs) run on the
+    CUDA engine, one thread block per map.
+
     Returns
     -------
     (H, W) or (B, H, W) array, float32 (float64 for float64 activations).
@@ -163,16 +166,19 @@ def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cov
     cover = _choice("cover", cover, COVERS)
     threads = _backend.threads_arg(num_threads)
     from .regions import Regions
-    from .saliency import activations
+    from .saliency import activations, raise_on_status
 
     if isinstance(boxes, Regions):
         counts = boxes.counts if counts is None else counts
         boxes = boxes.boxes
-    x, single = activations(a, "a", np)
+    arrays = (a, descriptors, boxes, weights) + (() if fs is None else (fs,))
+    on_gpu = _arrays.device_of("object_saliency", *arrays) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
-    desc = np.ascontiguousarray(descriptors, dtype=np.float32)
-    bx = np.ascontiguousarray(boxes, dtype=np.float64)
-    wt = np.ascontiguousarray(weights, dtype=np.float64)
+    desc = xp.ascontiguousarray(descriptors, dtype=np.float32)
+    bx = xp.ascontiguousarray(boxes, dtype=np.float64)
+    wt = xp.ascontiguousarray(weights, dtype=np.float64)
     if desc.ndim != 2 or desc.shape[1] != c:
         raise ValueError(f"descriptors must be (k, {c}) to match a's channels, got shape {desc.shape}")
     k = len(desc)
@@ -189,12 +195,24 @@ def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cov
         raise ValueError(f"counts must be {b} non-negative ints summing to {k}, got {counts!r}")
     if fs is None:
         fs = feature_saliency(x, num_threads=num_threads)
-    fs = np.ascontiguousarray(np.asarray(fs).reshape(b, h, w) if np.size(fs) == b * h * w else fs, dtype=x.dtype)
-    if fs.shape != (b, h, w):
-        raise ValueError(f"fs must be ({h}, {w}) per map, got shape {np.shape(fs)}")
+    fs = xp.asarray(fs)
+    if fs.size != b * h * w:
+        raise ValueError(f"fs must be ({h}, {w}) per map, got shape {tuple(fs.shape)}")
+    fs = xp.ascontiguousarray(fs.reshape(b, h, w), dtype=x.dtype)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    out = np.empty((b, h, w), dtype=x.dtype)
-    _backend._core.object_saliency(x, fs, desc, bx, wt, offsets, cover == "box", out, threads)
+    out = xp.empty((b, h, w), dtype=x.dtype)
+    if on_gpu:
+        core = _backend.cuda_core("object_saliency")
+        if not (bool(xp.isfinite(desc).all()) and bool(xp.isfinite(wt).all())):
+            raise ValueError("descriptors and weights must be finite")
+        status = xp.zeros(1, dtype=xp.int32)
+        dev_offsets = xp.asarray(offsets)
+        core.object_saliency(x.dtype == np.float64, x.data.ptr, fs.data.ptr, b, c, h, w, desc.data.ptr,
+                             bx.data.ptr, wt.data.ptr, dev_offsets.data.ptr, cover == "box", out.data.ptr,
+                             status.data.ptr, xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a and fs must be finite and non-negative")
+    else:
+        _backend._core.object_saliency(x, fs, desc, bx, wt, offsets, cover == "box", out, threads)
     return out[0] if single else out
 
 
