@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _backend
+from ._arrays import is_cupy_array
 from .pooling import regional_max_pool
 from .regions import Regions, _check_params, egm
 from .saliency import feature_saliency
@@ -45,6 +46,9 @@ def image_batches(acts, name="activations", batch_size=256):
         items, labels = [acts], [name]
     shapes, groups, images, channels = [], {}, 0, set()
     for item, label in zip(items, labels):
+        if is_cupy_array(item):
+            raise TypeError(f"{label} is a CuPy array: RegionSet and ObjectSaliency run on numpy arrays only "
+                            "for now (cupy.asnumpy)")
         arr = np.asarray(item)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{label} must be a real array, got dtype {arr.dtype}")
@@ -138,7 +142,8 @@ class RegionSet:
     boxes : (K, 4) float64
         (y0, x0, y1, x1) in the image's map pixels (pixel centres at integers).
     means, variances : (K, 2) float64
-        The EGM component of each region, (y, x).
+        The EGM component of each region, (y, x); for a fallback region the
+        map's centre and the variances of a uniform spread over it.
     weights : (K,) float64
         Saliency mass: the EGM mixing weight, the share of the image's
         (preprocessed) saliency the region explains; 1 for a fallback region.
@@ -164,6 +169,8 @@ class RegionSet:
         self.shapes = np.asarray(shapes, np.int64).reshape(-1, 2)
         self.params = dict(params)
         k = len(self.image)
+        if np.ndim(self.descriptors) != 2:
+            raise ValueError(f"descriptors must be 2-D (regions, channels), got shape {np.shape(self.descriptors)}")
         for field in _FIELDS[:7]:
             if len(getattr(self, field)) != k:
                 raise ValueError(f"{field} must have {k} rows like image, got {len(getattr(self, field))}")
