@@ -78,7 +78,11 @@ def test_modes_on_good_input_like_numpy(fn, mode):
     assert_same_outcome(fn, [1, 2], [3, 4, 5], mode)
 
 
-# The messages the issue names explicitly (numpy 2.x), to pin them down.
+# The messages the issue names explicitly, as numpy 2.4 words them, to pin them
+# down. Older numpy releases word (and order) some of them differently; there
+# deepret gives that release's messages, which the like-numpy tests above check.
+@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.4.0",
+                    reason="the pinned messages are numpy 2.4's; the like-numpy tests cover this numpy")
 @pytest.mark.parametrize(
     "fn, a, v, mode, exc, message",
     [

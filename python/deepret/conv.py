@@ -9,7 +9,6 @@ dtypes, and computes ``len(out)`` and ``left`` as numpy defines the modes.
 
 from __future__ import annotations
 
-import operator
 
 import numpy as np
 
@@ -19,29 +18,25 @@ __all__ = ["convolve", "correlate"]
 
 _MODES = {"valid": 0, "same": 1, "full": 2}
 _VALID, _SAME, _FULL = 0, 1, 2
-_MODE_MESSAGE = "'valid', 'same', or 'full'"
 
 
 def _mode_code(mode) -> int:
     """numpy's convolve/correlate mode converter: the same accepted values,
-    exceptions and messages."""
+    warnings, exceptions and messages as the installed numpy.
+
+    The three names and three integers are decoded here; anything else is put
+    to numpy's own correlate on a 3- and a 2-element probe, so that whatever
+    this numpy version does with it (numpy 2.0 accepts 'FULL' and 'f' with a
+    DeprecationWarning, later versions raise, each with its own message) is
+    what deepret does: the length of the probe's result names the mode.
+    """
     if isinstance(mode, str):
         if mode in _MODES:
             return _MODES[mode]
-        if mode[:1].lower() in ("v", "s", "f"):
-            raise ValueError(f"Use one of {_MODE_MESSAGE} for convolve/correlate mode")
-        raise ValueError(f"mode must be one of {_MODE_MESSAGE} (got {mode!r})")
-    if isinstance(mode, (bool, np.bool_)):
-        raise TypeError("convolve/correlate mode not understood")
-    try:
-        code = operator.index(mode)
-    except TypeError:
-        raise TypeError("convolve/correlate mode not understood") from None
-    if not -(2**31) <= code < 2**31:
-        raise TypeError("convolve/correlate mode not understood")
-    if code not in (_VALID, _SAME, _FULL):
-        raise ValueError("integer convolve/correlate mode must be 0, 1, or 2")
-    return code
+    elif type(mode) is int and mode in (_VALID, _SAME, _FULL):
+        return mode
+    probe = _NUMPY_CORRELATE(np.ones(3), np.ones(2), mode)
+    return {2: _VALID, 3: _SAME, 4: _FULL}[len(probe)]
 
 
 def _output_geometry(n: int, m: int, code: int) -> tuple[int, int]:
@@ -62,13 +57,17 @@ def _output_geometry(n: int, m: int, code: int) -> tuple[int, int]:
     return length, left
 
 
-def _too_deep(original) -> ValueError:
-    if isinstance(original, np.ndarray) or _arrays.is_cupy_array(original):
-        return ValueError("object too deep for desired array")
-    return ValueError(
-        "setting an array element with a sequence. The requested array would "
-        "exceed the maximum number of dimension of 1."
-    )
+def _numpy_verdict(reference, a, v, mode, out, xp, a1, v1):
+    """Inputs numpy rejects (empty, 0-d or deeper than 1-D): numpy's own
+    function decides, so that the exception and its message are this numpy
+    version's (they changed between releases). Host inputs go to it as they
+    are; CuPy inputs as host stand-ins of the same depth and emptiness (the
+    error depends on nothing else), never copied."""
+    if xp is not np:
+        def stand_in(x):
+            return np.zeros(tuple(min(size, 1) for size in x.shape))
+        a, v = stand_in(a1), stand_in(v1)
+    return _with_numpy(reference, a, v, mode, out)
 
 
 def _check_out(out, shape, dtype, xp):
@@ -94,6 +93,14 @@ def _array_module(function, a, v):
 def _result_dtype(a, v) -> np.dtype:
     """numpy's promotion of the two inputs, in native byte order."""
     return _arrays.native_byteorder(np.result_type(a.dtype, v.dtype))
+
+
+# numpy's own functions, bound when deepret is imported: a program that installs
+# deepret's in their place (np.convolve = deepret.convolve, as drop-in use and
+# numpy's own test suite against deepret do) must not send the inputs deepret
+# hands to numpy back to deepret.
+_NUMPY_CONVOLVE = np.convolve
+_NUMPY_CORRELATE = np.correlate
 
 
 def _with_numpy(reference, a, v, mode, out):
@@ -184,17 +191,13 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
     threads = _backend.threads_arg(num_threads)
     xp = _array_module("convolve", a, v)
     a1, v1 = _as_1d_input(a, xp), _as_1d_input(v, xp)
-    if len(a1) == 0:
-        raise ValueError("a cannot be empty")
-    if len(v1) == 0:
-        raise ValueError("v cannot be empty")
+    if len(a1) == 0 or len(v1) == 0 or a1.ndim > 1 or v1.ndim > 1:
+        return _numpy_verdict(_NUMPY_CONVOLVE, a, v, mode, out, xp, a1, v1)
     if len(v1) > len(a1):
         a1, v1 = v1, a1
     if not (_arrays.is_native(a1.dtype) and _arrays.is_native(v1.dtype)):
-        return _with_numpy(np.convolve, a, v, mode, out)
+        return _with_numpy(_NUMPY_CONVOLVE, a, v, mode, out)
     code = _mode_code(mode)
-    if a1.ndim > 1 or v1.ndim > 1:
-        raise ValueError("object too deep for desired array")
     length, left = _output_geometry(len(a1), len(v1), code)
     return _run("convolve", a1, v1[::-1], left, length, False, _result_dtype(a1, v1), out, threads)
 
@@ -230,16 +233,9 @@ def correlate(a, v, mode="valid", *, out=None, num_threads=None):
     xp = _array_module("correlate", a, v)
     a1, v1 = xp.asarray(a), xp.asarray(v)
     if not (_arrays.is_native(a1.dtype) and _arrays.is_native(v1.dtype)):
-        return _with_numpy(np.correlate, a, v, mode, out)
-    for x, original in ((a1, a), (v1, v)):
-        if x.ndim == 0:
-            raise ValueError("object of too small depth for desired array")
-        if x.ndim > 1:
-            raise _too_deep(original)
-    if len(a1) == 0:
-        raise ValueError("first array argument cannot be empty")
-    if len(v1) == 0:
-        raise ValueError("second array argument cannot be empty")
+        return _with_numpy(_NUMPY_CORRELATE, a, v, mode, out)
+    if a1.ndim != 1 or v1.ndim != 1 or len(a1) == 0 or len(v1) == 0:
+        return _numpy_verdict(_NUMPY_CORRELATE, a, v, mode, out, xp, a1, v1)
     length, left = _output_geometry(len(a1), len(v1), code)
     result_dtype = _result_dtype(a1, v1)
     return _run("correlate", a1, v1, left, length, result_dtype.kind == "c", result_dtype, out, threads)
