@@ -148,13 +148,13 @@ def os_map(a, fs, desc, boxes, c, cover="box"):
     return out
 
 
-def os_egm(a, s, readout="sum", egm=None):
-    """OS.EGM descriptor of one image from its OS map s."""
+def os_egm(a, s, readout="sum", egm=None, params=OS):
+    """OS.EGM descriptor of one image from its OS map s (EGM settings params)."""
     a = np.asarray(a, np.float64)
     _, h, w = a.shape
     if readout == "spatial":
         return l2n((a * s[None]).sum(axis=(1, 2)))
-    r = regions_of_map(np.asarray(s, np.float64), OS, egm)
+    r = regions_of_map(np.asarray(s, np.float64), params, egm)
     d = np.array([l2n(np.max([a[:, y, x] for y, x in box_pixels(b, h, w)], axis=0)) for b in r["boxes"]])
     if readout == "heaviest":
         return d[int(np.argmax(r["weights"]))]

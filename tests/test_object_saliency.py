@@ -339,3 +339,29 @@ def test_float16_activations_match_float32(acts, rs):
     strided = deepret.RegionSet.from_activations([h[:, :, ::-1] for h in half[:3]])  # not contiguous
     flipped = deepret.RegionSet.from_activations([np.ascontiguousarray(a[:, :, ::-1]) for a in acts[:3]])
     np.testing.assert_array_equal(strided.descriptors, flipped.descriptors)
+
+
+@pytest.mark.parametrize("readout", deepret.objects.READOUTS)
+def test_saliency_pool_reads_out_fs_maps_too(acts, readout):
+    """FS maps with the FS settings, each read-out, against the reference (the reference EGM)."""
+    small = sorted(range(len(acts)), key=lambda i: acts[i].shape[1])[:4]
+    for i in small:
+        fs = deepret.feature_saliency(acts[i])
+        ours = deepret.saliency_pool(acts[i], fs, readout, sigma=2.5, threshold=0.4, power=5.0)
+        expected = ref.os_egm(acts[i], fs.astype(np.float64), readout, params=ref.FS)
+        _close(ours, expected, rtol=1e-4, atol=1e-6)
+    if readout == "sum":  # the FS.EGM descriptor of describe()
+        a = acts[small[0]]
+        fs = deepret.feature_saliency(a)
+        np.testing.assert_allclose(deepret.saliency_pool(a, fs, sigma=2.5, threshold=0.4, power=5.0),
+                                   deepret.describe(a, "fs.egm"), rtol=1e-5, atol=1e-7)
+
+
+def test_saliency_pool_bad_input(acts):
+    a = acts[0]
+    with pytest.raises(ValueError, match="s must be"):
+        deepret.saliency_pool(a, np.ones((3, 3)))
+    with pytest.raises(ValueError, match="non-negative"):
+        deepret.saliency_pool(a, -np.ones(a.shape[1:]))
+    with pytest.raises(ValueError, match="readout"):
+        deepret.saliency_pool(a, np.ones(a.shape[1:]), "median")

@@ -17,7 +17,7 @@ from .regions import Regions, egm
 from .saliency import feature_saliency
 from .crow import crow, crow_weights, weighted_sum_pool
 from .regionset import RegionSet
-from .objects import ObjectSaliency, object_saliency, region_graph
+from .objects import ObjectSaliency, object_saliency, region_graph, saliency_pool
 from .regional import RegionalDiffusionIndex
 from .describe import describe
 from . import datasets, evaluate
@@ -62,6 +62,7 @@ __all__ = [
     "regional_max_pool",
     "rmac",
     "rmac_regions",
+    "saliency_pool",
     "simd_path",
     "spoc",
     "weighted_sum_pool",

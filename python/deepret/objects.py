@@ -49,7 +49,7 @@ from .regions import _check_params, egm
 from .regionset import RegionSet, extract, image_batches, with_fallback
 from .saliency import feature_saliency
 
-__all__ = ["CENTRALITIES", "COVERS", "READOUTS", "ObjectSaliency", "object_saliency", "region_graph"]
+__all__ = ["CENTRALITIES", "COVERS", "READOUTS", "ObjectSaliency", "object_saliency", "region_graph", "saliency_pool"]
 
 CENTRALITIES = ("both", "global", "local", "constant")
 COVERS = ("box", "all")
@@ -460,6 +460,58 @@ class ObjectSaliency:
                 out = np.empty((_count_images(acts), rows.shape[1]), dtype=rows.dtype)
             out[ids] = rows
         return out[0] if _is_single(acts) else out
+
+
+def saliency_pool(a, s, readout="sum", *, sigma=2.0, lam=0.0, tau=0.55, threshold=0.0, power=2.0, max_iter=20,
+                  box_scale=2.0, num_threads=None):
+    """Descriptors of images from a saliency map each, by one of the read-outs.
+
+    The same read-outs as ``ObjectSaliency.describe``, for any map: an OS map,
+    or an FS map (``feature_saliency(a)`` with ``sigma=2.5, threshold=0.4,
+    power=5`` gives FS.EGM for ``readout="sum"``), so that FS and OS maps can
+    be compared read-out by read-out.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like, non-negative, finite
+    s : (H, W) or (B, H, W) array_like, non-negative, finite
+    readout : {"sum", "weighted", "heaviest", "spatial"}
+        With regions = egm(s, ...) (the whole map when there is none) and
+        d_k = L2N(max over region k of a): L2N(Σ_k d_k), L2N(Σ_k π_k d_k),
+        d_k of the largest π_k; or L2N(Σ_p s(p) a_p) ("spatial", no EGM).
+    sigma, lam, tau, threshold, power, max_iter, box_scale : keyword-only
+        EGM settings (default: the paper's OS settings).
+
+    Returns
+    -------
+    (C,) or (B, C), L2-normalized, float32 (float64 for float64 activations).
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.random.default_rng(0).random((6, 5, 7), dtype=np.float32)
+    >>> deepret.saliency_pool(a, deepret.feature_saliency(a), "heaviest").shape
+    (6,)
+    """
+    from .saliency import activations
+
+    readout = _choice("readout", readout, READOUTS)
+    params = dict(zip(("sigma", "lam", "tau", "threshold", "power", "max_iter", "box_scale"),
+                      _check_params(sigma, lam, tau, threshold, power, max_iter, box_scale)))
+    if _arrays.is_cupy_array(a) or _arrays.is_cupy_array(s):
+        raise TypeError("saliency_pool runs on numpy arrays only for now (cupy.asnumpy)")
+    x, single = activations(a, "a", np)
+    b, c, h, w = x.shape
+    maps = np.asarray(s)
+    if maps.dtype.kind not in "biuf":
+        raise TypeError(f"s must be real, got dtype {maps.dtype}")
+    if maps.shape != ((h, w) if single else (b, h, w)):
+        raise ValueError(f"s must be {(h, w) if single else (b, h, w)} like a's maps, got shape {maps.shape}")
+    maps = np.ascontiguousarray(maps.reshape(b, h, w), dtype=x.dtype)
+    if not np.isfinite(maps).all() or (maps < 0).any():
+        raise ValueError("s must be finite and non-negative")
+    out = _readout(x, maps, readout, params, num_threads)
+    return out[0] if single else out
 
 
 def _readout(batch, maps, readout, params, num_threads):
