@@ -365,3 +365,15 @@ def test_saliency_pool_bad_input(acts):
         deepret.saliency_pool(a, -np.ones(a.shape[1:]))
     with pytest.raises(ValueError, match="readout"):
         deepret.saliency_pool(a, np.ones(a.shape[1:]), "median")
+
+
+def test_object_saliency_save_load(acts, fitted, tmp_path):
+    path = tmp_path / "os.npz"
+    fitted.save(path)
+    back = deepret.ObjectSaliency.load(path)
+    np.testing.assert_array_equal(back.global_, fitted.global_)
+    np.testing.assert_array_equal(back.W_.toarray(), fitted.W_.toarray())
+    assert back.egm_params == fitted.egm_params and back.alpha == fitted.alpha and back.k == fitted.k
+    np.testing.assert_array_equal(back.describe(acts[:3]), fitted.describe(acts[:3]))
+    with pytest.raises(ValueError, match="not fitted"):
+        deepret.ObjectSaliency().save(tmp_path / "empty.npz")

@@ -313,6 +313,46 @@ class ObjectSaliency:
             self.local_[rows] = f[np.arange(rows.start, rows.stop), owner[rows] - start]
         return self
 
+    # --------------------------------------------------------- persistence
+    _SETTINGS = ("k", "gamma", "alpha", "mutual", "same_image", "centrality", "cover", "readout", "query_k",
+                 "tol", "maxiter", "batch_size")
+
+    def save(self, path) -> None:
+        """Write the fitted state (settings, region set, graph, centralities)
+        to a .npz file (plain arrays, no pickles)."""
+        self._check_fitted()
+        from .regionset import _FIELDS
+
+        rs, W = self.region_set_, self.W_
+        arrays = {f"rs_{f}": getattr(rs, f) for f in _FIELDS}
+        arrays.update({f"rs_param_{k}": np.asarray(v) for k, v in rs.params.items()})
+        arrays.update({f"set_{k}": np.asarray(getattr(self, k)) for k in self._SETTINGS})
+        arrays.update({f"egm_{k}": np.asarray(v) for k, v in self.egm_params.items()})
+        arrays.update(W_data=W.data, W_indices=W.indices, W_indptr=W.indptr, global_=self.global_,
+                      local_=self.local_)
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path) -> "ObjectSaliency":
+        """Read a file written by :meth:`save`; the result describes images at once."""
+        from .regionset import _FIELDS
+
+        with np.load(path, allow_pickle=False) as z:
+            if "W_data" not in z.files:
+                raise ValueError(f"{path} is not an ObjectSaliency file")
+            settings = {k: z[f"set_{k}"].item() for k in cls._SETTINGS}
+            egm_settings = {k[4:]: z[k].item() for k in z.files if k.startswith("egm_")}
+            rs = RegionSet(**{f: z[f"rs_{f}"] for f in _FIELDS},
+                           params={k[9:]: z[k].item() for k in z.files if k.startswith("rs_param_")})
+            n = len(rs)
+            W = sp.csr_array((z["W_data"], z["W_indices"], z["W_indptr"]), shape=(n, n))
+            g, f = z["global_"], z["local_"]
+        k, gamma, alpha, mutual, same = (settings.pop(name) for name in ("k", "gamma", "alpha", "mutual",
+                                                                        "same_image"))
+        out = cls(k, gamma, alpha, mutual, same, **settings, **egm_settings)
+        out.region_set_, out.W_, out.global_, out.local_ = rs, W, g, f
+        return out
+
     def _indicator(self, lo, hi):
         rs = self.region_set_
         y = np.zeros((len(rs), hi - lo), dtype=np.float32)
