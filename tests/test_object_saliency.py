@@ -377,3 +377,24 @@ def test_object_saliency_save_load(acts, fitted, tmp_path):
     np.testing.assert_array_equal(back.describe(acts[:3]), fitted.describe(acts[:3]))
     with pytest.raises(ValueError, match="not fitted"):
         deepret.ObjectSaliency().save(tmp_path / "empty.npz")
+
+
+def test_os_map_properties(acts, rs):
+    """Linear in the weights, zero where F̂ is zero, and "all" covers at least what "box" does."""
+    m = 13
+    rows = rs.regions_of(m)
+    a, desc, boxes = acts[m], rs.descriptors[rows], rs.boxes[rows]
+    c = np.linspace(1.0, 3.0, rows.stop - rows.start)
+    box = deepret.object_saliency(a, desc, boxes, c)
+    np.testing.assert_allclose(deepret.object_saliency(a, desc, boxes, 2.5 * c), 2.5 * box, rtol=1e-6)
+    every = deepret.object_saliency(a, desc, boxes, c, cover="all")
+    assert (every >= box - 1e-7 * box.max()).all() and (every > box).any()
+    fs = deepret.feature_saliency(a)
+    assert (box[fs == 0] == 0).all()
+    np.testing.assert_array_equal(deepret.object_saliency(a, desc, boxes, np.zeros_like(c)), 0)
+
+
+def test_progress_bar_runs(acts):
+    pytest.importorskip("tqdm")
+    rs = deepret.RegionSet.from_activations(acts[:3], progress=True, batch_size=1)
+    assert rs.n_images == 3
