@@ -32,6 +32,7 @@ void register_diffusion(py::module_& m);
 void register_graph(py::module_& m);
 void register_regions(py::module_& m);
 void register_conv2d(py::module_& m);
+void register_objects(py::module_& m);
 
 }  // namespace deepret::bind
 
@@ -42,6 +43,7 @@ void register_diffusion_cuda(py::module_& m);
 void register_graph_cuda(py::module_& m);
 void register_regions_cuda(py::module_& m);
 void register_conv2d_cuda(py::module_& m);
+void register_objects_cuda(py::module_& m);
 // Python exceptions for the engine's ValueError/TypeError (both modules).
 void register_error_translator();
 }  // namespace deepret::bind

@@ -19,4 +19,5 @@ PYBIND11_MODULE(_core_cuda, m) {
   deepret::bind::register_graph_cuda(m);
   deepret::bind::register_regions_cuda(m);
   deepret::bind::register_conv2d_cuda(m);
+  deepret::bind::register_objects_cuda(m);
 }

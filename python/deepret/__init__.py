@@ -15,6 +15,10 @@ from .diffusion import (CgInfo, ConvergenceWarning, DiffusionIndex, diffuse, kat
 from .pooling import gem, mac, regional_max_pool, rmac, rmac_regions, spoc
 from .regions import Regions, egm
 from .saliency import feature_saliency
+from .crow import crow, crow_weights, weighted_sum_pool
+from .regionset import RegionSet
+from .objects import ObjectSaliency, object_saliency, region_graph, saliency_pool
+from .regional import RegionalDiffusionIndex
 from .describe import describe
 from . import datasets, evaluate
 from . import plot  # matplotlib is imported on first use
@@ -26,12 +30,17 @@ __all__ = [
     "ConvergenceWarning",
     "CudaUnavailableError",
     "DiffusionIndex",
+    "ObjectSaliency",
+    "RegionSet",
+    "RegionalDiffusionIndex",
     "Regions",
     "conv2d",
     "convolve",
     "convolve2d",
     "correlate",
     "correlate2d",
+    "crow",
+    "crow_weights",
     "cuda_built",
     "datasets",
     "describe",
@@ -47,10 +56,14 @@ __all__ = [
     "knn_graph",
     "locality_order",
     "mac",
+    "object_saliency",
     "query_vector",
+    "region_graph",
     "regional_max_pool",
     "rmac",
     "rmac_regions",
+    "saliency_pool",
     "simd_path",
     "spoc",
+    "weighted_sum_pool",
 ]

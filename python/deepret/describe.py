@@ -11,6 +11,10 @@ one L2-normalized descriptor per image, with the pooling of the chosen method:
   pooling, each region L2-normalized → sum over the image's regions → L2.
   An image whose saliency map has no region (all-zero activations) pools the
   whole map instead, so every image gets a descriptor.
+- ``"crow"``: CroW (Kalantidis et al. 2016): summed-activation spatial
+  weights, sparsity-sensitive channel weights, weighted sum pooling.
+- ``"os.egm"``: object saliency → EGM → regional max pooling (see
+  :mod:`deepret.objects`); needs ``saliency=`` a fitted ObjectSaliency.
 
 numpy activations run on the CPU engine, CuPy activations on the CUDA engine.
 """
@@ -28,11 +32,11 @@ from .saliency import feature_saliency
 
 __all__ = ["METHODS", "describe"]
 
-METHODS = ("mac", "spoc", "gem", "rmac", "fs.egm")
+METHODS = ("mac", "spoc", "gem", "rmac", "fs.egm", "crow")  # and "os.egm", which needs saliency=
 
 
 def describe(activations, method="mac", *, levels=3, p=3.0, sigma=2.5, threshold=0.4, power=5.0,
-             num_threads=None):
+             saliency=None, num_threads=None):
     """Global descriptors of images from their CNN activations.
 
     Parameters
@@ -41,13 +45,16 @@ def describe(activations, method="mac", *, levels=3, p=3.0, sigma=2.5, threshold
         Non-negative activations (after a ReLU) of one image, of a batch of
         same-sized images, or of images of different sizes (a list; they are
         grouped by size and each group runs as one batch).
-    method : {"mac", "spoc", "gem", "rmac", "fs.egm"}
+    method : {"mac", "spoc", "gem", "rmac", "fs.egm", "crow", "os.egm"}
     levels : int, keyword-only
         R-MAC grid scales ("rmac").
     p : float, keyword-only
         GeM exponent ("gem").
     sigma, threshold, power : float, keyword-only
         EGM settings for "fs.egm" (the paper's FS settings by default).
+    saliency : ObjectSaliency, keyword-only
+        The fitted object saliency, for "os.egm" (its own settings apply;
+        the activations are described as new images).
     num_threads : int, optional, keyword-only
 
     Returns
@@ -61,8 +68,15 @@ def describe(activations, method="mac", *, levels=3, p=3.0, sigma=2.5, threshold
         Unknown method, wrong ndim, NaN/Inf or (for "fs.egm") negative
         activations, an empty sequence, channel counts that differ.
     """
+    if method == "os.egm":
+        from .objects import ObjectSaliency
+
+        if not isinstance(saliency, ObjectSaliency):
+            raise TypeError(f"method='os.egm' needs saliency= a fitted deepret.ObjectSaliency, got "
+                            f"{type(saliency).__name__}")
+        return saliency.describe(activations)
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS + ('os.egm',)))}, got {method!r}")
     options = dict(levels=levels, p=p, sigma=sigma, threshold=threshold, power=power,
                    num_threads=num_threads)
     if isinstance(activations, Sequence) and not isinstance(activations, (str, bytes)):
@@ -104,6 +118,10 @@ def _describe_batch(a, method: str, options: dict):
         return gem(a, options["p"], num_threads=threads)
     if method == "rmac":
         return rmac(a, options["levels"], num_threads=threads)
+    if method == "crow":
+        from .crow import crow
+
+        return crow(a, num_threads=threads)
     return _fs_egm(a, options)
 
 

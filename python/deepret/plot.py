@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["regions"]
+__all__ = ["fs_vs_os", "regions"]
 
 
 def _pyplot():
@@ -76,3 +76,46 @@ def regions(image_or_map, regions, ax=None, *, map_shape=None, color="red", cmap
     ax.set_ylim(size[0] - 0.5, -0.5)
     ax.set_axis_off()
     return ax
+
+
+def fs_vs_os(acts, saliency, *, titles=None, images=None, figsize_per_image=(5.0, 2.6)):
+    """The "FS versus OS" figure: per image, its feature-saliency map with the
+    FS.EGM regions beside its object-saliency map with the OS.EGM regions.
+
+    Parameters
+    ----------
+    acts : sequence of (C, H, W) activations (or a (B, C, H, W) array)
+    saliency : a fitted deepret.ObjectSaliency
+    titles : sequence of str, keyword-only
+        One per image (default "image i").
+    images : (B,) ints, keyword-only
+        Database ids of the images, as in ``ObjectSaliency.saliency``.
+
+    Returns
+    -------
+    The matplotlib Figure (B rows, 2 columns).
+    """
+    from .regions import egm
+    from .saliency import feature_saliency
+
+    plt, _ = _pyplot()
+    items = list(acts)
+    if not items:
+        raise ValueError("acts is an empty sequence")
+    titles = [f"image {i}" for i in range(len(items))] if titles is None else list(titles)
+    if len(titles) != len(items):
+        raise ValueError(f"titles must have one entry per image ({len(items)}), got {len(titles)}")
+    os_maps = saliency.saliency(items, images=images)
+    fs_params = saliency.region_set_.params
+    fig, axes = plt.subplots(len(items), 2, squeeze=False,
+                             figsize=(figsize_per_image[0], figsize_per_image[1] * len(items)))
+    for row, a, s, title in zip(axes, items, os_maps, titles):
+        fs = feature_saliency(a)
+        fs_regions = egm(fs, **fs_params)
+        os_regions = egm(s, **saliency.egm_params)
+        regions(fs, fs_regions, ax=row[0], labels=False)
+        regions(s, os_regions, ax=row[1], labels=False, color="orange")
+        row[0].set_title(f"{title}: FS, {len(fs_regions.weights)} regions", fontsize=8)
+        row[1].set_title(f"{title}: OS, {len(os_regions.weights)} regions", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,121 @@
+"""CroW (Kalantidis, Mellina & Osindero, ECCVW 2016) and weighted sum
+pooling with any spatial map (a CroW, FS or OS map) as weights.
+
+CroW with its paper's alpha = beta = 2: spatial weights
+s_p = sqrt(S_p / ||S||_2) with S_p = Σ_j a_jp (the summed activations);
+channel weights b_j = log(Σ_i (q_i + eps) / (q_j + eps)), q_j the fraction
+of positions where channel j is non-zero (sparse channels weigh more); the
+descriptor L2N(b ⊙ Σ_p s_p a_p). (The paper's PCA whitening is a separate
+step.) CuPy arrays run on the CUDA engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _arrays, _backend
+from .saliency import activations, raise_on_status
+
+__all__ = ["crow", "crow_weights", "weighted_sum_pool"]
+
+
+def _eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not np.isfinite(eps) \
+            or eps <= 0:
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    return float(eps)
+
+
+def crow_weights(a, eps=1e-6, *, num_threads=None):
+    """CroW's spatial (H, W) and channel (C,) weights (batched: (B, H, W), (B, C)).
+
+    Raises
+    ------
+    ValueError
+        Wrong ndim, negative or non-finite activations, eps <= 0.
+    """
+    eps = _eps(eps)
+    on_gpu = _arrays.device_of("crow_weights", a) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    x, single = activations(a, "a", xp)
+    b, c, h, w = x.shape
+    spatial = xp.empty((b, h * w), dtype=x.dtype)
+    channel = xp.empty((b, c), dtype=x.dtype)
+    if on_gpu:
+        core = _backend.cuda_core("crow_weights")
+        status = xp.zeros(1, dtype=xp.int32)
+        core.crow_weights(x.dtype == np.float64, x.data.ptr, b, c, h * w, eps, spatial.data.ptr, channel.data.ptr,
+                          status.data.ptr, xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a must be finite and non-negative (activations after a ReLU)")
+    else:
+        _backend._core.crow_weights(x.reshape(b, c, h * w), eps, spatial, channel,
+                                    _backend.threads_arg(num_threads))
+    spatial = spatial.reshape(b, h, w)
+    return (spatial[0], channel[0]) if single else (spatial, channel)
+
+
+def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_threads=None):
+    """Σ_p weights(p) a_p per channel, times channel_weights, L2-normalized.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like, finite
+    weights : (H, W) or (B, H, W) array_like
+        Spatial weights, e.g. ``feature_saliency(a)`` or an OS map.
+    channel_weights : (C,) or (B, C), optional, keyword-only
+    normalize : bool, keyword-only
+
+    Returns
+    -------
+    (C,) or (B, C), float32 (float64 for float64 activations).
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.random.default_rng(0).random((4, 3, 5), dtype=np.float32)
+    >>> d = deepret.weighted_sum_pool(a, deepret.feature_saliency(a))
+    >>> d.shape
+    (4,)
+    """
+    arrays = (a, weights) + (() if channel_weights is None else (channel_weights,))
+    on_gpu = _arrays.device_of("weighted_sum_pool", *arrays) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    x, single = activations(a, "a", xp)
+    b, c, h, w = x.shape
+    s = xp.asarray(weights)
+    if s.dtype.kind not in "biuf":
+        raise TypeError(f"weights must be real, got dtype {s.dtype}")
+    if s.shape not in ((h, w), (b, h, w)) or (s.ndim == 2 and not single):
+        raise ValueError(f"weights must be {'(' if single else f'({b}, '}{h}, {w}) like a's maps, got shape "
+                         f"{tuple(s.shape)}")
+    s = xp.ascontiguousarray(s.reshape(b, h * w), dtype=x.dtype)
+    cw = None
+    if channel_weights is not None:
+        cw = xp.asarray(channel_weights)
+        if cw.shape not in ((c,), (b, c)) or (cw.ndim == 1 and not single):
+            raise ValueError(f"channel_weights must be ({c},) or ({b}, {c}), got shape {tuple(cw.shape)}")
+        cw = xp.ascontiguousarray(cw.reshape(b, c), dtype=x.dtype)
+    out = xp.empty((b, c), dtype=x.dtype)
+    if on_gpu:
+        core = _backend.cuda_core("weighted_sum_pool")
+        status = xp.zeros(1, dtype=xp.int32)
+        core.weighted_pool(x.dtype == np.float64, x.data.ptr, s.data.ptr, 0 if cw is None else cw.data.ptr, b, c,
+                           h * w, bool(normalize), out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a, weights and channel_weights must be finite")
+    else:
+        _backend._core.weighted_pool(x.reshape(b, c, h * w), s, cw, out, bool(normalize),
+                                     _backend.threads_arg(num_threads))
+    return out[0] if single else out
+
+
+def crow(a, eps=1e-6, *, num_threads=None):
+    """CroW descriptor(s): (C, H, W) -> (C,), (B, C, H, W) -> (B, C), L2-normalized.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> deepret.crow(np.ones((3, 2, 2), np.float32)).round(3)
+    array([0.577, 0.577, 0.577], dtype=float32)
+    """
+    spatial, channel = crow_weights(a, eps, num_threads=num_threads)
+    return weighted_sum_pool(a, spatial, channel_weights=channel, num_threads=num_threads)

@@ -1,0 +1,591 @@
+"""Object saliency (Siméoni, Iscen, Tolias, Avrithis & Chum, WACV 2018): the
+regions of a whole collection form a kNN graph; graph centrality says which
+patterns are both distinctive and common in the collection; that weights the
+regions of each image into an object-saliency (OS) map, and EGM on the OS
+maps gives the OS.EGM descriptor.
+
+Definitions (docs/objects.md has the same with the reasons):
+
+- Region graph: the nodes are the regions of a :class:`RegionSet`
+  (descriptors v_i); each region's k nearest regions by inner product,
+  of *other* images by default (``same_image=False``), give
+  ``W = knn_graph``-style affinities max(0, s)^gamma, mutual, normalized
+  W = D^-1/2 A D^-1/2. L_alpha = (I - alpha W) / (1 - alpha).
+- Global centrality g: L_alpha g = 1 (Katz).
+- Local centrality of database image m: L_alpha f^m = y^m, y^m_i = 1[image(i) = m]
+  (all images in batched CG calls of ``batch_size`` columns); region i of
+  image m gets f_i = f^m_i.
+- A new image Q (a query, not in the graph) with regions j (descriptors v_j
+  found as for the RegionSet): N(j) = the ``query_k`` nearest database
+  regions of v_j, w_jl = max(0, <v_j, v_l>)^gamma, w̄_jl = w_jl / Σ_l w_jl;
+  y^Q = Σ_j Σ_{l in N(j)} w_jl e_l, L_alpha f^Q = y^Q, and
+  f_j = Σ_l w̄_jl f^Q_l, g_j = Σ_l w̄_jl g_l.
+- Region weight c_i = f_i g_i (``centrality="both"``), g_i ("global"),
+  f_i ("local") or 1 ("constant", the control without the graph).
+- OS map: S(p) = F̂(p) Σ_{i in N_p} max(0, <v_i, u_p>) c_i, with F̂ the
+  image's FS map, u_p = a_p / ||a_p|| (0 where a_p = 0) and N_p the image's
+  regions whose box holds p (``cover="box"``) or all of its regions
+  (``cover="all"``).
+- OS.EGM: regions = egm(S, power=2, threshold=0, sigma=2) (whole map when S
+  has none), d_k = L2N(max over region k of a), and the read-out
+  ``"sum"``: L2N(Σ_k d_k); ``"weighted"``: L2N(Σ_k π_k d_k) with π_k the EGM
+  weights; ``"heaviest"``: d of the largest π_k; ``"spatial"``:
+  L2N(Σ_p S(p) a_p) (the map as spatial weights, no EGM).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _arrays, _backend
+from .diffusion import ConvergenceWarning, diffuse, katz
+from .graph import graph_from_knn
+from .knn import knn
+from .pooling import regional_max_pool
+from .regions import _check_params, egm
+from .regionset import RegionSet, extract, image_batches, with_fallback
+from .saliency import feature_saliency
+
+__all__ = ["CENTRALITIES", "COVERS", "READOUTS", "ObjectSaliency", "object_saliency", "region_graph", "saliency_pool"]
+
+CENTRALITIES = ("both", "global", "local", "constant")
+COVERS = ("box", "all")
+READOUTS = ("sum", "weighted", "heaviest", "spatial")
+
+
+def _choice(name, value, options):
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
+def _check_region_set(region_set):
+    if not isinstance(region_set, RegionSet):
+        raise TypeError(f"region_set must be a deepret.RegionSet, got {type(region_set).__name__}")
+    if len(region_set) < 2:
+        raise ValueError(f"region_set must hold at least 2 regions, got {len(region_set)}")
+    return region_set
+
+
+def region_neighbors(region_set, k=200, same_image=False, *, progress=False, num_threads=None):
+    """(scores, ids), each (K, k'), of every region's nearest regions (inner
+    product, best first), excluding itself and, unless ``same_image``, the
+    regions of its own image; rows with fewer candidates are padded with id -1.
+    k' = min(k, the largest number of candidates)."""
+    rs = _check_region_set(region_set)
+    k = _arrays.positive_int("k", k)
+    x = rs.float32_descriptors()
+    n = len(x)
+    if same_image:
+        return knn(x, k=min(k, n - 1), exclude_self=True, progress=progress, num_threads=num_threads)
+    widest = int(rs.counts.max())
+    if widest == n:
+        raise ValueError("same_image=False needs regions of at least 2 images; all regions are of one image")
+    searched = min(k + widest - 1, n - 1)
+    scores, ids = knn(x, k=searched, exclude_self=True, progress=progress, num_threads=num_threads)
+    keep = min(k, n - int(rs.counts.min()))
+    out_scores = np.empty((n, keep), dtype=scores.dtype)
+    out_ids = np.empty((n, keep), dtype=np.int64)
+    _backend._core.drop_same_group(scores, ids, rs.image, keep, out_scores, out_ids,
+                                   _backend.threads_arg(num_threads))
+    return out_scores, out_ids
+
+
+def region_graph(region_set, k=200, gamma=3.0, mutual=True, same_image=False, *, progress=False,
+                 num_threads=None):
+    """The normalized kNN graph over a RegionSet's regional descriptors.
+
+    Parameters
+    ----------
+    region_set : RegionSet
+    k : int
+        Neighbours per region (200 as in the regional-diffusion reference
+        code); capped at the number of candidates.
+    gamma, mutual
+        As in :func:`deepret.graph_from_knn`.
+    same_image : bool
+        Whether regions of one image may link. Default False: regions of one
+        image overlap and share activations, so they are each other's nearest
+        neighbours; those links would form one clique per image whose
+        centrality counts how many regions an image has, not how often a
+        pattern recurs across the collection, which is what centrality is
+        meant to measure here.
+    progress, num_threads : keyword-only
+
+    Returns
+    -------
+    scipy.sparse.csr_array (K, K), float32, symmetric.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> acts = [np.random.default_rng(i).random((8, 6, 6), dtype=np.float32) for i in range(4)]
+    >>> W = deepret.region_graph(deepret.RegionSet.from_activations(acts), k=3)
+    >>> W.shape[0] == W.shape[1]
+    True
+    """
+    scores, ids = region_neighbors(region_set, k, same_image, progress=progress, num_threads=num_threads)
+    return graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
+
+
+def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cover="box", num_threads=None):
+    """Object-saliency maps S(p) = F̂(p) Σ_{i in N_p} max(0, <v_i, u_p>) c_i.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like, non-negative, finite
+    descriptors : (K, C) array_like
+        The regions' descriptors v_i (computed in float32).
+    boxes : (K, 4) array_like or Regions
+        (y0, x0, y1, x1) of each region, in map pixels.
+    weights : (K,) array_like
+        The region weights c_i (e.g. centralities).
+    counts : (B,) ints, keyword-only
+        Regions per map, consecutive rows (required for a batch).
+    fs : (H, W) / (B, H, W), keyword-only
+        F̂; default ``feature_saliency(a)``.
+    cover : {"box", "all"}, keyword-only
+        N_p: the regions whose box holds p's centre, or all regions of the map.
+
+    CuPy arrays (all of a, descriptors, boxes, weights and fs) run on the
+    CUDA engine, one thread block per map.
+
+    Returns
+    -------
+    (H, W) or (B, H, W) array, float32 (float64 for float64 activations).
+
+    Raises
+    ------
+    ValueError
+        Shapes that disagree, negative or non-finite activations, non-finite
+        descriptors or weights, counts not summing to K.
+    """
+    cover = _choice("cover", cover, COVERS)
+    threads = _backend.threads_arg(num_threads)
+    from .regions import Regions
+    from .saliency import activations, raise_on_status
+
+    if isinstance(boxes, Regions):
+        counts = boxes.counts if counts is None else counts
+        boxes = boxes.boxes
+    arrays = (a, descriptors, boxes, weights) + (() if fs is None else (fs,))
+    on_gpu = _arrays.device_of("object_saliency", *arrays) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    x, single = activations(a, "a", xp)
+    b, c, h, w = x.shape
+    desc = xp.ascontiguousarray(descriptors, dtype=np.float32)
+    bx = xp.ascontiguousarray(boxes, dtype=np.float64)
+    wt = xp.ascontiguousarray(weights, dtype=np.float64)
+    if desc.ndim != 2 or desc.shape[1] != c:
+        raise ValueError(f"descriptors must be (k, {c}) to match a's channels, got shape {desc.shape}")
+    k = len(desc)
+    if bx.shape != (k, 4):
+        raise ValueError(f"boxes must be ({k}, 4), got shape {bx.shape}")
+    if wt.shape != (k,):
+        raise ValueError(f"weights must be ({k},), got shape {wt.shape}")
+    if counts is None:
+        if not single:
+            raise ValueError("counts is required for a batch of activations (b, c, h, w)")
+        counts = np.array([k])
+    counts = np.asarray(counts)
+    if counts.shape != (b,) or counts.dtype.kind not in "iu" or (counts < 0).any() or counts.sum() != k:
+        raise ValueError(f"counts must be {b} non-negative ints summing to {k}, got {counts!r}")
+    if fs is None:
+        fs = feature_saliency(x, num_threads=num_threads)
+    fs = xp.asarray(fs)
+    if fs.size != b * h * w:
+        raise ValueError(f"fs must be ({h}, {w}) per map, got shape {tuple(fs.shape)}")
+    fs = xp.ascontiguousarray(fs.reshape(b, h, w), dtype=x.dtype)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    out = xp.empty((b, h, w), dtype=x.dtype)
+    if on_gpu:
+        core = _backend.cuda_core("object_saliency")
+        if not (bool(xp.isfinite(desc).all()) and bool(xp.isfinite(wt).all())):
+            raise ValueError("descriptors and weights must be finite")
+        status = xp.zeros(1, dtype=xp.int32)
+        dev_offsets = xp.asarray(offsets)
+        core.object_saliency(x.dtype == np.float64, x.data.ptr, fs.data.ptr, b, c, h, w, desc.data.ptr,
+                             bx.data.ptr, wt.data.ptr, dev_offsets.data.ptr, cover == "box", out.data.ptr,
+                             status.data.ptr, xp.cuda.get_current_stream().ptr)
+        raise_on_status(status, "a and fs must be finite and non-negative")
+    else:
+        _backend._core.object_saliency(x, fs, desc, bx, wt, offsets, cover == "box", out, threads)
+    return out[0] if single else out
+
+
+def _rows_of(offsets, ids):
+    """Rows of the regions of images ``ids`` (in that order) and their counts."""
+    counts = offsets[ids + 1] - offsets[ids]
+    starts = np.repeat(offsets[ids], counts)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return starts + within, counts
+
+
+class ObjectSaliency:
+    """Object saliency fitted on a collection's regions; describes any image.
+
+    Parameters
+    ----------
+    k, gamma, mutual, same_image
+        The region graph (see :func:`region_graph`; k = 200 as in the
+        reference code, capped at the number of candidates).
+    alpha : float in (0, 1)
+        Diffusion: L_alpha = (I - alpha W) / (1 - alpha).
+    centrality : {"both", "global", "local", "constant"}, keyword-only
+        Region weight c_i = f_i g_i, g_i, f_i or 1 (the control that shows
+        what the graph adds). See the module docstring for f and g.
+    cover : {"box", "all"}, keyword-only
+        N_p: the image's regions whose box holds p, or all of them.
+    readout : {"sum", "weighted", "heaviest", "spatial"}, keyword-only
+        How ``describe`` turns an OS map into a descriptor.
+    query_k : int, keyword-only
+        Database regions each region of a new image attaches to.
+    sigma, threshold, power, lam, tau, max_iter, box_scale : keyword-only
+        EGM on the OS maps (the paper's OS settings by default: sigma 2,
+        threshold 0, power 2).
+    tol, maxiter : keyword-only
+        CG stopping, as in :func:`deepret.diffuse` (``cg_info_`` keeps the
+        outcome of the last solves).
+    batch_size : int, keyword-only
+        Images per engine call and right-hand sides per CG call.
+
+    Attributes (after fit)
+    ----------------------
+    region_set_, W_ (region graph), global_ (K,) g, local_ (K,) f of each
+    database region in its own image's local search.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> acts = [np.random.default_rng(i).random((8, 6, 7), dtype=np.float32) for i in range(5)]
+    >>> os_ = deepret.ObjectSaliency(k=5).fit(deepret.RegionSet.from_activations(acts))
+    >>> os_.describe(acts).shape
+    (5, 8)
+    """
+
+    def __init__(self, k=200, gamma=3.0, alpha=0.99, mutual=True, same_image=False, *, centrality="both",
+                 cover="box", readout="sum", query_k=10, sigma=2.0, threshold=0.0, power=2.0, lam=0.0,
+                 tau=0.55, max_iter=20, box_scale=2.0, tol=1e-6, maxiter=20, batch_size=256,
+                 progress=False, num_threads=None):
+        self.k = _arrays.positive_int("k", k)
+        self.gamma = float(gamma)
+        if not self.gamma > 0:
+            raise ValueError(f"gamma must be positive, got {gamma!r}")
+        self.alpha = float(alpha)
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        self.mutual, self.same_image = bool(mutual), bool(same_image)
+        self.centrality = _choice("centrality", centrality, CENTRALITIES)
+        self.cover = _choice("cover", cover, COVERS)
+        self.readout = _choice("readout", readout, READOUTS)
+        self.query_k = _arrays.positive_int("query_k", query_k)
+        self.egm_params = dict(zip(("sigma", "lam", "tau", "threshold", "power", "max_iter", "box_scale"),
+                                   _check_params(sigma, lam, tau, threshold, power, max_iter, box_scale)))
+        self.tol = float(tol)
+        if not self.tol > 0:
+            raise ValueError(f"tol must be positive, got {tol!r}")
+        self.maxiter = _arrays.positive_int("maxiter", maxiter)
+        self.batch_size = _arrays.positive_int("batch_size", batch_size)
+        self.progress = bool(progress)
+        _backend.threads_arg(num_threads)
+        self.num_threads = num_threads
+
+    # ----------------------------------------------------------------- fit
+    def fit(self, region_set):
+        """Build the region graph and both centralities of the database regions; returns self."""
+        rs = _check_region_set(region_set)
+        if not rs.descriptors.any():
+            raise ValueError("region_set's descriptors are all zero (all-zero activations)")
+        self.region_set_ = rs
+        self.W_ = region_graph(rs, self.k, self.gamma, self.mutual, self.same_image,
+                               progress=self.progress, num_threads=self.num_threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.global_ = np.asarray(katz(self.W_, self.alpha, self.tol, self.maxiter,
+                                           num_threads=self.num_threads), dtype=np.float64)
+        self.local_ = np.empty(len(rs), dtype=np.float64)
+        owner = rs.image
+        for start, stop, f in self._solve(lambda lo, hi: self._indicator(lo, hi)):
+            rows = slice(rs.offsets[start], rs.offsets[stop])
+            self.local_[rows] = f[np.arange(rows.start, rows.stop), owner[rows] - start]
+        return self
+
+    # --------------------------------------------------------- persistence
+    _SETTINGS = ("k", "gamma", "alpha", "mutual", "same_image", "centrality", "cover", "readout", "query_k",
+                 "tol", "maxiter", "batch_size")
+
+    def save(self, path) -> None:
+        """Write the fitted state (settings, region set, graph, centralities)
+        to a .npz file (plain arrays, no pickles)."""
+        self._check_fitted()
+        from .regionset import _FIELDS
+
+        rs, W = self.region_set_, self.W_
+        arrays = {f"rs_{f}": getattr(rs, f) for f in _FIELDS}
+        arrays.update({f"rs_param_{k}": np.asarray(v) for k, v in rs.params.items()})
+        arrays.update({f"set_{k}": np.asarray(getattr(self, k)) for k in self._SETTINGS})
+        arrays.update({f"egm_{k}": np.asarray(v) for k, v in self.egm_params.items()})
+        arrays.update(W_data=W.data, W_indices=W.indices, W_indptr=W.indptr, global_=self.global_,
+                      local_=self.local_)
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path) -> "ObjectSaliency":
+        """Read a file written by :meth:`save`; the result describes images at once."""
+        from .regionset import _FIELDS
+
+        with np.load(path, allow_pickle=False) as z:
+            if "W_data" not in z.files:
+                raise ValueError(f"{path} is not an ObjectSaliency file")
+            settings = {k: z[f"set_{k}"].item() for k in cls._SETTINGS}
+            egm_settings = {k[4:]: z[k].item() for k in z.files if k.startswith("egm_")}
+            rs = RegionSet(**{f: z[f"rs_{f}"] for f in _FIELDS},
+                           params={k[9:]: z[k].item() for k in z.files if k.startswith("rs_param_")})
+            n = len(rs)
+            W = sp.csr_array((z["W_data"], z["W_indices"], z["W_indptr"]), shape=(n, n))
+            g, f = z["global_"], z["local_"]
+        k, gamma, alpha, mutual, same = (settings.pop(name) for name in ("k", "gamma", "alpha", "mutual",
+                                                                        "same_image"))
+        out = cls(k, gamma, alpha, mutual, same, **settings, **egm_settings)
+        out.region_set_, out.W_, out.global_, out.local_ = rs, W, g, f
+        return out
+
+    def _indicator(self, lo, hi):
+        rs = self.region_set_
+        y = np.zeros((len(rs), hi - lo), dtype=np.float32)
+        rows = np.arange(rs.offsets[lo], rs.offsets[hi])
+        y[rows, rs.image[rows] - lo] = 1.0
+        return y
+
+    def _solve(self, columns_of, total=None):
+        """Yield (lo, hi, f) for right-hand sides built by columns_of(lo, hi),
+        ``batch_size`` columns per batched CG call."""
+        total = self.region_set_.n_images if total is None else total
+        infos = []
+        for lo in range(0, total, self.batch_size):
+            hi = min(lo + self.batch_size, total)
+            y = columns_of(lo, hi)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                f, info = diffuse(self.W_, (1.0 - self.alpha) * y, self.alpha, self.tol, self.maxiter,
+                                  return_info=True, num_threads=self.num_threads)
+            infos.append(info)
+            yield lo, hi, f
+        self.cg_info_ = infos
+
+    def _check_fitted(self):
+        if not hasattr(self, "W_"):
+            raise ValueError("this ObjectSaliency is not fitted yet: call fit(region_set) first")
+
+    # ------------------------------------------------------ region weights
+    def _weights(self, f, g):
+        if self.centrality == "both":
+            return f * g
+        if self.centrality == "global":
+            return g
+        if self.centrality == "local":
+            return f
+        return np.ones_like(g)
+
+    def _database_table(self, images, shapes):
+        """Region table (descriptors, boxes, c, offsets) of database images."""
+        rs = self.region_set_
+        images = np.asarray(images)
+        if images.ndim != 1 or images.dtype.kind not in "iu" or len(images) != len(shapes):
+            raise ValueError(f"images must be {len(shapes)} database image ids (one per map), got {images!r}")
+        if len(images) and (images.min() < 0 or images.max() >= rs.n_images):
+            raise ValueError(f"images must lie in [0, {rs.n_images}), got {images!r}")
+        images = images.astype(np.int64)
+        if not (rs.shapes[images] == shapes).all():
+            bad = int(np.flatnonzero((rs.shapes[images] != shapes).any(axis=1))[0])
+            raise ValueError(f"map {bad} has shape {tuple(shapes[bad])} but database image {images[bad]} "
+                             f"has {tuple(rs.shapes[images[bad]])}")
+        rows, counts = _rows_of(rs.offsets, images)
+        c = self._weights(self.local_[rows], self.global_[rows])
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return rs.float32_descriptors()[rows], rs.boxes[rows], c, offsets
+
+    def _query_table(self, acts):
+        """Region table of new images: their FS.EGM regions, attached to the
+        graph through their query_k nearest database regions."""
+        rs = self.region_set_
+        batches, n, channels, _, _ = image_batches(acts, "acts", self.batch_size)
+        if channels != rs.channels:
+            raise ValueError(f"acts have {channels} channels but the fitted region set has {rs.channels}")
+        parts = []
+        for ids, batch in batches:
+            regions, _, desc = extract(batch, rs.params, self.num_threads)
+            parts.append((np.repeat(ids, regions.counts), regions.boxes, desc.astype(np.float32, copy=False)))
+        owner = np.concatenate([p[0] for p in parts])
+        order = np.argsort(owner, kind="stable")
+        owner = owner[order]
+        boxes = np.concatenate([p[1] for p in parts])[order]
+        desc = np.ascontiguousarray(np.concatenate([p[2] for p in parts])[order])
+        kq = min(self.query_k, len(rs))
+        scores, near = knn(rs.float32_descriptors(), desc, k=kq, num_threads=self.num_threads)
+        w = np.maximum(scores.astype(np.float64), 0.0) ** self.gamma  # (J, kq)
+        total = w.sum(axis=1, keepdims=True)
+        wbar = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+        g = (wbar * self.global_[near]).sum(axis=1)
+        if self.centrality in ("both", "local"):
+            f = np.zeros(len(desc))
+            qoff = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=n))]).astype(np.int64)
+            y_all = sp.csc_array((w.ravel(), (near.ravel(), np.repeat(owner, kq))), shape=(len(rs), n))
+            for lo, hi, fq in self._solve(lambda lo, hi: y_all[:, lo:hi].toarray().astype(np.float32), n):
+                rows = np.arange(qoff[lo], qoff[hi])
+                f[rows] = (wbar[rows] * fq[near[rows], (owner[rows] - lo)[:, None]]).sum(axis=1)
+        else:
+            f = np.ones_like(g)
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=n))]).astype(np.int64)
+        return desc, boxes, self._weights(f, g), offsets
+
+    def _maps(self, acts, images):
+        """Yield (image ids, batch, OS maps) over the input's batches (the batch buffer is reused)."""
+        self._check_fitted()
+        batches, n, channels, shapes, _ = image_batches(acts, "acts", self.batch_size)
+        if channels != self.region_set_.channels:
+            raise ValueError(f"acts have {channels} channels but the fitted region set has "
+                             f"{self.region_set_.channels}")
+        table = self._query_table(acts) if images is None else self._database_table(images, shapes)
+        desc, boxes, c, offsets = table
+        for ids, batch in batches:
+            rows, counts = _rows_of(offsets, ids)
+            fs = feature_saliency(batch, num_threads=self.num_threads)
+            maps = object_saliency(batch, desc[rows], boxes[rows], c[rows], counts=counts, fs=fs,
+                                   cover=self.cover, num_threads=self.num_threads)
+            yield ids, batch, maps
+
+    # ------------------------------------------------------------- outputs
+    def saliency(self, acts, *, images=None):
+        """Object-saliency maps of images.
+
+        Parameters
+        ----------
+        acts : (C, H, W), (B, C, H, W) or a sequence of (C, H, W)
+            Activations with the fitted region set's channels.
+        images : (B,) ints, keyword-only
+            When the maps are database images: their ids in the region set
+            (their own regions and exact local centralities are used).
+            Default: new images (regions found anew, attached to the graph).
+
+        Returns
+        -------
+        (H, W) for one image, (B, H, W) for a batch, a list for a sequence.
+
+        Raises
+        ------
+        ValueError
+            Not fitted, channels unlike the database's, bad activations,
+            image ids out of range or of another shape.
+        """
+        out = [None] * _count_images(acts)
+        for ids, _, maps in self._maps(acts, images):
+            for i, m in zip(ids, maps):
+                out[i] = m
+        return _shape_like(acts, out)
+
+    def describe(self, acts, *, images=None, readout=None):
+        """OS.EGM descriptors (B, C) (or (C,) for one image), L2-normalized.
+
+        ``readout`` overrides the constructor's; ``images`` as in :meth:`saliency`.
+        """
+        readout = self.readout if readout is None else _choice("readout", readout, READOUTS)
+        out = None
+        for ids, batch, maps in self._maps(acts, images):
+            rows = _readout(batch, maps, readout, self.egm_params, self.num_threads)
+            if out is None:
+                out = np.empty((_count_images(acts), rows.shape[1]), dtype=rows.dtype)
+            out[ids] = rows
+        return out[0] if _is_single(acts) else out
+
+
+def saliency_pool(a, s, readout="sum", *, sigma=2.0, lam=0.0, tau=0.55, threshold=0.0, power=2.0, max_iter=20,
+                  box_scale=2.0, num_threads=None):
+    """Descriptors of images from a saliency map each, by one of the read-outs.
+
+    The same read-outs as ``ObjectSaliency.describe``, for any map: an OS map,
+    or an FS map (``feature_saliency(a)`` with ``sigma=2.5, threshold=0.4,
+    power=5`` gives FS.EGM for ``readout="sum"``), so that FS and OS maps can
+    be compared read-out by read-out.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like, non-negative, finite
+    s : (H, W) or (B, H, W) array_like, non-negative, finite
+    readout : {"sum", "weighted", "heaviest", "spatial"}
+        With regions = egm(s, ...) (the whole map when there is none) and
+        d_k = L2N(max over region k of a): L2N(Σ_k d_k), L2N(Σ_k π_k d_k),
+        d_k of the largest π_k; or L2N(Σ_p s(p) a_p) ("spatial", no EGM).
+    sigma, lam, tau, threshold, power, max_iter, box_scale : keyword-only
+        EGM settings (default: the paper's OS settings).
+
+    Returns
+    -------
+    (C,) or (B, C), L2-normalized, float32 (float64 for float64 activations).
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.random.default_rng(0).random((6, 5, 7), dtype=np.float32)
+    >>> deepret.saliency_pool(a, deepret.feature_saliency(a), "heaviest").shape
+    (6,)
+    """
+    from .saliency import activations
+
+    readout = _choice("readout", readout, READOUTS)
+    params = dict(zip(("sigma", "lam", "tau", "threshold", "power", "max_iter", "box_scale"),
+                      _check_params(sigma, lam, tau, threshold, power, max_iter, box_scale)))
+    if _arrays.is_cupy_array(a) or _arrays.is_cupy_array(s):
+        raise TypeError("saliency_pool runs on numpy arrays only for now (cupy.asnumpy)")
+    x, single = activations(a, "a", np)
+    b, c, h, w = x.shape
+    maps = np.asarray(s)
+    if maps.dtype.kind not in "biuf":
+        raise TypeError(f"s must be real, got dtype {maps.dtype}")
+    if maps.shape != ((h, w) if single else (b, h, w)):
+        raise ValueError(f"s must be {(h, w) if single else (b, h, w)} like a's maps, got shape {maps.shape}")
+    maps = np.ascontiguousarray(maps.reshape(b, h, w), dtype=x.dtype)
+    if not np.isfinite(maps).all() or (maps < 0).any():
+        raise ValueError("s must be finite and non-negative")
+    out = _readout(x, maps, readout, params, num_threads)
+    return out[0] if single else out
+
+
+def _readout(batch, maps, readout, params, num_threads):
+    threads = _backend.threads_arg(num_threads)
+    b, c, h, w = batch.shape
+    if readout == "spatial":
+        out = np.empty((b, c), dtype=batch.dtype)
+        _backend._core.weighted_pool(batch.reshape(b, c, h * w), np.ascontiguousarray(maps.reshape(b, h * w)),
+                                     None, out, True, threads)
+        return out
+    regions, _ = with_fallback(egm(maps, **params, num_threads=num_threads), h, w)
+    pooled = regional_max_pool(batch, regions.boxes, counts=regions.counts, num_threads=num_threads)
+    offsets = regions.offsets
+    if readout == "heaviest":  # EGM lists each map's regions by descending weight
+        return np.ascontiguousarray(pooled[offsets[:-1]])
+    out = np.empty((b, c), dtype=pooled.dtype)
+    wt = np.ascontiguousarray(regions.weights, dtype=np.float64) if readout == "weighted" else None
+    _backend._core.segment_reduce(pooled, wt, offsets, 0, True, out, threads)
+    return out
+
+
+def _is_single(acts) -> bool:
+    return not isinstance(acts, (list, tuple)) and np.ndim(acts) == 3
+
+
+def _count_images(acts) -> int:
+    if isinstance(acts, (list, tuple)):
+        return sum(1 if np.ndim(a) == 3 else len(a) for a in acts)
+    return 1 if np.ndim(acts) == 3 else len(acts)
+
+
+def _shape_like(acts, maps):
+    if _is_single(acts):
+        return maps[0]
+    if isinstance(acts, (list, tuple)):
+        return maps
+    return np.stack(maps)
