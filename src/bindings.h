@@ -32,6 +32,7 @@ void register_diffusion(py::module_& m);
 void register_graph(py::module_& m);
 void register_regions(py::module_& m);
 void register_conv2d(py::module_& m);
+void register_truncated(py::module_& m);
 
 }  // namespace deepret::bind
 

@@ -33,4 +33,5 @@ PYBIND11_MODULE(_core, m) {
   deepret::bind::register_graph(m);
   deepret::bind::register_regions(m);
   deepret::bind::register_conv2d(m);
+  deepret::bind::register_truncated(m);
 }
