@@ -16,6 +16,9 @@ from .pooling import gem, mac, regional_max_pool, rmac, rmac_regions, spoc
 from .regions import Regions, egm
 from .saliency import feature_saliency
 from .describe import describe
+from .qe import alpha_qe, average_qe
+from .whitening import PCAWhitening
+from .spectral import EigsInfo, SpectralIndex, graph_eigs
 from . import datasets, evaluate
 from . import plot  # matplotlib is imported on first use
 
@@ -26,7 +29,12 @@ __all__ = [
     "ConvergenceWarning",
     "CudaUnavailableError",
     "DiffusionIndex",
+    "EigsInfo",
+    "PCAWhitening",
     "Regions",
+    "SpectralIndex",
+    "alpha_qe",
+    "average_qe",
     "conv2d",
     "convolve",
     "convolve2d",
@@ -40,6 +48,7 @@ __all__ = [
     "evaluate",
     "feature_saliency",
     "gem",
+    "graph_eigs",
     "graph_from_knn",
     "has_cuda",
     "katz",
