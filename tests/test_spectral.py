@@ -194,3 +194,10 @@ def test_spectral_index_bad_input():
         deepret.SpectralIndex(None, rank=5)
     with pytest.raises(ValueError, match="topk"):
         deepret.SpectralIndex(x, rank=5, k=5).search(x[:1], topk=51)
+
+
+def test_graph_eigs_progress_bar(capsys):
+    W = connected_graph(200, seed=5)
+    lam, U = deepret.graph_eigs(W, 5, progress=True)
+    assert "graph_eigs" in capsys.readouterr().err
+    np.testing.assert_allclose(lam, np.linalg.eigvalsh(W.toarray())[::-1][:5], atol=1e-8)
