@@ -141,6 +141,9 @@ def _chebyshev(op, X, degree, lo, hi, top):
     return Y
 
 
+_LOCK = 1e-2  # lock pairs with residual <= _LOCK * tol
+
+
 def graph_eigs(W, r, *, block=None, degree=12, tol=1e-6, maxiter=300, seed=0, return_info=False,
                progress=False, num_threads=None):
     """The r largest (algebraic) eigenpairs of a symmetric sparse graph.
@@ -252,13 +255,18 @@ def graph_eigs(W, r, *, block=None, degree=12, tol=1e-6, maxiter=300, seed=0, re
             residuals[locked:] = np.linalg.norm(R, axis=0)
             WX = True
             # Lock the leading converged pairs (in order, so locked pairs are the largest).
+            # A locked vector is never improved again, and the active vectors are kept
+            # orthogonal to it: its error would cap theirs where eigenvalues cluster. So
+            # lock only pairs a hundred times tighter than tol; stop once every wanted
+            # pair (locked or not) is within tol.
             newly = 0
-            while locked + newly < r and residuals[locked + newly] <= tol:
+            while locked + newly < r and residuals[locked + newly] <= _LOCK * tol:
                 newly += 1
             locked += newly
-            if bar is not None and newly:
-                bar.update(newly)
-            if locked >= r:
+            done = int(np.sum(residuals[:r] <= tol))
+            if bar is not None and done > bar.n:
+                bar.update(done - bar.n)
+            if locked >= r or done == r:
                 break
             # Keep the pairs sorted: the active Ritz values may exceed a locked one only
             # if a pair was missed; then unlock everything from there (rare).
