@@ -11,8 +11,9 @@ h_alpha(lambda) = (1 - alpha) / (1 - alpha lambda) reproduces diffusion,
 (Zhou & Saad 2007): a block of r + p vectors is repeatedly filtered by a
 Chebyshev polynomial of W that damps the unwanted part of the spectrum,
 orthonormalized (Cholesky QR, twice) and Rayleigh-Ritz projected; pairs whose
-residual |W u - lambda u| falls below ``tol`` are locked (no longer
-filtered). Every product with W is the CPU engine's batched sparse product
+residual |W u - lambda u| falls below ``tol / 100`` are locked (no longer
+filtered); it stops once the r wanted pairs are within ``tol``
+(docs/spectral.md). Every product with W is the CPU engine's batched sparse product
 (``_core.spmm``); the dense steps are BLAS/LAPACK calls on n x b blocks and
 b x b matrices. Memory: four n x (r + p) float64 blocks.
 """
