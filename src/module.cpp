@@ -34,4 +34,5 @@ PYBIND11_MODULE(_core, m) {
   deepret::bind::register_regions(m);
   deepret::bind::register_conv2d(m);
   deepret::bind::register_objects(m);
+  deepret::bind::register_truncated(m);
 }

@@ -22,6 +22,7 @@ Numerics (the same in the engines; see python/deepret/regions.py):
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 
@@ -159,27 +160,38 @@ def gem(a, p=3.0, eps=1e-6):
     return l2n((x**p).mean(axis=(1, 2)) ** (1.0 / p))
 
 
+def _f32(v):
+    """Round a Python float to the nearest float32 (one IEEE operation on
+    float32 inputs, done in double and rounded once, is the float32 result)."""
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
 def rmac_regions(h, w, levels=3, overlap=0.4):
-    """The standard R-MAC grid as in the reference (cirtorch) code: (i0, j0, size)."""
-    steps = np.array([2, 3, 4, 5, 6, 7], dtype=np.float64)
-    small = min(h, w)
-    b = (max(h, w) - small) / (steps - 1)
-    idx = int(np.argmin(np.abs(((small**2 - small * b) / small**2) - overlap)))
-    wd = hd = 0
-    if h < w:
-        wd = idx + 1
-    elif h > w:
-        hd = idx + 1
+    """cirtorch.layers.functional.rmac's region loop, written out in plain
+    Python with torch's float32 steps spelled out: ``steps`` is a float32
+    tensor, ``int / tensor`` is ``tensor.reciprocal() * int``, tensor-scalar
+    products and sums round to float32, torch.min returns the first minimum.
+    Returns (i0, j0, size) per region (the whole map not included)."""
+    wmin = min(w, h)
+    crit = []
+    for s in (2, 3, 4, 5, 6, 7):
+        b = _f32(_f32(1.0 / _f32(s - 1)) * (max(h, w) - wmin))
+        t = _f32(_f32(wmin**2 - _f32(wmin * b)) / wmin**2)
+        crit.append(abs(_f32(t - _f32(overlap))))
+    idx = crit.index(min(crit))
+    Wd = idx + 1 if h < w else 0
+    Hd = idx + 1 if h > w else 0
     out = []
-    for lev in range(1, levels + 1):
-        wl = math.floor(2 * small / (lev + 1))
+    for l in range(1, levels + 1):
+        wl = math.floor(2 * wmin / (l + 1))
         wl2 = math.floor(wl / 2 - 1)
-        bw = 0 if lev + wd == 1 else (w - wl) / (lev + wd - 1)
-        cen_w = [math.floor(wl2 + k * bw) - wl2 for k in range(lev + wd)]
-        bh = 0 if lev + hd == 1 else (h - wl) / (lev + hd - 1)
-        cen_h = [math.floor(wl2 + k * bh) - wl2 for k in range(lev + hd)]
-        for i in cen_h:
-            for j in cen_w:
+
+        def centres(size, extra):
+            b = 0 if l + extra == 1 else (size - wl) / (l + extra - 1)
+            return [int(math.floor(_f32(wl2 + _f32(k * _f32(b))))) - wl2 for k in range(l + extra)]
+
+        for i in centres(h, Hd):
+            for j in centres(w, Wd):
                 if wl > 0:
                     out.append((i, j, wl))
     return out

@@ -20,6 +20,9 @@ from .regionset import RegionSet
 from .objects import ObjectSaliency, object_saliency, region_graph, saliency_pool
 from .regional import RegionalDiffusionIndex
 from .describe import describe
+from .qe import alpha_qe, average_qe
+from .whitening import PCAWhitening
+from .spectral import EigsInfo, SpectralIndex, graph_eigs
 from . import datasets, evaluate
 from . import plot  # matplotlib is imported on first use
 
@@ -33,7 +36,12 @@ __all__ = [
     "ObjectSaliency",
     "RegionSet",
     "RegionalDiffusionIndex",
+    "EigsInfo",
+    "PCAWhitening",
     "Regions",
+    "SpectralIndex",
+    "alpha_qe",
+    "average_qe",
     "conv2d",
     "convolve",
     "convolve2d",
@@ -49,6 +57,7 @@ __all__ = [
     "evaluate",
     "feature_saliency",
     "gem",
+    "graph_eigs",
     "graph_from_knn",
     "has_cuda",
     "katz",

@@ -174,7 +174,9 @@ def run(args) -> int:
     diffused = clock("diffusion", _deepret_diffusion, x, W, queries, args.alpha)
     steps.update(1)
     steps.set_description("diffusion, paper defaults")
-    paper = _deepret_diffusion(x, deepret.knn_graph(x, k=PAPER_K, gamma=GAMMA), queries, PAPER_ALPHA)
+    # The reference codes count each point among its own k neighbours.
+    paper = _deepret_diffusion(x, deepret.knn_graph(x, k=PAPER_K, gamma=GAMMA, k_includes_self=True),
+                               queries, PAPER_ALPHA)
     steps.update(1)
     if with_reference:
         steps.set_description("reference: numpy kNN + scipy.sparse graph")

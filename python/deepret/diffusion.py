@@ -266,20 +266,54 @@ class DiffusionIndex:
     ----------
     x : (n, d) float32 or float64 array
         Database descriptors, L2-normalized rows (cosine similarity).
-    k, gamma, mutual : the graph (see knn_graph); alpha : diffusion (see diffuse).
+    k : int
+        Neighbours per point in the kNN graph. By default ``k`` counts the
+        *other* points (self excluded); the reference codes (Iscen et al.'s
+        MATLAB code, fyang93/diffusion) count the point itself among its k,
+        so their k = 50 is ``k=49`` here, or ``k=50, k_includes_self=True``.
+    gamma, mutual : the graph (see knn_graph); alpha : diffusion (see diffuse).
     truncate : int, optional
-        Solve each query on the subgraph of its top-`truncate` database items
-        (by cosine), renormalized, as large-scale diffusion does; the
-        ranking then covers those items.
-    query_k : int
+        Solve each query on the subgraph S of its top-``truncate`` database
+        items (by cosine), as large-scale diffusion does; the ranking then
+        covers those items only.
+    truncation : {"renormalize", "restrict"}
+        How the subgraph is formed. ``"renormalize"`` (default; the MATLAB
+        code of Iscen et al.): the affinities A_S are normalized again,
+        W_S = D_S^-1/2 A_S D_S^-1/2. ``"restrict"`` (fyang93/diffusion): the
+        rows and columns S of the full (I - alpha W), not renormalized.
+        Either way all queries are solved in one call of the engine, in
+        parallel.
+    query_k : int, keyword-only
         Database neighbours marked in each query's y (default 10).
+    k_includes_self : bool, keyword-only
+        Count each point among its own ``k`` neighbours, as the reference
+        codes do (the graph then has k - 1 neighbours per point; a duplicate
+        of the point may take its place, exactly as there).
     tol, maxiter : CG stopping, as in diffuse.
+
+    Raises
+    ------
+    ValueError
+        alpha outside (0, 1), truncate smaller than query_k, an unknown
+        truncation.
+
+    See Also
+    --------
+    diffuse, knn_graph, SpectralIndex
+
+    Examples
+    --------
+    >>> index = deepret.DiffusionIndex(x, k=50, k_includes_self=True, truncate=1000,
+    ...                                truncation="restrict")
+    >>> scores, ids = index.search(queries, topk=100)
     """
 
-    def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None, *,
-                 query_k=10, tol=1e-6, maxiter=20, progress=False, num_threads=None):
+    def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
+                 truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,
+                 maxiter=20, progress=False, num_threads=None):
         self.x = np.ascontiguousarray(x)
         self.k, self.gamma, self.mutual = k, float(gamma), mutual
+        self.k_includes_self = bool(k_includes_self)
         self.alpha = _check_alpha(alpha)
         self.query_k = _arrays.positive_int("query_k", query_k)
         self.tol, self.maxiter = float(tol), _arrays.positive_int("maxiter", maxiter)
@@ -287,12 +321,17 @@ class DiffusionIndex:
         self.truncate = None if truncate is None else _arrays.positive_int("truncate", truncate)
         if self.truncate is not None and self.truncate < self.query_k:
             raise ValueError(f"truncate ({self.truncate}) must be at least query_k ({self.query_k})")
-        scores, ids = knn(self.x, k=k, exclude_self=True, progress=progress, num_threads=num_threads)
+        if truncation not in ("renormalize", "restrict"):
+            raise ValueError(f"truncation must be 'renormalize' or 'restrict', got {truncation!r}")
+        self.truncation = truncation
+        scores, ids = knn(self.x, k=k, exclude_self=not self.k_includes_self, progress=progress,
+                          num_threads=num_threads)
         self.W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
         self._order = _auto_order(self.W)
-        # The unnormalized affinities, for truncated subgraphs.
+        # The unnormalized affinities, for renormalized truncated subgraphs.
         self._A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,
-                                  num_threads=num_threads) if self.truncate else None)
+                                  num_threads=num_threads)
+                   if self.truncate and truncation == "renormalize" else None)
         self.last_info = None
 
     def search(self, queries, topk=100):
@@ -319,25 +358,15 @@ class DiffusionIndex:
         if topk > T:
             raise ValueError(f"topk ({topk}) must be at most truncate ({T})")
         sims, nearest = knn(self.x, queries, k=T, num_threads=self.num_threads)
-        out_scores = np.empty((len(queries), topk), dtype=np.float64)
-        out_ids = np.empty((len(queries), topk), dtype=np.int64)
-        iterations, residuals = [], []
-        for q in range(len(queries)):
-            ids = nearest[q]
-            sub = self._A[ids][:, ids]
-            degrees = np.asarray(sub.sum(axis=1)).ravel()
-            scale = np.zeros_like(degrees)
-            np.divide(1.0, np.sqrt(degrees), out=scale, where=degrees > 0)
-            W = sp.diags(scale) @ sub @ sp.diags(scale)
-            y = np.zeros(T, dtype=self.W.dtype)
-            y[: self.query_k] = np.maximum(sims[q, : self.query_k], 0) ** self.gamma
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                f, info = diffuse(W, y, self.alpha, self.tol, self.maxiter, return_info=True,
-                                  num_threads=self.num_threads)
-            order = np.argsort(-f, kind="stable")[:topk]
-            out_scores[q], out_ids[q] = f[order], ids[order]
-            iterations.append(info.iterations[0])
-            residuals.append(info.residuals[0])
-        self.last_info = CgInfo(np.asarray(iterations), np.asarray(residuals))
-        return out_scores, out_ids
+        G = self._A if self.truncation == "renormalize" else self.W
+        dtype = G.dtype
+        y = np.zeros((len(queries), T), dtype=dtype)
+        y[:, : self.query_k] = np.maximum(sims[:, : self.query_k], 0) ** self.gamma
+        f = np.empty_like(y)
+        iterations, residuals = _backend._core.truncated_cg(
+            G.shape[0], G.indptr, G.indices, G.data, np.ascontiguousarray(nearest, dtype=np.int64),
+            self.truncation == "renormalize", self.alpha, y, f, self.tol, self.maxiter,
+            _backend.threads_arg(self.num_threads))
+        self.last_info = CgInfo(iterations, residuals)
+        order = np.argsort(-f, axis=1, kind="stable")[:, :topk]
+        return np.take_along_axis(f, order, axis=1), np.take_along_axis(nearest, order, axis=1)

@@ -173,7 +173,7 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
 
 
 def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, progress=False,
-              num_threads=None):
+              k_includes_self=False, num_threads=None):
     """Sparse kNN affinity graph of the rows of ``x``: ``deepret.knn`` (exact,
     each point's k nearest other points) followed by :func:`graph_from_knn`.
 
@@ -182,11 +182,19 @@ def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, p
     x : (n, d) float32 or float64 array
         Descriptors; L2-normalize them first for cosine affinities.
     k : int
-        Neighbours per point (at most n - 1).
+        Neighbours per point, not counting the point itself (at most n - 1).
+        The reference codes (Iscen et al.'s MATLAB code, fyang93/diffusion)
+        count the point itself among its k neighbours: their k = 50 is
+        ``k=49`` here, or ``k=50, k_includes_self=True``.
     gamma, mutual, metric, normalize
         As in :func:`graph_from_knn`.
     progress : bool, keyword-only
         Show a tqdm bar during the search.
+    k_includes_self : bool, keyword-only
+        The reference convention: search the k nearest rows *including* the
+        point itself and drop the self pair (so k - 1 other neighbours; when
+        the point has an exact duplicate, the duplicate may rank first and
+        the point itself is then the one dropped, as in the reference codes).
     num_threads : int, optional, keyword-only
         Threads for the CPU engine; default: OpenMP's (``OMP_NUM_THREADS``).
 
@@ -199,6 +207,7 @@ def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, p
     metric = _check_metric(metric)
     from .knn import knn
 
-    scores, indices = knn(x, k=k, metric=metric, exclude_self=True, progress=progress, num_threads=num_threads)
+    scores, indices = knn(x, k=k, metric=metric, exclude_self=not k_includes_self, progress=progress,
+                          num_threads=num_threads)
     return graph_from_knn(scores, indices, gamma=gamma, mutual=mutual, metric=metric, normalize=normalize,
                           num_threads=num_threads)

@@ -65,15 +65,69 @@ def gem(a, p=3.0, eps=1e-6, *, normalize=True, num_threads=None):
 
 
 def rmac_regions(h, w, levels=3, overlap=0.4):
-    """The standard R-MAC grid (Tolias et al. 2016, as in the cirtorch code):
-    (R, 4) int64 inclusive pixel boxes (y0, x0, y1, x1), the whole map first,
-    then square regions of side floor(2 min(h, w) / (l + 1)) for l = 1..levels
-    with the number along the longer side chosen for the overlap closest to
-    ``overlap``."""
-    steps = np.array([2, 3, 4, 5, 6, 7], dtype=np.float64)
-    small = min(h, w)
-    b = (max(h, w) - small) / (steps - 1)
-    idx = int(np.argmin(np.abs(((small**2 - small * b) / small**2) - overlap)))
+    """The R-MAC region grid of cirtorch (Radenovic et al.), box for box.
+
+    Parameters
+    ----------
+    h, w : int
+        Height and width of the activation map (both >= 1).
+    levels : int
+        Scales l = 1..levels (cirtorch's ``L``, default 3).
+    overlap : float
+        Desired overlap of neighbouring regions (cirtorch's ``ovr``, 0.4).
+
+    Returns
+    -------
+    (R, 4) int64 array
+        Inclusive pixel boxes (y0, x0, y1, x1): the whole map first, then for
+        each level l the square regions of side wl = floor(2 min(h, w) / (l + 1)),
+        rows of regions top to bottom, each row left to right.
+
+    Notes
+    -----
+    The grid is the one cirtorch's ``rmac``/``roipool`` compute, including
+    their float32 arithmetic, so that every box is identical on every map
+    size (checked for all sizes 1x1..64x64 in tests/test_pooling.py against
+    the formula written out independently):
+
+    - the number of regions along the longer side is ``steps[idx]`` with
+      ``steps = 2..7`` and ``idx`` the first minimizer, in float32, of
+      ``|(w^2 - w b) / w^2 - overlap|``, ``b = (max(h, w) - w) * (1 / (steps - 1))``
+      (torch evaluates ``int / tensor`` as ``tensor.reciprocal() * int``);
+    - region starts are ``floor(wl2 + k * b) - wl2`` with ``k * b`` and the sum
+      rounded to float32, ``b = (side - wl) / (count - 1)`` and
+      ``wl2 = floor(wl / 2 - 1)``.
+
+    In exact arithmetic a few of these floors and argmins come out
+    differently (whole numbers that float32 rounds just below, near-ties of
+    the overlap criterion); deepret follows cirtorch, so descriptors agree
+    with cirtorch's, and ``tests/test_pooling.py`` lists the sizes where
+    cirtorch's float32 grid differs from the exact-arithmetic one.
+
+    Raises
+    ------
+    ValueError
+        If h, w or levels is not a positive int.
+
+    See Also
+    --------
+    rmac : R-MAC pooling over this grid.
+
+    Examples
+    --------
+    >>> deepret.rmac_regions(16, 16)[:3].tolist()
+    [[0, 0, 15, 15], [0, 0, 15, 15], [0, 0, 9, 9]]
+    """
+    for name, value in (("h", h), ("w", w), ("levels", levels)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    h, w, levels = int(h), int(w), int(levels)
+    f32 = np.float32
+    small, large = min(h, w), max(h, w)
+    steps = np.arange(2, 8, dtype=f32)
+    b = (f32(1) / (steps - f32(1))) * f32(large - small)          # torch's int / tensor
+    criterion = np.abs((f32(small * small) - f32(small) * b) / f32(small * small) - f32(overlap))
+    idx = int(np.argmin(criterion))                                # the first minimum, as torch.min
     wd = idx + 1 if h < w else 0
     hd = idx + 1 if h > w else 0
     boxes = [(0, 0, h - 1, w - 1)]
@@ -82,10 +136,13 @@ def rmac_regions(h, w, levels=3, overlap=0.4):
         if side == 0:
             continue
         half = math.floor(side / 2 - 1)
-        bw = 0 if level + wd == 1 else (w - side) / (level + wd - 1)
-        bh = 0 if level + hd == 1 else (h - side) / (level + hd - 1)
-        xs = [math.floor(half + k * bw) - half for k in range(level + wd)]
-        ys = [math.floor(half + k * bh) - half for k in range(level + hd)]
+
+        def starts(length, count):
+            step = 0.0 if count == 1 else (length - side) / (count - 1)   # a Python float
+            k = np.arange(count, dtype=f32)
+            return (np.floor(f32(half) + k * f32(step)) - f32(half)).astype(np.int64).tolist()
+
+        xs, ys = starts(w, level + wd), starts(h, level + hd)
         boxes.extend((y, x, y + side - 1, x + side - 1) for y in ys for x in xs)
     return np.array(boxes, dtype=np.int64).reshape(-1, 4)
 

@@ -1,0 +1,463 @@
+"""Fast spectral ranking (Iscen, Avrithis, Tolias, Furon & Chum, CVPR 2018).
+
+Offline, the r largest eigenpairs W ~ U Lambda U^T of the symmetric
+normalized kNN graph (``graph_eigs``); a transfer function h applied to the
+eigenvalues gives the embedding V = U h(Lambda)^1/2, and the ranking of a
+query with right-hand side y is V (V^T y): a dot-product search.
+h_alpha(lambda) = (1 - alpha) / (1 - alpha lambda) reproduces diffusion,
+(1 - alpha) (I - alpha W)^-1 restricted to the r leading eigenvectors.
+
+``graph_eigs`` is a Chebyshev-filtered subspace iteration with locking
+(Zhou & Saad 2007): a block of r + p vectors is repeatedly filtered by a
+Chebyshev polynomial of W that damps the unwanted part of the spectrum,
+orthonormalized (Cholesky QR, twice) and Rayleigh-Ritz projected; pairs whose
+residual |W u - lambda u| falls below ``tol / 100`` are locked (no longer
+filtered); it stops once the r wanted pairs are within ``tol``
+(docs/spectral.md). Every product with W is the CPU engine's batched sparse product
+(``_core.spmm``); the dense steps are BLAS/LAPACK calls on n x b blocks and
+b x b matrices. Memory: four n x (r + p) float64 blocks.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from . import _arrays, _backend
+from .diffusion import _as_csr, _check_alpha, query_vector
+from .graph import graph_from_knn
+from .knn import knn
+
+__all__ = ["EigsInfo", "SpectralIndex", "graph_eigs"]
+
+
+class EigsInfo(NamedTuple):
+    """How graph_eigs went: per eigenpair the residual |W u - lambda u|
+    (u of unit norm), the filter iterations done, the sparse products spent
+    (in columns: one product of an n x b block counts b) and the seconds."""
+
+    residuals: np.ndarray  # (r,) float64
+    iterations: int
+    products: int
+    seconds: float
+
+
+class _Operator:
+    """Y = W X through the CPU engine's sparse x dense product (float64)."""
+
+    def __init__(self, W, num_threads):
+        self.n = W.shape[0]
+        self.indptr, self.indices = W.indptr, W.indices
+        self.data = W.data.astype(np.float64)
+        self.threads = _backend.threads_arg(num_threads)
+        self.columns = 0
+
+    def __call__(self, X, out=None):
+        X = np.ascontiguousarray(X)
+        out = np.empty_like(X) if out is None else out
+        _backend._core.spmm(self.n, self.n, self.indptr, self.indices, self.data, X, out,
+                            self.threads)
+        self.columns += X.shape[1]
+        return out
+
+
+def _orthonormalize(X):
+    """Orthonormal basis of X's columns (n x b), Cholesky QR twice (BLAS 3);
+    falls back to Householder QR where X is (numerically) rank deficient."""
+    for _ in range(2):
+        G = X.T @ X
+        try:
+            R = scipy.linalg.cholesky(G, lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            return np.linalg.qr(X)[0]
+        X = scipy.linalg.solve_triangular(R, X.T, trans="T", lower=False, check_finite=False).T
+    return np.ascontiguousarray(X)
+
+
+def _orthonormalize_against(Q, X):
+    """X made orthogonal to Q's orthonormal columns and orthonormalized, two
+    passes (classical Gram-Schmidt twice is enough, Giraud et al. 2005)."""
+    for _ in range(2):
+        if Q.shape[1]:
+            X -= Q @ (Q.T @ X)
+        X = _orthonormalize(X)
+    return X
+
+
+def _lowest_bound(op, n, bound, seed, steps=40):
+    """A lower bound of W's smallest eigenvalue from a short Lanczos run
+    (full reorthogonalization, one column of the engine's product per step):
+    the smallest Ritz value minus its residual bound, less a margin, never
+    below the Gershgorin bound."""
+    steps = min(steps, n)
+    Q = np.zeros((n, steps))
+    q = np.random.default_rng(seed + 1).standard_normal(n)
+    Q[:, 0] = q / np.linalg.norm(q)
+    alphas, betas = [], []
+    for j in range(steps):
+        w = op(Q[:, j:j + 1])[:, 0]
+        alphas.append(Q[:, j] @ w)
+        w -= Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)
+        w -= Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)
+        beta = np.linalg.norm(w)
+        if j + 1 == steps or beta < 1e-10:
+            betas.append(beta)
+            break
+        betas.append(beta)
+        Q[:, j + 1] = w / beta
+    k = len(alphas)
+    T = np.diag(alphas) + np.diag(betas[:k - 1], 1) + np.diag(betas[:k - 1], -1)
+    theta, S = np.linalg.eigh(T)
+    spread = theta[-1] - theta[0]
+    low = theta[0] - abs(betas[k - 1] * S[-1, 0]) - 0.05 * spread - 1e-3
+    return max(low, -bound)
+
+
+def _chebyshev(op, X, degree, lo, hi, top):
+    """p(W) X for the degree-`degree` Chebyshev polynomial that is small on
+    [lo, hi] and grows above hi, scaled to be 1 at `top` (Zhou & Saad's
+    scaled three-term recurrence, on -W)."""
+    e = (hi - lo) / 2.0
+    c = (hi + lo) / 2.0
+    sigma = e / (top - c)
+    tau = 2.0 / sigma
+    Y = op(X)
+    Y -= c * X
+    Y *= sigma / e
+    prev = X
+    for _ in range(2, degree + 1):
+        sigma_next = 1.0 / (tau - sigma)
+        Z = op(Y)
+        Z -= c * Y
+        Z *= 2.0 * sigma_next / e
+        Z -= (sigma * sigma_next) * prev
+        prev, Y = Y, Z
+        sigma = sigma_next
+    return Y
+
+
+_LOCK = 1e-2  # lock pairs with residual <= _LOCK * tol
+
+
+def graph_eigs(W, r, *, block=None, degree=12, tol=1e-6, maxiter=300, seed=0, return_info=False,
+               progress=False, num_threads=None):
+    """The r largest (algebraic) eigenpairs of a symmetric sparse graph.
+
+    Parameters
+    ----------
+    W : (n, n) scipy.sparse matrix or array
+        Symmetric (not checked), e.g. from knn_graph; computed in float64.
+    r : int
+        Number of eigenpairs, 1 <= r <= n (r close to n is better served by
+        a dense eigendecomposition; with a block of all n vectors the first
+        Rayleigh-Ritz step is exact).
+    block : int, optional, keyword-only
+        Vectors in the iterated block, r + guard vectors (default
+        r + max(16, r // 5), at most n); more guard vectors converge in fewer
+        iterations.
+    degree : int, keyword-only
+        Degree of the Chebyshev filter (sparse products per iteration and
+        active vector).
+    tol : float, keyword-only
+        A pair is converged once |W u - lambda u| <= tol (u of unit norm).
+    maxiter : int, keyword-only
+        At most this many filter iterations; a ConvergenceWarning says when
+        some pair stopped above tol.
+    seed : int, keyword-only
+        Seed of the random start block: the result is deterministic.
+    return_info : bool, keyword-only
+        Also return an EigsInfo (residual per pair, iterations, products, time).
+    progress : bool, keyword-only
+        Show a tqdm bar of converged pairs.
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    eigenvalues : (r,) float64, descending
+    eigenvectors : (n, r) float64, orthonormal columns (each signed so that
+        its largest-magnitude entry is positive)
+    info : EigsInfo, with return_info
+
+    Raises
+    ------
+    ValueError
+        W not square, r out of range, non-finite W, bad parameters.
+    TypeError
+        W not a scipy.sparse matrix.
+
+    See Also
+    --------
+    scipy.sparse.linalg.eigsh : ``eigsh(W, k=r, which="LA")`` computes the same pairs.
+    SpectralIndex
+
+    Examples
+    --------
+    >>> W = deepret.knn_graph(x, k=50)
+    >>> lam, U = deepret.graph_eigs(W, 400, progress=True)
+    """
+    from .diffusion import ConvergenceWarning
+
+    W = _as_csr(W)
+    n = W.shape[0]
+    if not np.isfinite(W.data).all():
+        raise ValueError("W contains NaN or infinity")
+    r = _arrays.positive_int("r", r)
+    if r > n:
+        raise ValueError(f"r must be at most n = {n}, got {r}")
+    b = min(n, r + max(16, r // 5)) if block is None else _arrays.positive_int("block", block)
+    if not r <= b <= n:
+        raise ValueError(f"block must lie in [r, n] = [{r}, {n}], got {b}")
+    degree = _arrays.positive_int("degree", degree)
+    maxiter = _arrays.positive_int("maxiter", maxiter)
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not float(tol) > 0:
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    tol = float(tol)
+    op = _Operator(W, num_threads)
+    start = time.perf_counter()
+    # Bounds of the spectrum: Gershgorin on |W| (the normalized graph: within [-1, 1] anyway).
+    bound = float(np.abs(W).sum(axis=1).max()) if W.nnz else 1.0
+    lower = _lowest_bound(op, n, bound, seed)
+    X = np.random.default_rng(seed).standard_normal((n, b))
+    X = _orthonormalize(X)
+    locked = 0
+    values = np.zeros(b)
+    residuals = np.full(b, np.inf)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=r, desc="graph_eigs", unit="pair")
+    iterations = 0
+    WX = None
+    try:
+        for iterations in range(1, maxiter + 1):
+            if WX is not None:  # filter the active vectors (not on the first pass: Ritz first)
+                hi = values[b - 1]  # the block's smallest Ritz value: the cut-off
+                top = max(values[locked], hi + 1e-12)
+                if hi >= top or hi <= lower:
+                    hi = (top + lower) / 2
+                Y = _chebyshev(op, X[:, locked:], degree, lower, hi, top)
+                X[:, locked:] = _orthonormalize_against(X[:, :locked], Y)
+            # Rayleigh-Ritz on the active part (locked pairs are exact Ritz pairs already).
+            WA = op(X[:, locked:])
+            H = X[:, locked:].T @ WA
+            H = (H + H.T) / 2
+            theta, V = np.linalg.eigh(H)
+            theta, V = theta[::-1], V[:, ::-1]
+            X[:, locked:] = X[:, locked:] @ V
+            WA = WA @ V
+            values[locked:] = theta
+            R = WA - X[:, locked:] * theta
+            residuals[locked:] = np.linalg.norm(R, axis=0)
+            WX = True
+            # Lock the leading converged pairs (in order, so locked pairs are the largest).
+            # A locked vector is never improved again, and the active vectors are kept
+            # orthogonal to it: its error would cap theirs where eigenvalues cluster. So
+            # lock only pairs a hundred times tighter than tol; stop once every wanted
+            # pair (locked or not) is within tol.
+            newly = 0
+            while locked + newly < r and residuals[locked + newly] <= _LOCK * tol:
+                newly += 1
+            locked += newly
+            done = int(np.sum(residuals[:r] <= tol))
+            if bar is not None and done > bar.n:
+                bar.update(done - bar.n)
+            if locked >= r or done == r:
+                break
+            # Keep the pairs sorted: the active Ritz values may exceed a locked one only
+            # if a pair was missed; then unlock everything from there (rare).
+            if locked and values[locked] > values[locked - 1] + tol:
+                order = np.argsort(-values, kind="stable")
+                X[:] = X[:, order]
+                values = values[order]
+                residuals = residuals[order]
+                first = int(np.argmax(order != np.arange(b)))
+                locked = min(locked, first)
+    finally:
+        if bar is not None:
+            bar.close()
+    lam = values[:r].copy()
+    U = np.ascontiguousarray(X[:, :r])
+    peak = np.argmax(np.abs(U), axis=0)
+    U *= np.sign(U[peak, np.arange(r)])
+    res = residuals[:r].copy()
+    if (res > tol).any():
+        warnings.warn(f"graph_eigs: {int((res > tol).sum())} of {r} pairs stopped at maxiter="
+                      f"{maxiter} above tol={tol:g} (largest residual {res.max():.2e})",
+                      ConvergenceWarning, stacklevel=2)
+    info = EigsInfo(res, iterations, op.columns, time.perf_counter() - start)
+    return (lam, U, info) if return_info else (lam, U)
+
+
+_TRANSFERS = ("diffusion",)
+
+
+def _transfer(h, alpha):
+    """h as a callable on the eigenvalues (an array) -> the filter values."""
+    if callable(h):
+        return h
+    if h == "diffusion":
+        return lambda lam: (1.0 - alpha) / (1.0 - alpha * lam)
+    raise ValueError(f"h must be 'diffusion' or a callable, got {h!r}")
+
+
+class SpectralIndex:
+    """Fast spectral ranking: diffusion as a dot-product search.
+
+    Offline: the kNN graph W of the database (as DiffusionIndex builds it),
+    its ``rank`` largest eigenpairs W ~ U Lambda U^T (``graph_eigs``) and the
+    embedding V = U h(Lambda)^1/2 (``.embedding``, (n, rank)). Online: a
+    query's y marks its ``query_k`` nearest database items with weight
+    s^gamma (``query_vector``); its embedding is z = V^T y
+    (``query_embedding``) and its scores are V z = U h(Lambda) U^T y, i.e.
+    the rank-r approximation of (1 - alpha) (I - alpha W)^-1 y for the
+    default h. With rank = n this is diffusion exactly.
+
+    Parameters
+    ----------
+    x : (n, d) float32 or float64 array
+        Database descriptors, L2-normalized rows (or None with ``graph=``,
+        then ``search`` needs ``y`` instead of query descriptors).
+    rank : int
+        Eigenpairs kept (r).
+    alpha : float in (0, 1)
+        Of the default transfer function h_alpha(lambda) = (1 - alpha) / (1 - alpha lambda).
+    k, gamma, mutual : the graph, as in knn_graph (see its k convention);
+        ignored with ``graph=``.
+    h : "diffusion" or callable, keyword-only
+        Transfer function on the eigenvalues; a callable gets the (r,)
+        eigenvalues and returns non-negative filter values.
+    graph : (n, n) scipy.sparse matrix, keyword-only
+        Use this symmetric graph instead of building one from x.
+    query_k : int, keyword-only
+        Database neighbours in each query's y (default 10).
+    k_includes_self : bool, keyword-only
+        The reference k convention (see knn_graph).
+    eigs : dict, keyword-only
+        Extra arguments of graph_eigs (tol, degree, block, seed, ...).
+    progress, num_threads : keyword-only
+
+    Attributes
+    ----------
+    eigenvalues : (r,) float64;  eigenvectors : (n, r) float64
+    embedding : (n, r) array in x's dtype (float32 for float32 x)
+    eigs_info : EigsInfo of the offline stage
+
+    Raises
+    ------
+    ValueError
+        Bad parameters, negative filter values, a graph whose size does not match x.
+
+    See Also
+    --------
+    graph_eigs, DiffusionIndex
+
+    Examples
+    --------
+    >>> index = deepret.SpectralIndex(x, rank=400, alpha=0.99)
+    >>> scores, ids = index.search(queries, topk=100)
+    >>> scores2, ids2 = deepret.knn(index.embedding, index.query_embedding(queries), k=100)
+    """
+
+    def __init__(self, x, rank=400, alpha=0.99, k=50, gamma=3.0, mutual=True, *, h="diffusion",
+                 graph=None, query_k=10, k_includes_self=False, eigs=None, progress=False,
+                 num_threads=None):
+        self.alpha = _check_alpha(alpha)
+        self.gamma = float(gamma)
+        self.query_k = _arrays.positive_int("query_k", query_k)
+        self.num_threads = num_threads
+        self.h = h
+        self._h = _transfer(h, self.alpha)
+        self.x = None if x is None else np.ascontiguousarray(x)
+        if self.x is not None and (self.x.ndim != 2 or self.x.dtype not in (np.float32, np.float64)):
+            raise ValueError(f"x must be a 2-D float32 or float64 array, got {self.x.dtype} "
+                             f"{self.x.shape}")
+        if graph is None:
+            if self.x is None:
+                raise ValueError("SpectralIndex needs x or graph=")
+            scores, ids = knn(self.x, k=k, exclude_self=not k_includes_self, progress=progress,
+                              num_threads=num_threads)
+            graph = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
+        W = _as_csr(graph)
+        if self.x is not None and W.shape[0] != self.x.shape[0]:
+            raise ValueError(f"graph has {W.shape[0]} nodes but x has {self.x.shape[0]} rows")
+        self.W = W
+        lam, U, self.eigs_info = graph_eigs(W, rank, return_info=True, progress=progress,
+                                            num_threads=num_threads, **(eigs or {}))
+        self._set_spectrum(lam, U)
+
+    def _set_spectrum(self, lam, U):
+        filt = np.asarray(self._h(lam), dtype=np.float64)
+        if filt.shape != lam.shape or not np.isfinite(filt).all() or (filt < 0).any():
+            raise ValueError("h must return finite non-negative values, one per eigenvalue")
+        self.eigenvalues, self.eigenvectors = lam, U
+        dtype = np.float64 if self.x is None else self.x.dtype
+        self.embedding = np.ascontiguousarray(U * np.sqrt(filt), dtype=dtype)
+
+    def query_embedding(self, queries=None, *, y=None):
+        """z = V^T y (nq, r) for query descriptors (their y as in query_vector)
+        or for given right-hand sides ``y`` (n,) / (n, nq), dense or sparse."""
+        if y is None:
+            if self.x is None:
+                raise ValueError("this SpectralIndex was built from a graph: pass y=")
+            queries = np.asarray(queries)
+            if queries.ndim == 1:
+                queries = queries[None, :]
+            y = query_vector(self.x, queries, self.query_k, self.gamma, num_threads=self.num_threads)
+        if sp.issparse(y):
+            y = sp.csr_array(y.T) if y.ndim == 2 else sp.csr_array(y.reshape(1, -1))
+            nq = y.shape[0]
+            out = np.empty((nq, self.embedding.shape[1]), dtype=self.embedding.dtype)
+            _backend._core.spmm(nq, y.shape[1], y.indptr, y.indices.astype(y.indptr.dtype),
+                                y.data.astype(self.embedding.dtype), self.embedding, out,
+                                _backend.threads_arg(self.num_threads))
+            return out
+        y = np.asarray(y, dtype=self.embedding.dtype)
+        if y.shape[0] != self.embedding.shape[0]:
+            raise ValueError(f"y must have {self.embedding.shape[0]} rows, got shape {y.shape}")
+        return (self.embedding.T @ y.reshape(len(y), -1)).T
+
+    def search(self, queries=None, topk=100, *, y=None):
+        """(scores, ids), each (nq, topk), best first: scores V z of the
+        database items for each query (descriptors, or right-hand sides y)."""
+        from .diffusion import _top
+
+        topk = _arrays.positive_int("topk", topk)
+        n = self.embedding.shape[0]
+        if topk > n:
+            raise ValueError(f"topk ({topk}) is larger than the database ({n})")
+        z = self.query_embedding(queries, y=y)
+        scores = self.embedding @ z.T  # (n, nq): BLAS
+        return _top(scores, topk)
+
+    def save(self, path):
+        """Write the index (eigenpairs, descriptors, parameters) to a .npz file;
+        a callable h is not saved (load then needs h=)."""
+        np.savez(path, eigenvalues=self.eigenvalues, eigenvectors=self.eigenvectors,
+                 x=np.zeros((0, 0)) if self.x is None else self.x, alpha=self.alpha,
+                 gamma=self.gamma, query_k=self.query_k,
+                 h=self.h if isinstance(self.h, str) else "")
+
+    @classmethod
+    def load(cls, path, *, h=None, num_threads=None):
+        """A SpectralIndex from a file written by save (no graph, no eigensolve)."""
+        with np.load(path, allow_pickle=False) as f:
+            obj = cls.__new__(cls)
+            obj.alpha, obj.gamma = float(f["alpha"]), float(f["gamma"])
+            obj.query_k = int(f["query_k"])
+            obj.num_threads = num_threads
+            saved = str(f["h"])
+            obj.h = h if h is not None else saved
+            if obj.h == "":
+                raise ValueError(f"{path} was saved with a callable h: pass h= to load")
+            obj._h = _transfer(obj.h, obj.alpha)
+            x = f["x"]
+            obj.x = None if x.size == 0 else x
+            obj.W, obj.eigs_info = None, None
+            obj._set_spectrum(f["eigenvalues"], f["eigenvectors"])
+        return obj

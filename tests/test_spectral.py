@@ -1,0 +1,203 @@
+"""graph_eigs against scipy.sparse.linalg.eigsh and numpy.linalg.eigh on the
+same graphs (eigenvalues to 1e-5, residuals |W u - lambda u| <= 1e-4 |u|),
+on synthetic graphs and the bundled Oxford5k descriptors; SpectralIndex
+against diffusion by spsolve (rank = n), its embedding, save/load; bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.csgraph as csgraph
+import scipy.sparse.linalg as spla
+
+import deepret
+from deepret import datasets
+
+
+def clustered(rng, n, d, centres=5, spread=0.6):
+    c = rng.standard_normal((centres, d))
+    x = c[rng.integers(0, centres, n)] + spread * rng.standard_normal((n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def connected_graph(n, d=16, k=12, seed=0):
+    """A kNN graph with one component (eigsh misses repeated eigenvalues, so
+    the comparison with eigsh uses graphs whose top eigenvalue is simple)."""
+    rng = np.random.default_rng(seed)
+    x = clustered(rng, n, d, spread=1.5)
+    W = deepret.knn_graph(x, k=k, mutual=False).astype(np.float64)
+    assert csgraph.connected_components(W)[0] == 1
+    return W
+
+
+def check_pairs(W, lam, U, want):
+    assert lam.shape == want.shape and U.shape == (W.shape[0], len(lam))
+    np.testing.assert_allclose(lam, want, atol=1e-5, rtol=0)
+    assert (np.diff(lam) <= 1e-12).all()
+    res = np.linalg.norm(W @ U - U * lam, axis=0) / np.linalg.norm(U, axis=0)
+    assert res.max() <= 1e-4
+    np.testing.assert_allclose(U.T @ U, np.eye(len(lam)), atol=1e-8)
+
+
+@pytest.mark.parametrize("n,r", [(300, 1), (300, 17), (1031, 60)])
+def test_graph_eigs_equals_eigsh(n, r):
+    W = connected_graph(n, seed=n + r)
+    lam, U, info = deepret.graph_eigs(W, r, return_info=True)
+    want = np.sort(spla.eigsh(W, k=r, which="LA", tol=1e-12)[0])[::-1]
+    check_pairs(W, lam, U, want)
+    assert info.residuals.shape == (r,) and (info.residuals <= 1e-6).all()
+    assert info.iterations >= 1 and info.products > 0
+
+
+def test_graph_eigs_repeated_eigenvalues_match_dense():
+    # Several components: eigenvalue 1 repeated once per component, which
+    # ARPACK (eigsh) may report fewer times; the dense eigh is the reference.
+    rng = np.random.default_rng(4)
+    x = clustered(rng, 400, 12, centres=12, spread=0.3)
+    W = deepret.knn_graph(x, k=8).astype(np.float64)
+    components = csgraph.connected_components(W)[0]
+    assert components > 1
+    r = 40
+    lam, U = deepret.graph_eigs(W, r)
+    want = np.linalg.eigvalsh(W.toarray())[::-1][:r]
+    check_pairs(W, lam, U, want)
+
+
+def test_graph_eigs_oxford5k():
+    data = datasets.load_oxford5k()
+    x = data.descriptors / np.linalg.norm(data.descriptors, axis=1, keepdims=True)
+    W = deepret.knn_graph(x, k=50)
+    r = 40
+    lam, U, info = deepret.graph_eigs(W, r, return_info=True)
+    W64 = W.astype(np.float64)
+    # The Oxford graph has one large component and two isolated images: the
+    # top eigenvalue is simple, so eigsh finds the same pairs.
+    want = np.sort(spla.eigsh(W64, k=r, which="LA", tol=1e-12)[0])[::-1]
+    check_pairs(W64, lam, U, want)
+
+
+def test_graph_eigs_deterministic_and_float32_graph():
+    W = connected_graph(300, seed=3)
+    a = deepret.graph_eigs(W, 20)
+    b = deepret.graph_eigs(W, 20)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    c = deepret.graph_eigs(W.astype(np.float32), 20)  # computed in float64 from the float32 values
+    np.testing.assert_allclose(c[0], a[0], atol=1e-6)
+    e = deepret.graph_eigs(W, 20, seed=1)
+    np.testing.assert_allclose(e[0], a[0], atol=1e-9)
+
+
+def test_graph_eigs_full_rank_is_exact():
+    W = connected_graph(80, seed=9)
+    lam, U = deepret.graph_eigs(W, 80)
+    check_pairs(W, lam, U, np.linalg.eigvalsh(W.toarray())[::-1])
+
+
+def test_graph_eigs_bad_input():
+    W = connected_graph(100, seed=1)
+    with pytest.raises(ValueError, match="r must be at most n"):
+        deepret.graph_eigs(W, 101)
+    with pytest.raises(ValueError, match="r must be at least 1"):
+        deepret.graph_eigs(W, 0)
+    with pytest.raises(TypeError, match="W must be a scipy.sparse"):
+        deepret.graph_eigs(W.toarray(), 3)
+    with pytest.raises(ValueError, match="block must lie"):
+        deepret.graph_eigs(W, 10, block=5)
+    with pytest.raises(ValueError, match="tol must be"):
+        deepret.graph_eigs(W, 10, tol=0)
+    bad = W.copy()
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        deepret.graph_eigs(bad, 3)
+
+
+def test_graph_eigs_warns_when_not_converged():
+    W = connected_graph(400, seed=2)
+    with pytest.warns(deepret.ConvergenceWarning, match="graph_eigs"):
+        lam, U, info = deepret.graph_eigs(W, 30, maxiter=1, return_info=True)
+    assert info.iterations == 1 and (info.residuals > 1e-6).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_spectral_index_full_rank_equals_diffusion(dtype):
+    rng = np.random.default_rng(7)
+    n, alpha = 90, 0.9
+    x = clustered(rng, n, 10).astype(dtype)
+    queries = clustered(rng, 4, 10).astype(dtype)
+    index = deepret.SpectralIndex(x, rank=n, alpha=alpha, k=8)
+    scores, ids = index.search(queries, topk=n)
+    y = deepret.query_vector(x, queries, 10, 3.0).toarray().astype(np.float64)
+    L = sp.csc_matrix(sp.eye(n) - alpha * index.W.astype(np.float64))
+    f = (1 - alpha) * spla.spsolve(L, y)
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(np.take_along_axis(f.T, ids, axis=1), scores, atol=tol * np.abs(f).max())
+    order = np.argsort(-f, axis=0, kind="stable").T
+    top = np.take_along_axis(f.T, order, axis=1)
+    np.testing.assert_allclose(scores, top, atol=tol * np.abs(f).max())
+
+
+def test_spectral_index_embedding_and_low_rank():
+    rng = np.random.default_rng(8)
+    x = clustered(rng, 400, 16).astype(np.float32)
+    queries = clustered(rng, 5, 16).astype(np.float32)
+    index = deepret.SpectralIndex(x, rank=30, alpha=0.99, k=10)
+    V = index.embedding
+    assert V.shape == (400, 30) and V.dtype == np.float32
+    lam, U = index.eigenvalues, index.eigenvectors
+    np.testing.assert_allclose(V, U * np.sqrt(0.01 / (1 - 0.99 * lam)), rtol=1e-5, atol=1e-7)
+    # The scores are U h(L) U^T y, and any dot-product search over the embedding gives them.
+    y = deepret.query_vector(x, queries, 10, 3.0).toarray().astype(np.float64)
+    want = (U * (0.01 / (1 - 0.99 * lam))) @ (U.T @ y)
+    scores, ids = index.search(queries, topk=20)
+    np.testing.assert_allclose(scores, np.take_along_axis(want.T, ids, axis=1), rtol=1e-4, atol=1e-7)
+    z = index.query_embedding(queries)
+    s2, i2 = deepret.knn(V, z, k=20)
+    np.testing.assert_allclose(s2, scores, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(index.query_embedding(y=y), z, rtol=1e-4, atol=1e-7)
+
+
+def test_spectral_index_from_graph_callable_h_and_save_load(tmp_path):
+    rng = np.random.default_rng(10)
+    x = clustered(rng, 200, 12)
+    W = deepret.knn_graph(x, k=10)
+    heat = lambda lam: np.exp(2.0 * (lam - 1))  # noqa: E731 - a heat-kernel filter
+    index = deepret.SpectralIndex(None, rank=20, graph=W, h=heat)
+    np.testing.assert_allclose(index.embedding, index.eigenvectors * np.sqrt(heat(index.eigenvalues)))
+    y = np.zeros(200)
+    y[[3, 17]] = 1
+    s, i = index.search(y=y, topk=5)
+    assert s.shape == (1, 5)
+    with pytest.raises(ValueError, match="built from a graph"):
+        index.search(x[:2], topk=5)
+    a = deepret.SpectralIndex(x, rank=15, alpha=0.95, k=10)
+    path = tmp_path / "spectral.npz"
+    a.save(path)
+    b = deepret.SpectralIndex.load(path)
+    np.testing.assert_array_equal(a.embedding, b.embedding)
+    np.testing.assert_array_equal(a.search(x[:3], 10)[1], b.search(x[:3], 10)[1])
+    index.save(tmp_path / "callable.npz")
+    with pytest.raises(ValueError, match="callable h"):
+        deepret.SpectralIndex.load(tmp_path / "callable.npz")
+
+
+def test_spectral_index_bad_input():
+    x = clustered(np.random.default_rng(0), 50, 8)
+    with pytest.raises(ValueError, match="alpha"):
+        deepret.SpectralIndex(x, rank=5, alpha=1.0, k=5)
+    with pytest.raises(ValueError, match="h must be"):
+        deepret.SpectralIndex(x, rank=5, k=5, h="heat")
+    with pytest.raises(ValueError, match="non-negative"):
+        deepret.SpectralIndex(x, rank=5, k=5, h=lambda lam: lam - 2)
+    with pytest.raises(ValueError, match="needs x or graph"):
+        deepret.SpectralIndex(None, rank=5)
+    with pytest.raises(ValueError, match="topk"):
+        deepret.SpectralIndex(x, rank=5, k=5).search(x[:1], topk=51)
+
+
+def test_graph_eigs_progress_bar(capsys):
+    W = connected_graph(200, seed=5)
+    lam, U = deepret.graph_eigs(W, 5, progress=True)
+    assert "graph_eigs" in capsys.readouterr().err
+    np.testing.assert_allclose(lam, np.linalg.eigvalsh(W.toarray())[::-1][:5], atol=1e-8)
