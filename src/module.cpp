@@ -27,6 +27,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("_fail_allocation", &deepret::fail_allocation, py::arg("n"),
         "Test hook: the n-th checked engine allocation from now (0 = the next) raises "
         "MemoryError, once; n < 0 disarms.");
+  m.def(
+      "_check_allocation",
+      [](std::int64_t count, std::size_t itemsize) {
+        return deepret::checked_bytes(count, itemsize, "a test request");
+      },
+      py::arg("count"), py::arg("itemsize"),
+      "Test hook: the bytes of count items, or the MemoryError such a request gets.");
   m.def("_allocation_count", &deepret::allocation_count,
         "Test hook: checked engine allocations made so far in this process.");
   m.def(

@@ -243,6 +243,7 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
     T* panel = scratch<T>(1, static_cast<std::size_t>(std::min(kKC, K) * used_strips * nr));
     thread_local std::vector<Tap> taps(static_cast<std::size_t>(kKC));
     for (index_t t = lo; t < hi; ++t) {
+      if (t > lo) checkpoint();  // a chunk of a large layer holds many tasks
       const index_t oc = t % o_chunks, pt = (t / o_chunks) % p_tiles, bg = t / (o_chunks * p_tiles);
       const index_t b = bg / G, g = bg % G;
       const index_t ob0 = ob_count * oc / o_chunks, ob1 = ob_count * (oc + 1) / o_chunks;
@@ -279,6 +280,7 @@ void conv2d_depthwise(const T* input, const T* weight, const T* bias, T* out, co
   const int threads = work_threads(num_threads, 2 * s.n * s.o * P * khw);
   parallel_for<8>(0, s.n * s.o, grain, threads, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
+      if (plane > lo) checkpoint();
       const index_t b = plane / s.o, o = plane % s.o;
       const T* x = input + (b * s.c + o / og) * s.h * s.w;
       const T* w = weight + o * khw;
