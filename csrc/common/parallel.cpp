@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "common/errors.h"
@@ -99,9 +100,14 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       while (static_cast<int>(threads_) < job->helpers) {
-        std::thread(&Pool::loop, this).detach();
+        try {
+          std::thread(&Pool::loop, this).detach();
+        } catch (const std::system_error&) {  // no more threads (a ulimit): run with fewer
+          break;
+        }
         ++threads_;
       }
+      job->helpers = std::min(job->helpers, static_cast<int>(threads_));
       job_ = job;
       ++generation_;
     }
@@ -196,12 +202,15 @@ void run_chunks(std::int64_t chunks, int threads, const std::function<void(std::
   if (threads <= 1 || chunks == 1) return run_serially(chunks, body);
   Pool& pool = Pool::instance();
   if (!pool.try_acquire()) return run_serially(chunks, body);  // another job holds the pool
+  struct Release {  // whatever happens below
+    Pool& pool;
+    ~Release() { pool.release(); }
+  } release{pool};
   auto job = std::make_shared<Job>();
   job->body = &body;
   job->chunks = chunks;
   job->helpers = threads - 1;
   pool.run(job);
-  pool.release();
   if (job->error) std::rethrow_exception(job->error);
 }
 

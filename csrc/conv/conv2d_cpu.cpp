@@ -68,11 +68,22 @@ constexpr index_t kTileBytes = 256 * 1024;  // C tile (og x tile pixels) kept in
 
 // Per-thread scratch kept between calls: a fresh multi-MB buffer costs about
 // 1 ms per MB in first-touch page faults here, more than a small layer itself.
-// Slot 0: packed weights (calling thread), slot 1: B tiles (every worker).
+// Slot 0: packed weights (calling thread), slot 1: B tiles (every worker,
+// at most kKC x kStrips x NR values). Packed weights above kKeptWeightBytes
+// are freed when their call ends: a layer that large computes for far longer
+// than its pages take to fault in, and its memory should not stay pinned to
+// every Python thread that ever called.
+constexpr std::size_t kKeptWeightBytes = std::size_t(32) << 20;
+
+template <class T>
+Scratch<T>& scratch_buffer(int slot) {
+  thread_local Scratch<T> buffers[2];
+  return buffers[slot];
+}
+
 template <class T>
 T* scratch(int slot, std::size_t count) {
-  thread_local Scratch<T> buffers[2];
-  Scratch<T>& buffer = buffers[slot];
+  Scratch<T>& buffer = scratch_buffer<T>(slot);
   if (buffer.size() < count) buffer.resize(count);
   return buffer.data();
 }
@@ -210,6 +221,9 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   const index_t ob_count = (og + MR - 1) / MR;
   const int threads = work_threads(num_threads, 2 * s.n * s.o * K * P);
   // Weights as [group][o block][K][MR], zero rows past og.
+  struct Trim {  // also when the call fails or is interrupted
+    ~Trim() { release_if_larger(scratch_buffer<T>(0), kKeptWeightBytes); }
+  } trim;
   T* a_pack = scratch<T>(0, static_cast<std::size_t>(G * ob_count * K * MR));
   parallel_for<8>(0, G * ob_count, 1, threads, [&](index_t lo, index_t hi) {
     for (index_t gb = lo; gb < hi; ++gb) {
