@@ -27,7 +27,7 @@ DTYPES = ("float32", "float64")
 MATMUL_N = 2048  # 2*N^3 = 17 GFLOP: ~0.1 s at the expected peak, long enough to reach it
 GPU_MATMUL_N = 8192
 
-# OpenMP's default team: deepret's thread count when num_threads is None.
+# deepret's thread count when num_threads is None (OMP_NUM_THREADS, else the affinity mask).
 DEEPRET_THREADS = (int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0] or 0)
                    or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()))
 

@@ -15,7 +15,7 @@ void run_real(const py::array& a, const py::array& v, py::array& out, index_t le
   const T* pv = static_cast<const T*>(v.data());
   T* po = static_cast<T*>(out.mutable_data());
   const index_t n = a.size(), m = v.size(), len = out.size();
-  py::gil_scoped_release release;
+  EngineCall call;
   conv::correlate1d<T>(pa, n, pv, m, po, len, left, threads);
 }
 
@@ -27,7 +27,7 @@ void run_complex(const py::array& a, const py::array& v, py::array& out, index_t
   const C* pv = static_cast<const C*>(v.data());
   C* po = static_cast<C*>(out.mutable_data());
   const index_t n = a.size(), m = v.size(), len = out.size();
-  py::gil_scoped_release release;
+  EngineCall call;
   conv::correlate1d_complex<T>(pa, n, pv, m, po, len, left, conjugate_v, threads);
 }
 
@@ -36,7 +36,7 @@ void run_bool(const py::array& a, const py::array& v, py::array& out, index_t le
   const auto* pv = static_cast<const std::uint8_t*>(v.data());
   auto* po = static_cast<std::uint8_t*>(out.mutable_data());
   const index_t n = a.size(), m = v.size(), len = out.size();
-  py::gil_scoped_release release;
+  EngineCall call;
   conv::correlate1d_bool(pa, n, pv, m, po, len, left, threads);
 }
 

@@ -29,7 +29,7 @@ void run_real(const py::array& image, const py::array& weights, py::array& out, 
   T* po = static_cast<T*>(out.mutable_data());
   const index_t h = image.shape(0), w = image.shape(1), kh = weights.shape(0), kw = weights.shape(1);
   const index_t oh = out.shape(0), ow = out.shape(1);
-  py::gil_scoped_release release;
+  EngineCall call;
   conv::correlate2d<T>(pi, h, w, pw, kh, kw, po, oh, ow, g.top, g.left, g.boundary, fill_value,
                        g.threads);
 }
@@ -45,7 +45,7 @@ void run_complex(const py::array& image, const py::array& weights, py::array& ou
   C* po = static_cast<C*>(out.mutable_data());
   const index_t h = image.shape(0), w = image.shape(1), kh = weights.shape(0), kw = weights.shape(1);
   const index_t oh = out.shape(0), ow = out.shape(1);
-  py::gil_scoped_release release;
+  EngineCall call;
   conv::correlate2d_complex<T>(pi, h, w, pw, kh, kw, po, oh, ow, g.top, g.left, g.boundary,
                                fill_value, g.threads);
 }
@@ -95,7 +95,7 @@ void run_conv2d(const py::array& input, const py::array& weight, const py::objec
   const T* pb = nullptr;
   if (!bias.is_none()) pb = static_cast<const T*>(bias.cast<py::array>().data());
   T* po = static_cast<T*>(out.mutable_data());
-  py::gil_scoped_release release;
+  EngineCall call;
   conv::conv2d<T>(pi, pw, pb, po, s, threads);
 }
 

@@ -53,7 +53,7 @@ py::tuple run_cg(index_t n, const py::array& indptr, const py::array& indices,
   std::int64_t* pi = iterations.mutable_data();
   double* pr = residuals.mutable_data();
   {
-    py::gil_scoped_release release;
+    EngineCall call;
     diffusion::batched_cg<T, I>(w, T(alpha), py_, m, pf, tol, maxiter, pi, pr, num_threads,
                                 order_ptr);
   }
@@ -69,7 +69,7 @@ void run_spmm(index_t rows, index_t cols, const py::array& indptr, const py::arr
   const T* px = x.data();
   T* py_ = y.mutable_data();
   const index_t m = x.shape(1);
-  py::gil_scoped_release release;
+  EngineCall call;
   diffusion::spmm<T, I>(w, px, m, py_, num_threads);
 }
 
@@ -86,7 +86,7 @@ py::object run_order(index_t n, const py::array& indptr, const py::array& indice
   I* po = order.mutable_data();
   bool done;
   {
-    py::gil_scoped_release release;
+    EngineCall call;
     done = diffusion::reverse_cuthill_mckee<I>(n, pp, pi, po, max_front);
   }
   return done ? py::object(order) : py::object(py::none());
@@ -105,7 +105,7 @@ double run_near(index_t n, const py::array& indptr, const py::array& indices,
   const I* pp = static_cast<const I*>(indptr.data());
   const I* pi = static_cast<const I*>(indices.data());
   const I* po = static_cast<const I*>(order.data());
-  py::gil_scoped_release release;
+  EngineCall call;
   return diffusion::near_fraction<I>(n, pp, pi, po, window);
 }
 

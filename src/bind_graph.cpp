@@ -27,7 +27,7 @@ py::tuple run(const py::array& scores, const py::array& indices, const graph::Op
   const index_t n = scores.shape(0), k = scores.shape(1);
   graph::Csr<T> g;
   {
-    py::gil_scoped_release release;
+    EngineCall call;
     g = graph::graph_from_knn<T, I>(s, idx, n, k, options, num_threads);
   }
   const index_t nnz = g.nnz;

@@ -22,7 +22,7 @@ void bind_database(py::module_& m, const char* name) {
              check(x.ndim() == 2, "x must be 2-D (n, d)");
              const T* data = x.data();
              const index_t n = x.shape(0), d = x.shape(1);
-             py::gil_scoped_release release;
+             EngineCall call;
              return std::make_unique<Database>(data, n, d, num_threads);
            }),
            py::arg("x"), py::arg("num_threads") = 0)
@@ -43,7 +43,7 @@ void bind_database(py::module_& m, const char* name) {
             const T* q = queries.data();
             T* s = scores.mutable_data();
             std::int64_t* i = indices.mutable_data();
-            py::gil_scoped_release release;
+            EngineCall call;
             knn::search<T>(db, q, nq, k, static_cast<knn::Metric>(metric), self_offset, s, i,
                            num_threads);
           },
@@ -73,7 +73,7 @@ void bind_database(py::module_& m, const char* name) {
             const T* rows = x.data();
             T* s = scores.mutable_data();
             std::int64_t* i = indices.mutable_data();
-            py::gil_scoped_release release;
+            EngineCall call;
             knn::search_self<T>(db, rows, k, static_cast<knn::Metric>(metric), exclude_self, s, i,
                                 num_threads, report);
           },
@@ -87,7 +87,7 @@ void bind_database(py::module_& m, const char* name) {
             check(queries.ndim() == 2 && queries.shape(1) == db.dim(), "queries must be 2-D (nq, d)");
             const T* q = queries.data();
             const index_t nq = queries.shape(0);
-            py::gil_scoped_release release;
+            EngineCall call;
             return knn::similarity_only<T>(db, q, nq, num_threads);
           },
           py::arg("queries"), py::arg("num_threads") = 0,

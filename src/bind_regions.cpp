@@ -35,7 +35,7 @@ py::tuple egm(const py::array& s, double sigma, double lam, double tau, double t
   const double* data = static_cast<const double*>(s.data());
   egm::Result r;
   {
-    py::gil_scoped_release release;
+    EngineCall call;
     r = egm::egm(data, b, h, w, p, num_threads);
   }
   py::array_t<std::int64_t> counts({b}, r.counts.data());
@@ -48,7 +48,7 @@ void saliency_t(const py::array& a, py::array& out, double eps, int threads) {
   const T* pa = static_cast<const T*>(a.data());
   T* po = static_cast<T*>(out.mutable_data());
   const index_t b = a.shape(0), c = a.shape(1), hw = a.shape(2);
-  py::gil_scoped_release release;
+  EngineCall call;
   pool::feature_saliency<T>(pa, b, c, hw, eps, po, threads);
 }
 
@@ -58,7 +58,7 @@ void global_t(const py::array& a, py::array& out, pool::Global kind, double p, d
   const T* pa = static_cast<const T*>(a.data());
   T* po = static_cast<T*>(out.mutable_data());
   const index_t b = a.shape(0), c = a.shape(1), hw = a.shape(2);
-  py::gil_scoped_release release;
+  EngineCall call;
   pool::global_pool<T>(pa, b, c, hw, kind, p, eps, normalize, po, threads);
 }
 
@@ -70,7 +70,7 @@ void regional_t(const py::array& a, const py::array& boxes, const py::array& ima
   const auto* pi = static_cast<const std::int64_t*>(image.data());
   T* po = static_cast<T*>(out.mutable_data());
   const index_t b = a.shape(0), c = a.shape(1), h = a.shape(2), w = a.shape(3), k = boxes.shape(0);
-  py::gil_scoped_release release;
+  EngineCall call;
   pool::regional_max<T>(pa, b, c, h, w, pb, pi, k, normalize, po, threads);
 }
 
@@ -80,7 +80,7 @@ void rmac_t(const py::array& a, const py::array& regions, py::array& out, int th
   const auto* pr = static_cast<const std::int64_t*>(regions.data());
   T* po = static_cast<T*>(out.mutable_data());
   const index_t b = a.shape(0), c = a.shape(1), h = a.shape(2), w = a.shape(3), r = regions.shape(0);
-  py::gil_scoped_release release;
+  EngineCall call;
   pool::rmac<T>(pa, b, c, h, w, pr, r, po, threads);
 }
 

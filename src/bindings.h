@@ -5,10 +5,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <functional>
 #include <string>
 
 #include "common/array_view.h"
 #include "common/errors.h"
+#include "common/parallel.h"
 
 namespace deepret::bind {
 
@@ -25,6 +27,25 @@ inline void require_same_dtype(const py::array& a, const py::array& b, const cha
   const bool same = a.dtype().kind() == b.dtype().kind() && a.dtype().itemsize() == b.dtype().itemsize();
   check_type(same, std::string(names) + " must have the same dtype");
 }
+
+// The one way a binding calls the CPU engine: declared just before the call,
+// it releases the GIL and, on Python's main thread (the only one Python runs
+// signal handlers on), lets the engine poll for pending signals between work
+// items: a Ctrl-C runs Python's handler (the GIL reacquired for the moment),
+// its KeyboardInterrupt stops the call, and the caller gets it once every
+// engine thread has finished. Declared after the arrays it uses.
+class EngineCall {
+ public:
+  EngineCall() : poll_(signal_poll()) {}
+
+ private:
+  static std::function<void()> signal_poll();
+  InterruptPoll poll_;
+  py::gil_scoped_release release_;
+};
+
+// Records Python's main thread (module import).
+void init_engine_calls();
 
 void register_conv(py::module_& m);
 void register_knn(py::module_& m);

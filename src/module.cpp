@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "common/buffer.h"
 #include "common/parallel.h"
 #include "common/simd.h"
 
@@ -18,14 +19,31 @@ PYBIND11_MODULE(_core, m) {
         "Force 'portable' or 'avx2+fma', or 'auto' to detect (for tests).");
   m.def("use_avx512f", &deepret::use_avx512f,
         "Whether the 2-D kernels take their AVX-512F variant now (auto detection only).");
-  m.def("max_threads", &deepret::max_threads, "Threads a parallel kernel uses by default (OMP_NUM_THREADS).");
-  m.def("has_openmp", []() {
-#if defined(_OPENMP)
-    return true;
-#else
-    return false;
-#endif
-  });
+  m.def("max_threads", &deepret::max_threads,
+        "Threads a parallel kernel uses by default: OMP_NUM_THREADS, else the CPUs this process may use.");
+  deepret::bind::init_engine_calls();
+
+  // Test hooks of the runtime (tests/test_runtime.py).
+  m.def("_fail_allocation", &deepret::fail_allocation, py::arg("n"),
+        "Test hook: the n-th checked engine allocation from now (0 = the next) raises "
+        "MemoryError, once; n < 0 disarms.");
+  m.def(
+      "_check_allocation",
+      [](std::int64_t count, std::size_t itemsize) {
+        return deepret::checked_bytes(count, itemsize, "a test request");
+      },
+      py::arg("count"), py::arg("itemsize"),
+      "Test hook: the bytes of count items, or the MemoryError such a request gets.");
+  m.def("_allocation_count", &deepret::allocation_count,
+        "Test hook: checked engine allocations made so far in this process.");
+  m.def(
+      "_runtime_self_test",
+      [](std::int64_t chunks, std::int64_t fail_at, int num_threads) {
+        deepret::bind::EngineCall call;
+        deepret::runtime_self_test(chunks, fail_at, num_threads);
+      },
+      py::arg("chunks"), py::arg("fail_at"), py::arg("num_threads") = 0,
+      "Test hook: a parallel_for whose chunk fail_at raises ValueError (a worker's when it can).");
 
   deepret::bind::register_conv(m);
   deepret::bind::register_knn(m);

@@ -14,9 +14,9 @@
 #include <cstring>
 #include <vector>
 
+#include "common/buffer.h"
 #include "common/errors.h"
 #include "common/parallel.h"
-#include "common/task_pool.h"
 #include "common/simd.h"
 #include "conv/conv2d.h"
 
@@ -68,11 +68,22 @@ constexpr index_t kTileBytes = 256 * 1024;  // C tile (og x tile pixels) kept in
 
 // Per-thread scratch kept between calls: a fresh multi-MB buffer costs about
 // 1 ms per MB in first-touch page faults here, more than a small layer itself.
-// Slot 0: packed weights (calling thread), slot 1: B tiles (every worker).
+// Slot 0: packed weights (calling thread), slot 1: B tiles (every worker,
+// at most kKC x kStrips x NR values). Packed weights above kKeptWeightBytes
+// are freed when their call ends: a layer that large computes for far longer
+// than its pages take to fault in, and its memory should not stay pinned to
+// every Python thread that ever called.
+constexpr std::size_t kKeptWeightBytes = std::size_t(32) << 20;
+
+template <class T>
+Scratch<T>& scratch_buffer(int slot) {
+  thread_local Scratch<T> buffers[2];
+  return buffers[slot];
+}
+
 template <class T>
 T* scratch(int slot, std::size_t count) {
-  thread_local std::vector<T> buffers[2];
-  std::vector<T>& buffer = buffers[slot];
+  Scratch<T>& buffer = scratch_buffer<T>(slot);
   if (buffer.size() < count) buffer.resize(count);
   return buffer.data();
 }
@@ -210,8 +221,11 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   const index_t ob_count = (og + MR - 1) / MR;
   const int threads = work_threads(num_threads, 2 * s.n * s.o * K * P);
   // Weights as [group][o block][K][MR], zero rows past og.
+  struct Trim {  // also when the call fails or is interrupted
+    ~Trim() { release_if_larger(scratch_buffer<T>(0), kKeptWeightBytes); }
+  } trim;
   T* a_pack = scratch<T>(0, static_cast<std::size_t>(G * ob_count * K * MR));
-  pool_for(0, G * ob_count, 1, threads, [&](index_t lo, index_t hi) {
+  parallel_for<8>(0, G * ob_count, 1, threads, [&](index_t lo, index_t hi) {
     for (index_t gb = lo; gb < hi; ++gb) {
       const index_t g = gb / ob_count, ob = gb % ob_count;
       T* dst = a_pack + gb * K * MR;
@@ -238,11 +252,12 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   const index_t o_chunks =
       std::clamp<index_t>((4 * threads + base_tasks - 1) / base_tasks, 1, ob_count);
   const index_t tasks = base_tasks * o_chunks;
-  pool_for(0, tasks, 1, threads, [&](index_t lo, index_t hi) {
+  parallel_for<8>(0, tasks, 1, threads, [&](index_t lo, index_t hi) {
     const index_t used_strips = std::min(nc, P + nr - 1) / nr;
     T* panel = scratch<T>(1, static_cast<std::size_t>(std::min(kKC, K) * used_strips * nr));
     thread_local std::vector<Tap> taps(static_cast<std::size_t>(kKC));
     for (index_t t = lo; t < hi; ++t) {
+      if (t > lo) checkpoint();  // a chunk of a large layer holds many tasks
       const index_t oc = t % o_chunks, pt = (t / o_chunks) % p_tiles, bg = t / (o_chunks * p_tiles);
       const index_t b = bg / G, g = bg % G;
       const index_t ob0 = ob_count * oc / o_chunks, ob1 = ob_count * (oc + 1) / o_chunks;
@@ -277,8 +292,9 @@ void conv2d_depthwise(const T* input, const T* weight, const T* bias, T* out, co
   const bool unit = s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1;
   const index_t grain = std::max<index_t>(1, (index_t(1) << 16) / std::max<index_t>(1, P * khw));
   const int threads = work_threads(num_threads, 2 * s.n * s.o * P * khw);
-  pool_for(0, s.n * s.o, grain, threads, [&](index_t lo, index_t hi) {
+  parallel_for<8>(0, s.n * s.o, grain, threads, [&](index_t lo, index_t hi) {
     for (index_t plane = lo; plane < hi; ++plane) {
+      if (plane > lo) checkpoint();
       const index_t b = plane / s.o, o = plane % s.o;
       const T* x = input + (b * s.c + o / og) * s.h * s.w;
       const T* w = weight + o * khw;

@@ -8,9 +8,9 @@
 #include <memory>
 #include <vector>
 
+#include "common/buffer.h"
 #include "common/errors.h"
 #include "common/parallel.h"
-#include "common/task_pool.h"
 #include "common/simd.h"
 #include "conv/conv2d.h"
 
@@ -81,7 +81,7 @@ struct Problem {
     const index_t rows = mb - ma;
     const index_t pw = std::max(cb - ca, min_cols<T>());  // outputs computed per row
     const index_t width = pw + kw - 1, height = rows + kh - 1;
-    std::vector<T> buffer(static_cast<std::size_t>(P * height * width + rows * pw));
+    Scratch<T> buffer(static_cast<std::size_t>(P * height * width + rows * pw));
     T* result = buffer.data() + P * height * width;
     const index_t q0 = ma - top, x0 = ca - left;  // image index of patch (0, 0)
     // Columns [lo, hi) of the patch fall inside the image.
@@ -150,7 +150,7 @@ struct Problem {
     // Enough work per task to pay for waking a thread (about 64k multiply-adds).
     const index_t per_row = std::max<index_t>(1, ow * kh * kw * P);
     const index_t grain = std::max<index_t>(4, (index_t(1) << 16) / per_row);
-    pool_for(0, oh, grain, num_threads,
+    parallel_for<8>(0, oh, grain, num_threads,
                  [&](index_t ma, index_t mb) { rows(ma, mb, r0, r1, c0, c1); });
   }
 };

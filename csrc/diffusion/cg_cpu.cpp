@@ -145,8 +145,11 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
   const index_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
   const index_t size = width * n;
   // f is first written by a panel's first update (panel_update).
-  Buffer<T> f = allocate<T>(size), r = allocate<T>(size), p = allocate<T>(size),
-            q = allocate<T>(size);
+  // The four panel sets in one check first: a request that cannot fit fails
+  // before any of them is allocated.
+  checked_bytes(size, 4 * sizeof(T), "the CG vectors (4 x n x padded columns)");
+  Buffer<T> f = allocate<T>(size, "the CG vectors"), r = allocate<T>(size, "the CG vectors"),
+            p = allocate<T>(size, "the CG vectors"), q = allocate<T>(size, "the CG vectors");
   std::vector<double> partials(static_cast<std::size_t>(blocks * 3 * width));
   auto panel = [&](const Buffer<T>& v, index_t b) { return v.get() + b * n * K; };
 
@@ -215,6 +218,7 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
     T* const pq = panel(q, b);
     double* const part = partials.data() + b * blocks * 3 * K;
     for (index_t done = 0; done < maxiter; ++done) {
+      if (done > 0) checkpoint();  // a panel alone on a thread runs the whole solve
       bool any = false;
       for (index_t c = c0; c < c0 + K; ++c) {
         if (active[c] && std::sqrt(rho[c]) < target[c]) active[c] = 0;

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/buffer.h"
 #include "common/errors.h"
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -33,21 +34,35 @@ namespace avx512 {  // egm_cpu_avx512.cpp, compiled with -mavx512f
 namespace {
 
 struct Workspace {
-  std::vector<double> py, px, ps;                  // samples [n]
-  std::vector<double> my, mx, vy, vx, pi;          // components [k]
-  std::vector<double> ivy, ivx, logc;              // E-step constants [k]
-  std::vector<double> acc;                         // [blocks, kAccFields, k]
-  std::vector<double> e;                           // [blocks, k]
-  std::vector<double> nmy, nmx, nvy, nvx, mass;    // after the M-step
-  std::vector<index_t> kept;                       // ranks of the kept components
-  std::vector<std::uint64_t> keys, sort_tmp;       // purge order (radix sort)
-  std::vector<index_t> order, order_tmp;
-  std::vector<double> cand;                        // [kCandFields, k] purge candidates
-  std::vector<double> gh, gw, grid, chan, conv, tmp;  // the first E-step on the grid
+  Scratch<double> py, px, ps;                  // samples [n]
+  Scratch<double> my, mx, vy, vx, pi;          // components [k]
+  Scratch<double> ivy, ivx, logc;              // E-step constants [k]
+  Scratch<double> acc;                         // [blocks, kAccFields, k]
+  Scratch<double> e;                           // [blocks, k]
+  Scratch<double> nmy, nmx, nvy, nvx, mass;    // after the M-step
+  Scratch<index_t> kept;                       // ranks of the kept components
+  Scratch<std::uint64_t> keys, sort_tmp;       // purge order (radix sort)
+  Scratch<index_t> order, order_tmp;
+  Scratch<double> cand;                        // [kCandFields, k] purge candidates
+  Scratch<double> gh, gw, grid, chan, conv, tmp;  // the first E-step on the grid
+
+  // Frees every array above max_bytes: the workspace is per thread and kept
+  // between calls, so one huge map must not pin its memory on every thread.
+  void trim(std::size_t max_bytes) {
+    for (auto* v : {&py, &px, &ps, &my, &mx, &vy, &vx, &pi, &ivy, &ivx, &logc, &acc, &e, &nmy, &nmx,
+                    &nvy, &nvx, &mass, &cand, &gh, &gw, &grid, &chan, &conv, &tmp})
+      release_if_larger(*v, max_bytes);
+    for (auto* v : {&kept, &order, &order_tmp}) release_if_larger(*v, max_bytes);
+    for (auto* v : {&keys, &sort_tmp}) release_if_larger(*v, max_bytes);
+  }
 };
 
+// Workspace arrays kept per thread between maps (a 1,000 x 1,000 map's
+// samples are 8 MB each).
+constexpr std::size_t kKeptWorkspaceBytes = std::size_t(1) << 20;
+
 struct MapOut {
-  std::vector<double> means, variances, weights, boxes;
+  Scratch<double> means, variances, weights, boxes;
 };
 
 void estep(const double* py, const double* px, const double* ps, index_t n, const Workspace& ws,
@@ -126,7 +141,7 @@ bool first_estep_on_grid(Workspace& ws, index_t n, const Params& p) {
   for (index_t d = 0; d < std::max(h, w); ++d) ws.tmp[d] = std::exp(-double(d * d) / (2.0 * v));
   // gh [h, h]; gw [w, wp], zero-padded to a multiple of the smoothing block.
   const index_t wp = (w + portable::kSmoothBlock - 1) / portable::kSmoothBlock * portable::kSmoothBlock;
-  auto gauss = [&](std::vector<double>& g, index_t m, index_t stride) {
+  auto gauss = [&](Scratch<double>& g, index_t m, index_t stride) {
     g.assign(m * stride, 0.0);
     for (index_t i = 0; i < m; ++i)
       for (index_t j = 0; j < m; ++j) g[i * stride + j] = ws.tmp[i > j ? i - j : j - i];
@@ -205,7 +220,7 @@ void e_and_m(Workspace& ws, index_t n, index_t k, const Params& p, int threads, 
 // ties (pi >= 0, so its bits order like the number). A stable LSD radix sort
 // on the complemented bits, one byte per pass: the bytes that every key
 // shares (most of the exponent) cost no pass.
-void descending_order(const std::vector<double>& pi, Workspace& ws) {
+void descending_order(const Scratch<double>& pi, Workspace& ws) {
   const index_t k = static_cast<index_t>(pi.size());
   ws.keys.resize(k), ws.sort_tmp.resize(k), ws.order.resize(k), ws.order_tmp.resize(k);
   std::uint64_t all_or = 0, all_and = ~std::uint64_t(0);
@@ -278,7 +293,7 @@ index_t purge(Workspace& ws, double tau) {
     len = to;
   }
   const index_t kk = static_cast<index_t>(ws.kept.size());
-  std::vector<double> pi(kk);
+  Scratch<double> pi(kk);
   double kept_total = 0.0;
   for (index_t t = 0; t < kk; ++t) kept_total += f[kCp][ws.kept[t]];
   ws.my.resize(kk), ws.mx.resize(kk), ws.vy.resize(kk), ws.vx.resize(kk);
@@ -317,6 +332,7 @@ void egm_map(const double* s, index_t h, index_t w, const Params& p, int threads
   for (index_t i = 0; i < n; ++i) ws.pi[i] = ws.ps[i] / total;
   index_t k = n, before = -1;  // the counts after the last two iterations (n at the start)
   for (int it = 0; it < p.max_iter; ++it) {
+    if (it > 0) checkpoint();
     e_and_m(ws, n, k, p, threads, it == 0);
     const index_t kk = purge(ws, p.tau);
     const bool stable = kk == k && k == before;
@@ -355,15 +371,31 @@ Result egm(const double* s, index_t b, index_t h, index_t w, const Params& param
       throw ValueError("s must be non-negative, got " + std::to_string(s[t]) + " at flat index " +
                        std::to_string(t));
   }
-  std::vector<MapOut> outs(static_cast<std::size_t>(b));
+  Scratch<MapOut> outs(static_cast<std::size_t>(b));
   const int threads = resolve_threads(num_threads);
   if (b <= 1 || threads <= 1) {
     static thread_local Workspace ws;
-    for (index_t i = 0; i < b; ++i) egm_map(s + i * h * w, h, w, params, threads, ws, outs[i]);
+    try {
+      for (index_t i = 0; i < b; ++i) {
+        if (i > 0) checkpoint();
+        egm_map(s + i * h * w, h, w, params, threads, ws, outs[i]);
+      }
+    } catch (...) {
+      ws.trim(kKeptWorkspaceBytes);
+      throw;
+    }
+    ws.trim(kKeptWorkspaceBytes);
   } else {
     parallel_for(0, b, 1, threads, [&](index_t lo, index_t hi) {
       static thread_local Workspace ws;
-      for (index_t i = lo; i < hi; ++i) egm_map(s + i * h * w, h, w, params, 1, ws, outs[i]);
+      struct Trim {  // also when a map fails
+        Workspace& ws;
+        ~Trim() { ws.trim(kKeptWorkspaceBytes); }
+      } trim{ws};
+      for (index_t i = lo; i < hi; ++i) {
+        if (i > lo) checkpoint();
+        egm_map(s + i * h * w, h, w, params, 1, ws, outs[i]);
+      }
     });
   }
   Result r;

@@ -171,7 +171,7 @@ Rows<T> transpose(const Plan& plan, const Visit& visit) {
   out.ptr = allocate<std::int64_t>(n + 1);
   out.rows = allocate<Entry<T>>(total);
   parallel_for(0, B, 1, plan.threads, [&](index_t lo, index_t hi) {
-    std::vector<index_t> next(static_cast<std::size_t>(W));
+    Scratch<index_t> next(static_cast<std::size_t>(W));
     for (index_t b = lo; b < hi; ++b) {
       const index_t first = b * W, width = std::min(W, n - first);
       std::fill(next.begin(), next.begin() + width, 0);

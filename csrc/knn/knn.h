@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "common/array_view.h"
+#include "common/buffer.h"
 
 namespace deepret::knn {
 
@@ -35,7 +36,7 @@ class PackedDatabase {
  private:
   index_t n_, d_;
   std::unique_ptr<T[], void (*)(T*)> data_;
-  std::unique_ptr<T[]> half_neg_norms_;
+  Buffer<T> half_neg_norms_;
 };
 
 // For each query row q_i: the k database rows with the largest inner product

@@ -13,10 +13,7 @@
 #include <utility>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
+#include "common/buffer.h"
 #include "common/errors.h"
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -48,10 +45,11 @@ void free_aligned(T* p) {
 }
 
 template <class T>
-T* alloc_aligned(index_t count) {
-  const std::size_t bytes = ((sizeof(T) * std::max<index_t>(count, 1) + 63) / 64) * 64;
+T* alloc_aligned(index_t count, const char* what) {
+  const std::size_t bytes = (checked_bytes(count, sizeof(T), what) + 63) / 64 * 64;
+  before_allocation(bytes, what);
   void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw std::bad_alloc();
+  if (!p) out_of_memory(bytes, what);
   return static_cast<T*>(p);
 }
 
@@ -209,8 +207,8 @@ PackedDatabase<T>::PackedDatabase(const T* x, index_t n, index_t d, int num_thre
     : n_(n), d_(d), data_(nullptr, free_aligned<T>) {
   check(n >= 1 && d >= 1, "knn: the database must have at least one row and one column");
   const index_t count = panels();
-  data_.reset(alloc_aligned<T>(count * kPanel * d));
-  half_neg_norms_.reset(new T[static_cast<std::size_t>(count * kPanel)]);
+  data_.reset(alloc_aligned<T>(count * kPanel * d, "the packed kNN database"));
+  half_neg_norms_ = allocate<T>(count * kPanel, "the kNN database norms");
   T* packed = data_.get();
   T* norms = half_neg_norms_.get();
   parallel_for(0, count, 16, num_threads, [&](index_t lo, index_t hi) {
@@ -252,22 +250,26 @@ void search(const PackedDatabase<T>& db, const T* queries, index_t nq, index_t k
       blocks >= 4 * index_t(threads) ? 1 : std::min<index_t>(threads, chunk_count);
 
   // With parts > 1 each part keeps its own heaps, merged below.
-  std::vector<T> part_scores(parts > 1 ? parts * nq * k : 0);
-  std::vector<std::int64_t> part_indices(parts > 1 ? parts * nq * k : 0);
-  std::vector<index_t> part_sizes(parts > 1 ? parts * nq : 0);
+  const index_t part_entries = parts > 1 ? parts * nq * k : 0;
+  Buffer<T> part_scores = allocate<T>(part_entries, "the kNN heaps of the database parts");
+  Buffer<std::int64_t> part_indices =
+      allocate<std::int64_t>(part_entries, "the kNN heaps of the database parts");
+  Buffer<index_t> part_sizes = allocate<index_t>(parts > 1 ? parts * nq : 0, "the kNN heaps");
 
   parallel_for(0, blocks * parts, 1, num_threads, [&](index_t lo, index_t hi) {
-    std::unique_ptr<T[]> packed(new T[static_cast<std::size_t>(kRows * d)]);
-    std::unique_ptr<T[]> block_scores(new T[static_cast<std::size_t>(kRows * per_chunk * NR)]);
-    std::vector<TopK<T>> heaps(kRows);
-    std::unique_ptr<std::int32_t[]> found(new std::int32_t[static_cast<std::size_t>(per_chunk * NR)]);
+    // Per chunk: scratch lives while its chunk runs, never beyond the call.
+    Buffer<T> packed = allocate<T>(kRows * d, "kNN query packing");
+    Buffer<T> block_scores = allocate<T>(kRows * per_chunk * NR, "a kNN score block");
+    Scratch<TopK<T>> heaps(static_cast<std::size_t>(kRows));
+    Buffer<std::int32_t> found = allocate<std::int32_t>(per_chunk * NR, "kNN candidates");
     for (index_t item = lo; item < hi; ++item) {
+      if (item > lo) checkpoint();
       const index_t block = item / parts, part = item % parts;
       const index_t q0 = block * kRows;
       const index_t rows = std::min(kRows, nq - q0);
       for (index_t r = 0; r < rows; ++r) {
         const index_t at = parts > 1 ? (part * nq + q0 + r) * k : (q0 + r) * k;
-        heaps[r] = parts > 1 ? TopK<T>{part_scores.data() + at, part_indices.data() + at, k}
+        heaps[r] = parts > 1 ? TopK<T>{part_scores.get() + at, part_indices.get() + at, k}
                              : TopK<T>{scores + at, indices + at, k};
       }
       const index_t c0 = chunk_count * part / parts, c1 = chunk_count * (part + 1) / parts;
@@ -343,7 +345,7 @@ void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metr
   const T* half_neg = db.half_neg_norms();
   const bool l2 = metric == Metric::L2;
   const T lowest = -std::numeric_limits<T>::infinity();
-  std::vector<TopK<T>> heaps(n);
+  Scratch<TopK<T>> heaps(static_cast<std::size_t>(n));
   for (index_t i = 0; i < n; ++i) heaps[i] = TopK<T>{scores + i * k, indices + i * k, k};
 
   // Tile (I, J): scores of rows I against rows J, computed once; the row
@@ -391,42 +393,36 @@ void search_self(const PackedDatabase<T>& db, const T* x, index_t k, Metric metr
   TileScheduler tiles(tile_rounds(blocks), blocks);
   const index_t total = tiles.size();
   const int threads = static_cast<int>(std::min<index_t>(resolve_threads(num_threads), blocks / 2));
-  std::exception_ptr failure;  // from progress(), which runs on the calling thread
-  auto work = [&](bool caller) {
-    std::unique_ptr<T[]> packed(new T[static_cast<std::size_t>(kRows * d)]);
-    std::unique_ptr<T[]> tile(
-        new T[static_cast<std::size_t>((rows_per_block + kRows) * rows_per_block)]);
-    std::unique_ptr<T[]> column_threshold(new T[static_cast<std::size_t>(rows_per_block)]);
-    std::unique_ptr<std::int32_t[]> found(new std::int32_t[static_cast<std::size_t>(rows_per_block)]);
-    std::pair<index_t, index_t> pair;
-    index_t slot, reported = 0;
-    while (tiles.next(&pair, &slot)) {
-      run_tile(pair.first, pair.second, packed.get(), tile.get(), column_threshold.get(),
-               found.get());
-      const index_t done = tiles.finish(slot);
-      // About a hundred reports in all, from the calling thread only.
-      if (caller && progress && (done - reported) * 100 >= total) {
-        reported = done;
-        try {
+  // One long-running worker loop per thread, on the runtime's pool: each
+  // claims tiles from the scheduler until none is left. A failure on any
+  // thread (an allocation, an interrupt, progress() raising) stops the
+  // scheduler, so that no thread waits for a block the failed one held.
+  auto work = [&] {
+    try {
+      Buffer<T> packed = allocate<T>(kRows * d, "kNN query packing");
+      Buffer<T> tile = allocate<T>((rows_per_block + kRows) * rows_per_block, "a kNN score tile");
+      Buffer<T> column_threshold = allocate<T>(rows_per_block, "kNN thresholds");
+      Buffer<std::int32_t> found = allocate<std::int32_t>(rows_per_block, "kNN candidates");
+      const bool caller = on_calling_thread();
+      std::pair<index_t, index_t> pair;
+      index_t slot, reported = 0;
+      while (tiles.next(&pair, &slot)) {
+        run_tile(pair.first, pair.second, packed.get(), tile.get(), column_threshold.get(),
+                 found.get());
+        const index_t done = tiles.finish(slot);
+        // About a hundred reports in all, from the calling thread only.
+        if (caller && progress && (done - reported) * 100 >= total) {
+          reported = done;
           progress(done, total);
-        } catch (...) {
-          failure = std::current_exception();
-          tiles.stop();
         }
+        checkpoint();
       }
+    } catch (...) {
+      tiles.stop();
+      throw;
     }
   };
-#if defined(_OPENMP)
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    work(omp_get_thread_num() == 0);
-  } else {
-    work(true);
-  }
-#else
-  work(true);
-#endif
-  if (failure) std::rethrow_exception(failure);
+  run_chunks(threads, threads, [&](std::int64_t) { work(); });
   if (progress) progress(total, total);
   parallel_for(0, n, 256, num_threads, [&](index_t lo, index_t hi) {
     for (index_t i = lo; i < hi; ++i) heaps[i].sort_best_first();
@@ -443,8 +439,8 @@ double similarity_only(const PackedDatabase<T>& db, const T* queries, index_t nq
   const index_t blocks = (nq + kRows - 1) / kRows;
   std::vector<double> first_scores(blocks, 0.0);
   parallel_for(0, blocks, 1, num_threads, [&](index_t lo, index_t hi) {
-    std::unique_ptr<T[]> packed(new T[static_cast<std::size_t>(kRows * d)]);
-    std::unique_ptr<T[]> block_scores(new T[static_cast<std::size_t>(kRows * per_chunk * NR)]);
+    Buffer<T> packed = allocate<T>(kRows * d, "kNN query packing");
+    Buffer<T> block_scores = allocate<T>(kRows * per_chunk * NR, "a kNN score block");
     for (index_t block = lo; block < hi; ++block) {
       const index_t q0 = block * kRows, rows = std::min(kRows, nq - q0);
       for (index_t p0 = 0; p0 < db.panels(); p0 += per_chunk) {

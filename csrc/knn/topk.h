@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/array_view.h"
+#include "common/buffer.h"
 
 namespace deepret::knn {
 
@@ -43,9 +44,11 @@ struct TopK {
     }
   }
 
-  // Sort the kept candidates best first, in place.
+  // Sort the kept candidates best first, in place. The pairs' scratch is
+  // kept per thread between heaps, up to 1 MiB (a large k, a full ranking,
+  // gets a fresh one that is freed after the sort).
   void sort_best_first() {
-    thread_local std::vector<std::pair<T, std::int64_t>> kept;
+    thread_local Scratch<std::pair<T, std::int64_t>> kept;
     kept.resize(static_cast<std::size_t>(size));
     for (index_t j = 0; j < size; ++j) kept[j] = {score[j], index[j]};
     std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
@@ -55,6 +58,7 @@ struct TopK {
       score[j] = kept[j].first;
       index[j] = kept[j].second;
     }
+    release_if_larger(kept, std::size_t(1) << 20);
   }
 
  private:

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/buffer.h"
 #include "common/errors.h"
 #include "common/parallel.h"
 #include "pool/pool.h"
@@ -45,7 +46,7 @@ template <class T>
 void feature_saliency(const T* a, index_t b, index_t c, index_t hw, double eps, T* out, int num_threads) {
   check_finite(a, b * c * hw, "a", true);
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
-    std::vector<double> q(c), f(hw);
+    Scratch<double> q(c), f(hw);
     for (index_t i = lo; i < hi; ++i) {
       const T* img = a + i * c * hw;
       double qsum = 0.0;
@@ -94,7 +95,7 @@ void global_pool(const T* a, index_t b, index_t c, index_t hw, Global kind, doub
   });
   if (!normalize) return;
   parallel_for(0, b, 16, num_threads, [&](index_t lo, index_t hi) {
-    std::vector<double> v(c);
+    Scratch<double> v(c);
     for (index_t i = lo; i < hi; ++i) {
       for (index_t j = 0; j < c; ++j) v[j] = double(out[i * c + j]);
       l2_normalize(v.data(), c, out + i * c);
@@ -116,7 +117,7 @@ void regional_max(const T* a, index_t b, index_t c, index_t h, index_t w, const 
                                     std::to_string(h) + "x" + std::to_string(w) + " map");
   }
   parallel_for(0, k, 4, num_threads, [&](index_t lo, index_t hi) {
-    std::vector<double> v(c);
+    Scratch<double> v(c);
     for (index_t r = lo; r < hi; ++r) {
       index_t y0, y1, x0, x1;
       pixel_range(boxes[4 * r], boxes[4 * r + 2], h, &y0, &y1);
@@ -147,7 +148,7 @@ void rmac(const T* a, index_t b, index_t c, index_t h, index_t w, const std::int
           "rmac: region " + std::to_string(q) + " is empty or outside the map");
   }
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
-    std::vector<double> v(c), sum(c);
+    Scratch<double> v(c), sum(c);
     for (index_t i = lo; i < hi; ++i) {
       const T* img = a + i * c * h * w;
       std::fill(sum.begin(), sum.end(), 0.0);

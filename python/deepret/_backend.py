@@ -48,7 +48,8 @@ def simd_path() -> str:
 
 
 def threads_arg(num_threads) -> int:
-    """The engine's thread count: 0 means OpenMP's default (OMP_NUM_THREADS)."""
+    """The engine's thread count: 0 means its default (OMP_NUM_THREADS, else the
+    CPUs this process may use)."""
     if num_threads is None:
         return 0
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:

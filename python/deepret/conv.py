@@ -174,7 +174,7 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
         C-contiguous array of the result's shape and dtype to write into
         (saves the page faults of a fresh large result).
     num_threads : int, optional, keyword-only
-        Threads for the CPU kernel; default: OpenMP's (``OMP_NUM_THREADS``).
+        Threads for the CPU kernel; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
     Returns
     -------
@@ -215,7 +215,7 @@ def correlate(a, v, mode="valid", *, out=None, num_threads=None):
     out : ndarray, optional, keyword-only
         C-contiguous array of the result's shape and dtype to write into.
     num_threads : int, optional, keyword-only
-        Threads for the CPU kernel; default: OpenMP's (``OMP_NUM_THREADS``).
+        Threads for the CPU kernel; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
     Returns
     -------

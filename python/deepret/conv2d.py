@@ -85,7 +85,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     out : ndarray, optional, keyword-only
         C-contiguous array of the result's shape and dtype to write into.
     num_threads : int, optional, keyword-only
-        Threads for the CPU kernel; default: OpenMP's (``OMP_NUM_THREADS``).
+        Threads for the CPU kernel; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
     Returns
     -------

@@ -139,7 +139,7 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
         Return W = D^-1/2 A D^-1/2 with D the row sums of A; a point without
         neighbours keeps an empty row (no NaN, no division by zero).
     num_threads : int, optional, keyword-only
-        Threads for the CPU engine; default: OpenMP's (``OMP_NUM_THREADS``).
+        Threads for the CPU engine; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
     Returns
     -------
@@ -196,7 +196,7 @@ def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, p
         the point has an exact duplicate, the duplicate may rank first and
         the point itself is then the one dropped, as in the reference codes).
     num_threads : int, optional, keyword-only
-        Threads for the CPU engine; default: OpenMP's (``OMP_NUM_THREADS``).
+        Threads for the CPU engine; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
     Returns
     -------

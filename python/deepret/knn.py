@@ -72,7 +72,7 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
     progress : bool, keyword-only
         Show a tqdm progress bar over the queries.
     num_threads : int, keyword-only
-        Threads; default OpenMP's (``OMP_NUM_THREADS``).
+        Threads; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
     CuPy inputs run on the CUDA engine (k up to 1024) and return CuPy arrays.
 

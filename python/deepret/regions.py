@@ -160,7 +160,7 @@ def egm(s, sigma=2.5, lam=0.0, tau=0.55, threshold=0.4, power=5.0, max_iter=20, 
     box_scale : float >= 0
         Boxes are ``mean -/+ box_scale * std``.
     num_threads : int, optional, keyword-only
-        CPU threads (maps of a batch run in parallel); default OpenMP's.
+        CPU threads (maps of a batch run in parallel); default: ``OMP_NUM_THREADS``, else every CPU this process may use.
     progress : bool, keyword-only
         Show a tqdm bar over chunks of 1024 maps (CPU).
 

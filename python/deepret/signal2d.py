@@ -208,7 +208,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None,
     out : ndarray, optional, keyword-only
         C-contiguous array of the result's shape and dtype to write into.
     num_threads : int, optional, keyword-only
-        Threads for the CPU kernel; default: OpenMP's (``OMP_NUM_THREADS``).
+        Threads for the CPU kernel; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
     Returns
     -------
