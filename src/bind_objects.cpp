@@ -46,7 +46,7 @@ void object_saliency_t(const py::array& a, const py::array& fs, const py::array&
   const double *pb = cptr<double>(boxes), *pw = cptr<double>(weight);
   const std::int64_t* po = cptr<std::int64_t>(offsets);
   T* pout = ptr<T>(out);
-  py::gil_scoped_release release;
+  EngineCall call;
   objects::object_saliency<T>(pa, pf, b, c, h, w, pd, pb, pw, po, k, box_cover, pout, threads);
 }
 
@@ -62,7 +62,7 @@ void weighted_pool_t(const py::array& a, const py::array& s, const py::object& c
   }
   const T *pa = cptr<T>(a), *ps = cptr<T>(s);
   T* pout = ptr<T>(out);
-  py::gil_scoped_release release;
+  EngineCall call;
   objects::weighted_pool<T>(pa, ps, pc, b, c, hw, normalize, pout, threads);
 }
 
@@ -71,7 +71,7 @@ void crow_t(const py::array& a, double eps, py::array& spatial, py::array& chann
   const index_t b = a.shape(0), c = a.shape(1), hw = a.shape(2);
   const T* pa = cptr<T>(a);
   T *ps = ptr<T>(spatial), *pc = ptr<T>(channel);
-  py::gil_scoped_release release;
+  EngineCall call;
   objects::crow_weights<T>(pa, b, c, hw, eps, ps, pc, threads);
 }
 
@@ -90,7 +90,7 @@ void segment_t(const py::array& x, const py::object& wt, const py::array& offset
   const T* px = cptr<T>(x);
   const std::int64_t* po = cptr<std::int64_t>(offsets);
   T* pout = ptr<T>(out);
-  py::gil_scoped_release release;
+  EngineCall call;
   objects::segment_reduce<T>(px, pw, po, n, d, b, static_cast<objects::Reduce>(op), normalize, pout, threads);
 }
 
@@ -102,7 +102,7 @@ void drop_t(const py::array& scores, const py::array& ids, const py::array& grou
   const std::int64_t *pi = cptr<std::int64_t>(ids), *pg = cptr<std::int64_t>(group);
   T* pos = ptr<T>(out_scores);
   std::int64_t* poi = ptr<std::int64_t>(out_ids);
-  py::gil_scoped_release release;
+  EngineCall call;
   objects::drop_same_group<T>(ps, pi, pg, n, kk, k, pos, poi, threads);
 }
 
@@ -119,7 +119,7 @@ void register_objects(py::module_& m) {
         const auto* pi = static_cast<const std::uint16_t*>(in.data());
         float* po = ptr<float>(out);
         const index_t n = in.size();
-        py::gil_scoped_release release;
+        EngineCall call;
         objects::half_to_float(pi, n, po, threads);
       },
       py::arg("in"), py::arg("out"), py::arg("num_threads") = 0);

@@ -41,7 +41,7 @@ py::tuple run_truncated(index_t n, const py::array& indptr, const py::array& ind
   std::int64_t* pi = iterations.mutable_data();
   double* pr = residuals.mutable_data();
   {
-    py::gil_scoped_release release;
+    EngineCall call;
     diffusion::truncated_cg<T, I>(g, pids, nq, t, renormalize, T(alpha), py_, pf, tol, maxiter,
                                   pi, pr, num_threads);
   }

@@ -133,6 +133,7 @@ void truncated_cg(const Csr<T, I>& g, const std::int64_t* ids, index_t nq, index
     LocalGraph<T> w;
     std::vector<T> scratch;
     for (index_t q = lo; q < hi; ++q) {
+      checkpoint();  // Ctrl-C between queries
       gather(g, ids + q * t, t, renormalize, position, w);
       solve_one(w, alpha, y + q * t, f + q * t, t, tol, maxiter, iterations + q, residuals + q,
                 scratch);

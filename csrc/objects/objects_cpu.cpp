@@ -53,6 +53,7 @@ void object_saliency(const T* a, const T* fs, index_t b, index_t c, index_t h, i
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
     std::vector<double> sq(hw), dot, acc(hw), row(hw);
     for (index_t m = lo; m < hi; ++m) {
+      checkpoint();  // Ctrl-C between images
       const T* img = a + m * c * hw;
       const index_t r0 = offsets[m], nr = offsets[m + 1] - offsets[m];
       dot.assign(static_cast<size_t>(nr * hw), 0.0);
@@ -102,6 +103,7 @@ void weighted_pool(const T* a, const T* s, const T* cw, index_t b, index_t c, in
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
     std::vector<double> v(c);
     for (index_t m = lo; m < hi; ++m) {
+      checkpoint();
       const T* img = a + m * c * hw;
       const T* sm = s + m * hw;
       double ss = 0.0;
@@ -125,6 +127,7 @@ void crow_weights(const T* a, index_t b, index_t c, index_t hw, double eps, T* s
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
     std::vector<double> sum(hw), q(c);
     for (index_t m = lo; m < hi; ++m) {
+      checkpoint();
       const T* img = a + m * c * hw;
       std::fill(sum.begin(), sum.end(), 0.0);
       double qsum = 0.0;
@@ -155,6 +158,7 @@ void segment_reduce(const T* x, const double* wt, const std::int64_t* offsets, i
   parallel_for(0, b, 4, num_threads, [&](index_t lo, index_t hi) {
     std::vector<double> v(d);
     for (index_t m = lo; m < hi; ++m) {
+      checkpoint();
       std::fill(v.begin(), v.end(), op == Reduce::Sum ? 0.0 : -INFINITY);
       for (index_t r = offsets[m]; r < offsets[m + 1]; ++r) {
         const double wr = wt ? wt[r] : 1.0;
