@@ -70,6 +70,13 @@ def rmac_regions(h, w, levels=3, overlap=0.4):
     then square regions of side floor(2 min(h, w) / (l + 1)) for l = 1..levels
     with the number along the longer side chosen for the overlap closest to
     ``overlap``."""
+    h, w = _arrays.positive_int("h", h), _arrays.positive_int("w", w)
+    levels = _arrays.positive_int("levels", levels)
+    if max(h, w) >= 2**31:
+        raise ValueError(f"h and w must be below 2**31, got ({h}, {w})")
+    if isinstance(overlap, (bool, np.bool_)) or not isinstance(overlap, (int, float, np.integer, np.floating)) \
+            or not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be a number in [0, 1), got {overlap!r}")
     steps = np.array([2, 3, 4, 5, 6, 7], dtype=np.float64)
     small = min(h, w)
     b = (max(h, w) - small) / (steps - 1)
