@@ -8,6 +8,8 @@
 # process (halt_on_error) and fails the run; leak checking is off (the
 # interpreter keeps its objects alive until exit), and huge allocations return
 # NULL (the engine's MemoryError paths) instead of aborting.
+# pytest captures only sys.stderr (--capture=sys), so a sanitizer report,
+# written to the C-level stderr just before the abort, is not lost.
 #
 #   bash bench/sanitize.sh                       # the whole suite
 #   bash bench/sanitize.sh tests/test_boundary.py tests/test_fuzz.py   # a subset
@@ -46,9 +48,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_sta
 export PYTHONMALLOC=malloc  # Python's own allocations visible to ASan too
 export PYTHONFAULTHANDLER=1
 
-echo "[sanitize] python -m pytest -x -q -p no:cacheprovider ${*:-tests}"
+echo "[sanitize] python -m pytest -x -q -p no:cacheprovider --capture=sys ${*:-tests}"
 start=$SECONDS
 status=0
-python -m pytest -x -q -p no:cacheprovider "${@:-tests}" || status=$?
+python -m pytest -x -q -p no:cacheprovider --capture=sys "${@:-tests}" || status=$?
 echo "[sanitize] pytest exit status $status after $((SECONDS - start)) s"
 exit $status

@@ -356,3 +356,15 @@ def test_conv2d_fewer_output_channels_than_groups_raises():
     x = np.ones((1, 4, 5, 5), np.float32)
     with pytest.raises(ValueError, match="expected weight to be at least 2 at dimension 0"):
         deepret.conv2d(x, np.ones((0, 2, 3, 3), np.float32), groups=2)
+
+
+@pytest.mark.parametrize("function", ["convolve", "correlate"])
+def test_misaligned_contiguous_input(function):
+    # A contiguous view at a byte offset: typed loads from it were misaligned
+    # (UBSan under bench/sanitize.sh); the boundary now copies it aligned.
+    buffer = np.zeros(2 * 40 + 1, np.uint8)
+    a = buffer[1:].view(np.uint16)
+    a[:] = np.arange(40)
+    assert not a.flags.aligned and a.flags.c_contiguous
+    v = np.array([1, 2, 3], np.uint16)
+    np.testing.assert_array_equal(getattr(deepret, function)(a, v), getattr(np, function)(a, v))

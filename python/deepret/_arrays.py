@@ -91,6 +91,15 @@ def nonnegative_int(name: str, value) -> int:
     return value
 
 
+def aligned_contiguous(x, dtype, xp=np):
+    """x as a C-contiguous, aligned array of dtype: numpy views may be
+    contiguous yet misaligned (a byte offset into a buffer), which the
+    engine's typed loads must not see (undefined behaviour, found by UBSan)."""
+    if xp is np:
+        return np.require(x, dtype=dtype, requirements=("C", "A"))
+    return xp.ascontiguousarray(x, dtype=dtype)
+
+
 # ---------------------------------------------------------------- out= aliasing
 
 def output_target(out, *inputs, xp=np):

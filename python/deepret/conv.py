@@ -124,8 +124,8 @@ def _run(function, a, v, left, length, conjugate_v, result_dtype, out, threads):
     work = _arrays.compute_dtype(result_dtype)
     if on_gpu and work.itemsize not in _CUDA_DTYPES.get(work.kind, {}):
         raise TypeError(f"deepret.{function} on the GPU does not support dtype {result_dtype}")
-    a = xp.ascontiguousarray(a, dtype=work)
-    v = xp.ascontiguousarray(v, dtype=work)
+    a = _arrays.aligned_contiguous(a, work, xp)
+    v = _arrays.aligned_contiguous(v, work, xp)
     if out is not None:
         _check_out(out, (length,), result_dtype, xp)
     # Write straight into `out` unless the kernel runs in a wider dtype

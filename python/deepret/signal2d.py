@@ -121,8 +121,8 @@ def _with_scipy(function, in1, in2, mode, boundary, fillvalue, out):
 
 def _run(function, image, weights, geometry, boundary, fill, dtype, out, threads, xp):
     oh, ow, top, left = geometry
-    image = xp.ascontiguousarray(image, dtype=dtype)
-    weights = xp.ascontiguousarray(weights, dtype=dtype)
+    image = _arrays.aligned_contiguous(image, dtype, xp)
+    weights = _arrays.aligned_contiguous(weights, dtype, xp)
     target = _arrays.output_target(out, image, weights, xp=xp)  # None: out overlaps an input
     if target is None:
         target = xp.empty((oh, ow), dtype=dtype)
