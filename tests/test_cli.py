@@ -4,8 +4,11 @@ answered by one line on stderr, exit status 2 and no output file."""
 
 import os
 import re
+import signal
+import stat
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -43,6 +46,11 @@ def test_demo_map_agrees_with_diffusion_index():
     assert printed.returncode == 0, printed.stderr
     expected = round(100 * evaluate.compute_map(ids.T, data.gnd).map, 1)
     assert _rows(printed.stdout)["diffusion k=30 alpha=0.9 (deepret)"] == expected
+    # stderr is a pipe, not a terminal: no progress bars, one line per step
+    assert "\r" not in printed.stderr and "it/s" not in printed.stderr
+    assert printed.stderr.splitlines() == [
+        f"deepret demo: step {i}/4 done: {name}" for i, name in
+        enumerate(["cosine ranking", "kNN graph", "diffusion", "diffusion, paper defaults"], 1)]
 
 
 def test_demo_plot(tmp_path, capsys):
@@ -65,11 +73,12 @@ def test_demo_bad_arguments(argv, capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
-def test_unknown_command_exits_with_usage():
+def test_unknown_command_exits_with_one_line():
     result = subprocess.run([sys.executable, "-m", "deepret", "nonsense"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "usage: deepret" in result.stderr
+    assert result.stderr.count("\n") == 1 and "invalid choice: 'nonsense'" in result.stderr
+    assert "deepret --help" in result.stderr
 
 
 # --- deepret rank ---------------------------------------------------------------------------
@@ -124,12 +133,46 @@ def _write_bytes(path, content: bytes):
     return path
 
 
+def _write_npz(path):
+    np.savez(path, a=np.ones((3, 128), np.float32))
+    return path
+
+
+def _write_object(path):
+    np.save(path, np.array([[None, 1]], dtype=object), allow_pickle=True)
+    return path
+
+
+def _fifo(path):
+    os.mkfifo(path)
+    return path
+
+
 BAD_INPUTS = {
     "missing database": (lambda t, db, q: ["--database", t / "nope.npy", "--queries", q], "not found"),
     "empty file": (lambda t, db, q: ["--database", _write_bytes(t / "e.npy", b""),
                                      "--queries", q], "empty"),
     "not npy": (lambda t, db, q: ["--database", _write_bytes(t / "x.npy", b"hello"),
-                                  "--queries", q], "not a readable .npy"),
+                                  "--queries", q], "is not a .npy file"),
+    "random bytes": (lambda t, db, q: ["--database", _write_bytes(t / "r.npy", bytes(range(256)) * 8),
+                                       "--queries", q], "is not a .npy file"),
+    "truncated": (lambda t, db, q: ["--database", _write_bytes(t / "t.npy", (t / "q.npy").read_bytes()[:-100]),
+                                    "--queries", q], "is truncated"),
+    "npz": (lambda t, db, q: ["--database", _write_npz(t / "a.npz"), "--queries", q], ".npz (zip) archive"),
+    "object array": (lambda t, db, q: ["--database", _write_object(t / "o.npy"), "--queries", q],
+                     "Python objects"),
+    "directory input": (lambda t, db, q: ["--database", t, "--queries", q], "is a directory"),
+    "fifo input": (lambda t, db, q: ["--database", _fifo(t / "in.fifo"), "--queries", q],
+                   "must be a regular .npy file, got a FIFO"),
+    "device input": (lambda t, db, q: ["--database", "/dev/zero", "--queries", q],
+                     "must be a regular .npy file, got a character device"),
+    "gamma huge": (lambda t, db, q: ["--database", db, "--queries", q, "--gamma", "1e308"], "--gamma must be in (0, 100]"),
+    "gamma nan": (lambda t, db, q: ["--database", db, "--queries", q, "--gamma", "nan"], "--gamma"),
+    "gamma zero": (lambda t, db, q: ["--database", db, "--queries", q, "--gamma", "0"], "--gamma"),
+    "alpha nan": (lambda t, db, q: ["--database", db, "--queries", q, "--alpha", "nan"], "--alpha"),
+    "maxiter huge": (lambda t, db, q: ["--database", db, "--queries", q, "--maxiter", 10**30], "--maxiter"),
+    "k not an int": (lambda t, db, q: ["--database", db, "--queries", q, "--k", "ten"], "invalid int value"),
+    "query-k zero": (lambda t, db, q: ["--database", db, "--queries", q, "--query-k", 0], "--query-k"),
     "dimension mismatch": (lambda t, db, q: ["--database", db, "--queries",
                                              _write(t / "q5.npy", np.ones((3, 5), np.float32))], "d = 5"),
     "nan": (lambda t, db, q: ["--database", db, "--queries",
@@ -159,6 +202,72 @@ def test_rank_bad_input(case, oxford_files, tmp_path):
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("deepret rank: error:")
     assert message in result.stderr
     assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/null", "link to /dev/null"])
+def test_rank_refuses_a_special_out(special, oxford_files, tmp_path):
+    db, queries, _ = oxford_files
+    if special == "fifo":
+        target = _fifo(tmp_path / "out.fifo")
+    elif special == "/dev/null":
+        target = "/dev/null"  # refused before anything is written: /dev/null stays a device
+    else:
+        target = tmp_path / "null.npy"
+        os.symlink("/dev/null", target)
+    result = _rank("--database", db, "--queries", queries, "--out", target)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--out must be a regular file or a new path" in result.stderr
+    assert ("a FIFO" if special == "fifo" else "a character device") in result.stderr
+    mode = os.stat(target).st_mode
+    assert stat.S_ISFIFO(mode) if special == "fifo" else stat.S_ISCHR(mode)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".deepret")] == []
+
+
+def test_rank_write_failure_mid_save_is_one_line(oxford_files, tmp_path):
+    import resource
+
+    db, queries, _ = oxford_files
+    out = tmp_path / "ranks.npy"
+    limit = 20_000  # the (55, 200) int64 ranks need 88 kB
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "deepret", "rank", "--database", str(db), "--queries",
+                             str(queries), "--out", str(out), "--topk", "200", "--k", "30"],
+                            capture_output=True, text=True, timeout=300, preexec_fn=small_files)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("deepret rank: error: cannot write --out") and "File too large" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.npy", "q.npy"]
+
+
+def test_rank_sigterm_removes_the_temporary_file(tmp_path):
+    # Many short engine calls (16 batches of queries): Python runs the SIGTERM
+    # handler between them (stopping inside one engine call is the parallel
+    # runtime's cancellation, tested with it).
+    rng = np.random.default_rng(0)
+    db, q, out = tmp_path / "db.npy", tmp_path / "q.npy", tmp_path / "ranks.npy"
+    np.save(db, rng.standard_normal((5000, 32)).astype(np.float32))
+    np.save(q, rng.standard_normal((4096, 32)).astype(np.float32))
+    process = subprocess.Popen([sys.executable, "-m", "deepret", "rank", "--database", str(db), "--queries",
+                                str(q), "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith(".deepret-rank-") for p in tmp_path.iterdir()):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.strip().splitlines()[-1] == "deepret rank: terminated (SIGTERM); no output written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.npy", "q.npy"]
 
 
 @pytest.mark.parametrize("where", ["missing directory", "a directory", "no file creation allowed"])

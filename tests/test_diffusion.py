@@ -69,7 +69,11 @@ def test_converged_agrees_with_spsolve(dtype, m, alpha):
     scale = np.abs(exact).max(axis=0) + (np.abs(exact).max(axis=0) == 0)
     error = np.abs(f - exact).max(axis=0) / scale
     assert (error < 1e-5).all()
-    assert (info.residuals < tol).all()
+    # info.residuals is the true |y - (I - alpha W) f| / |y|; in float32 it
+    # cannot go much below eps times the condition number (1 + alpha) /
+    # (1 - alpha), whatever the recursive residual that stopped CG says.
+    floor = 0.0 if dtype == np.float64 else 2 * np.finfo(dtype).eps * (1 + alpha) / (1 - alpha)
+    assert (info.residuals < tol + floor).all()
     if zero:
         assert info.iterations[0] == 0 and info.residuals[0] == 0
         np.testing.assert_array_equal(f[:, 0], 0)
@@ -117,7 +121,7 @@ def test_vector_and_sparse_right_hand_sides():
 def test_warning_only_when_maxiter_stops_above_tol():
     W = normalized_graph(200, 0.05, SEED + 4)
     y = np.random.default_rng(SEED).random(200)
-    with pytest.warns(deepret.ConvergenceWarning, match="stopped at maxiter=2"):
+    with pytest.warns(deepret.ConvergenceWarning, match="ended above tol=1e-06 after at most maxiter=2"):
         deepret.diffuse(W, y, 0.99, maxiter=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error", deepret.ConvergenceWarning)

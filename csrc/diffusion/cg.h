@@ -22,7 +22,7 @@ void batched_cg(const Csr<T, I>& w,     // symmetric [n, n]
                 T* f,                   // [n, m] out: the solutions
                 double tol, index_t maxiter,
                 std::int64_t* iterations,  // [m] out: iterations done per column
-                double* residuals,         // [m] out: final |r| / |y| (0 where y = 0)
+                double* residuals,         // [m] out: true |y - (I - alpha W) f| / |y| (0 where y = 0)
                 int num_threads,
                 const I* order = nullptr);  // [n] or nullptr
 
@@ -65,7 +65,7 @@ void batched_cg(Value value, Index index, index_t n,
                 void* f,                    // [n, m] out
                 double tol, index_t maxiter,
                 std::int64_t* iterations,   // [m] out, on the device
-                double* residuals,          // [m] out, on the device
+                double* residuals,          // [m] out, on the device (true residuals, as above)
                 std::uintptr_t stream);
 
 }  // namespace deepret::diffusion::cuda

@@ -131,6 +131,42 @@ struct Relabelled {
   }
 };
 
+// |y - (I - alpha W) f|^2 per column of one panel of f on rows [lo, hi),
+// the product summed in double, added to partial[0 .. K): the true residual
+// (panel row i is row order[i] of the caller's y when there is an order).
+template <class T, class I, int K>
+void residual_rows(const Csr<T, I>& w, double alpha, const T* f, const T* y, index_t m,
+                   index_t c0, const I* order, index_t lo, index_t hi, double* partial) {
+  for (index_t i = lo; i < hi; ++i) {
+    double wf[K] = {};
+    for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
+      const double value = double(w.data[e]);
+      const T* fj = f + index_t(w.indices[e]) * K;
+      for (int c = 0; c < K; ++c) wf[c] += value * double(fj[c]);
+    }
+    const T* row = y + (order ? index_t(order[i]) : i) * m + c0;
+    const index_t columns = std::min<index_t>(K, m - c0);
+    for (index_t c = 0; c < columns; ++c) {
+      const double e = double(row[c]) - (double(f[i * K + c]) - alpha * wf[c]);
+      partial[c] += e * e;
+    }
+  }
+}
+
+template <class T, class I>
+using ResidualRows = void (*)(const Csr<T, I>&, double, const T*, const T*, index_t, index_t,
+                              const I*, index_t, index_t, double*);
+
+template <class T, class I>
+ResidualRows<T, I> residual_rows_of_width(index_t K) {
+  switch (K) {
+    case 1: return &residual_rows<T, I, 1>;
+    case 4: return &residual_rows<T, I, 4>;
+    case 8: return &residual_rows<T, I, 8>;
+    default: return &residual_rows<T, I, 16>;  // the widest panel (choose_passes)
+  }
+}
+
 // The CG on panels (see the top of the file). y and f are the caller's
 // row-major arrays; with `order`, panel row i is row order[i] of y and f, and
 // row j of y and f is panel row position[j] (w is then already relabelled).
@@ -271,8 +307,27 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
     for (index_t b = lo; b < hi; ++b) solve_panel(b, 1);
   });
   for (index_t b = alone; b < panels; ++b) solve_panel(b, threads);
+  // The reported residual is the true |y - (I - alpha W) f| / |y| of the f
+  // returned (W, alpha and f as stored, the product summed in double), from
+  // one more pass over W per panel: the recursive |r| that decides stopping
+  // drifts from it where rounding accumulates (float32, alpha close to 1),
+  // and stays finite where f overflowed.
+  std::vector<double> true_rho(width, 0.0);
+  const double alpha_d = double(alpha);
+  for (index_t b = 0; b < panels; ++b) {
+    if (!written[b]) continue;  // no iteration: every column of y is 0, and so is f
+    const index_t c0 = b * K;
+    const T* const pf = panel(f, b);
+    double* const part = partials.data() + b * blocks * 3 * K;
+    const auto rows = residual_rows_of_width<T, I>(K);
+    const std::vector<double> sums = over_rows(part, threads, 1, [&](index_t lo, index_t hi,
+                                                                     double* partial) {
+      rows(w, alpha_d, pf, y, m, c0, order, lo, hi, partial);
+    });
+    for (index_t c = 0; c < K; ++c) true_rho[c0 + c] = sums[c];
+  }
   for (index_t c = 0; c < m; ++c)
-    residuals[c] = norm_y[c] > 0.0 ? std::sqrt(rho[c]) / norm_y[c] : 0.0;
+    residuals[c] = norm_y[c] > 0.0 ? std::sqrt(true_rho[c]) / norm_y[c] : 0.0;
   // Back to the caller's row-major f, in the caller's row order (f = 0 in
   // panels where no iteration ran: all their columns of y are 0), each row of
   // f written whole.

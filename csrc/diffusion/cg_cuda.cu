@@ -127,10 +127,27 @@ __global__ void advance_kernel(State s, index_t m) {
   s.iterations[c] += 1;
 }
 
+// |y - (I - alpha W) f|^2 per column, the product summed in double: the
+// true residual of f.
+template <class T, class I>
+__global__ void residual_kernel(const I* indptr, const I* indices, const T* data, double alpha,
+                                const T* y, const T* f, index_t n, index_t m, double* rho) {
+  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const index_t i = static_cast<index_t>(blockIdx.y) * blockDim.y + threadIdx.y;
+  if (c >= m || i >= n) return;
+  double sum = 0.0;
+  for (I e = indptr[i]; e < indptr[i + 1]; ++e)
+    sum += double(data[e]) * double(f[static_cast<index_t>(indices[e]) * m + c]);
+  const double e = double(y[i * m + c]) - (double(f[i * m + c]) - alpha * sum);
+  atomicAdd(&rho[c], e * e);
+}
+
+// The reported residual is the true one (rho_new after residual_kernel), not
+// the recursive |r| that decided stopping.
 __global__ void finish_kernel(State s, index_t m) {
   const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= m) return;
-  s.residuals[c] = s.norm_y[c] > 0.0 ? sqrt(s.rho[c]) / s.norm_y[c] : 0.0;
+  s.residuals[c] = s.norm_y[c] > 0.0 ? sqrt(s.rho_new[c]) / s.norm_y[c] : 0.0;
 }
 
 template <class T>
@@ -176,6 +193,9 @@ void run(index_t n, const I* indptr, const I* indices, const T* data, T alpha, c
     advance_kernel<<<column_blocks, 256, 0, stream>>>(s, m);
     cuda_check(cudaGetLastError(), "diffuse: kernel launch");
   }
+  cuda_check(cudaMemsetAsync(s.rho_new, 0, sizeof(double) * m, stream), "diffuse: memset");
+  residual_kernel<T, I><<<g.blocks, g.threads, 0, stream>>>(indptr, indices, data, double(alpha),
+                                                            y, f, n, m, s.rho_new);
   finish_kernel<<<column_blocks, 256, 0, stream>>>(s, m);
   cuda_check(cudaGetLastError(), "diffuse: kernel launch");
   cuda_check(cudaStreamSynchronize(stream), "diffuse: synchronize");  // before freeing scratch

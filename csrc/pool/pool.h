@@ -6,9 +6,11 @@
 // (cirtorch) code.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "common/array_view.h"
+#include "common/hostdevice.h"
 
 namespace deepret::pool {
 
@@ -56,6 +58,16 @@ void rmac(const T* a,  // [b, c, h, w]
           T* out,                       // [b, c]
           int num_threads);
 
+// The inclusive pixel range [*lo, *hi] of the centres inside [x0, x1],
+// clipped to [0, n) (empty when *lo > *hi). The rounded coordinates are
+// clamped while still doubles: converting a double outside index_t's range
+// (a box at 1e19) to an integer is undefined behaviour.
+DEEPRET_HD void pixel_range(double x0, double x1, index_t n, index_t* lo, index_t* hi) {
+  const double first = ceil(x0), last = floor(x1);
+  *lo = first >= double(n) ? n : (first > 0.0 ? static_cast<index_t>(first) : 0);
+  *hi = last >= double(n - 1) ? n - 1 : (last >= 0.0 ? static_cast<index_t>(last) : -1);
+}
+
 }  // namespace deepret::pool
 
 // ---------------------------------------------------------------- CUDA engine
@@ -88,5 +100,6 @@ void rmac(bool is_double, const void* a,  // [b, c, h, w] on the device
           index_t r,
           void* out,                      // [b, c] on the device
           int* status, std::uintptr_t stream);
+
 
 }  // namespace deepret::pool::cuda

@@ -34,12 +34,6 @@ void check_finite(const T* a, index_t n, const char* name, bool nonnegative) {
   }
 }
 
-// Inclusive pixel range [lo, hi] of the centres inside [x0, x1], clipped to [0, n).
-void pixel_range(double x0, double x1, index_t n, index_t* lo, index_t* hi) {
-  *lo = std::max<index_t>(0, static_cast<index_t>(std::ceil(x0)));
-  *hi = std::min<index_t>(n - 1, static_cast<index_t>(std::floor(x1)));
-}
-
 }  // namespace
 
 template <class T>

@@ -91,8 +91,9 @@ __global__ void regional_kernel(const T* a, index_t b, index_t c, index_t h, ind
   const index_t box = r / c, j = r % c;
   // Without `image`, the k boxes are `per_image` shared boxes for each image in turn.
   const double* g = boxes + 4 * (image ? box : box % per_image);
-  const index_t y0 = max(index_t(0), index_t(ceil(g[0]))), y1 = min(h - 1, index_t(floor(g[2])));
-  const index_t x0 = max(index_t(0), index_t(ceil(g[1]))), x1 = min(w - 1, index_t(floor(g[3])));
+  index_t y0, y1, x0, x1;
+  pixel_range(g[0], g[2], h, &y0, &y1);
+  pixel_range(g[1], g[3], w, &x0, &x1);
   const std::int64_t img = image ? image[box] : box / per_image;
   if (y0 > y1 || x0 > x1 || img < 0 || img >= b) {
     *status = 1;

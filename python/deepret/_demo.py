@@ -25,9 +25,33 @@ TOL, MAXITER = 1e-6, 20
 
 
 def _bar(total, desc):
+    """A tqdm bar on stderr, drawn only where stderr is a terminal (disable=None)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr, disable=None)
+
+
+class _Steps:
+    """The demo's steps: a bar on a terminal; elsewhere (a log, a pipe) one
+    line on stderr per finished step."""
+
+    def __init__(self, total):
+        self.total, self.done, self.name = total, 0, ""
+        self.bar = _bar(total, "demo")
+
+    def start(self, name):
+        self.name = name
+        self.bar.set_description(name)
+
+    def finish(self):
+        self.done += 1
+        self.bar.update(1)
+        if self.bar.disable:
+            print(f"deepret demo: step {self.done}/{self.total} done: {self.name}", file=sys.stderr,
+                  flush=True)
+
+    def close(self):
+        self.bar.close()
 
 
 class _Clock:
@@ -140,8 +164,8 @@ def run(args) -> int:
     from deepret.datasets import load_oxford5k
 
     data = load_oxford5k()
-    if not 1 <= args.k < len(data.imlist) or not 0 < args.alpha < 1 or args.repeats < 1:
-        print(f"deepret demo: error: need 1 <= --k < {len(data.imlist)}, 0 < --alpha < 1 and --repeats >= 1, "
+    if not 1 <= args.k < len(data.imlist) or not 0 < args.alpha < 1 or not 1 <= args.repeats <= 100:
+        print(f"deepret demo: error: need 1 <= --k < {len(data.imlist)}, 0 < --alpha < 1 and 1 <= --repeats <= 100, "
               f"got {args.k}, {args.alpha} and {args.repeats}", file=sys.stderr)
         return 2
     if args.plot is not None:
@@ -163,31 +187,31 @@ def run(args) -> int:
           f"neighbours, CG tol {TOL:g}, at most {MAXITER} iterations\n")
 
     clock = _Clock(args.repeats)
-    steps = _bar(6 if with_reference else 4, "demo")
-    steps.set_description("cosine ranking")
+    steps = _Steps(6 if with_reference else 4)
+    steps.start("cosine ranking")
     cosine = clock("cosine", _deepret_cosine, x, queries)
-    steps.update(1)
-    steps.set_description("kNN graph")
+    steps.finish()
+    steps.start("kNN graph")
     W = clock("graph", deepret.knn_graph, x, k=args.k, gamma=GAMMA)
-    steps.update(1)
-    steps.set_description("diffusion")
+    steps.finish()
+    steps.start("diffusion")
     diffused = clock("diffusion", _deepret_diffusion, x, W, queries, args.alpha)
-    steps.update(1)
-    steps.set_description("diffusion, paper defaults")
+    steps.finish()
+    steps.start("diffusion, paper defaults")
     # The reference codes count each point among its own k neighbours.
     paper = _deepret_diffusion(x, deepret.knn_graph(x, k=PAPER_K, gamma=GAMMA, k_includes_self=True),
                                queries, PAPER_ALPHA)
-    steps.update(1)
+    steps.finish()
     if with_reference:
-        steps.set_description("reference: numpy kNN + scipy.sparse graph")
+        steps.start("reference: numpy kNN + scipy.sparse graph")
         reference_cosine = clock("reference cosine", _reference_cosine, x, queries)
         W_reference = clock("reference graph", _reference_graph, x, args.k)
-        steps.update(1)
-        steps.set_description("reference: scipy cg per query")
+        steps.finish()
+        steps.start("reference: scipy cg per query")
         with _bar(nq * args.repeats, "scipy cg per query") as per_query:
             reference_diffused = clock("reference diffusion", _reference_diffusion, x, W_reference, queries,
                                        args.alpha, per_query)
-        steps.update(1)
+        steps.finish()
     steps.close()
 
     s = clock.seconds

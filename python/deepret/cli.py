@@ -14,8 +14,15 @@ import argparse
 import sys
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad command line answered by one line on stderr (exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deepret", description="graph-based image retrieval: demo and ranking")
+    parser = _Parser(prog="deepret", description="graph-based image retrieval: demo and ranking")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
@@ -36,16 +43,18 @@ def _parser() -> argparse.ArgumentParser:
                     "Inputs: .npy float32/float64 arrays, one descriptor per row; rows need not be "
                     "L2-normalized (they are normalized here: cosine similarity; an all-zero row is an "
                     "error). Output: an .npy (n_queries, topk) int64 array of database row ids, best "
-                    "first, written only when complete. Bad input: one-line error, exit status 2.")
+                    "first, written only when complete. Any failure: one-line error, exit status 2 "
+                    "(SIGTERM: 143, Ctrl-C: 130), and no output file.")
     rank.add_argument("--database", required=True, metavar="DB.npy", help="(n, d) database descriptors")
     rank.add_argument("--queries", required=True, metavar="Q.npy", help="(n_queries, d) query descriptors")
-    rank.add_argument("--out", required=True, metavar="RANKS.npy", help="output file")
+    rank.add_argument("--out", required=True, metavar="RANKS.npy",
+                      help="output file: a new path or a regular file (replaced once complete)")
     rank.add_argument("--k", type=int, default=50, help="graph neighbours (default 50)")
     rank.add_argument("--alpha", type=float, default=0.99, help="diffusion alpha in (0, 1) (default 0.99)")
     rank.add_argument("--topk", type=int, default=100, help="ranked ids per query (default 100)")
-    rank.add_argument("--gamma", type=float, default=3.0, help="affinity power (default 3)")
+    rank.add_argument("--gamma", type=float, default=3.0, help="affinity power in (0, 100] (default 3)")
     rank.add_argument("--query-k", type=int, default=10, help="database neighbours marked per query (default 10)")
-    rank.add_argument("--maxiter", type=int, default=20, help="CG iterations at most (default 20)")
+    rank.add_argument("--maxiter", type=int, default=20, help="CG iterations at most, 1 to 100000 (default 20)")
     rank.add_argument("--gpu", action="store_true", help="run on the GPU (needs the CUDA engine and CuPy)")
     rank.set_defaults(run=_run_rank)
     return parser

@@ -131,12 +131,16 @@ def _run(function, a, v, left, length, conjugate_v, result_dtype, out, threads):
     work = _arrays.compute_dtype(result_dtype)
     if on_gpu and work.itemsize not in _CUDA_DTYPES.get(work.kind, {}):
         raise TypeError(f"deepret.{function} on the GPU does not support dtype {result_dtype}")
-    a = xp.ascontiguousarray(a, dtype=work)
-    v = xp.ascontiguousarray(v, dtype=work)
+    a = _arrays.aligned_contiguous(a, work, xp)
+    v = _arrays.aligned_contiguous(v, work, xp)
     if out is not None:
         _check_out(out, (length,), result_dtype, xp)
-    # Write straight into `out` unless the kernel runs in a wider dtype (float16).
-    target = out if out is not None and work == result_dtype else xp.empty(length, dtype=work)
+    # Write straight into `out` unless the kernel runs in a wider dtype
+    # (float16) or `out` overlaps an input (then computed aside and copied,
+    # as numpy buffers overlapping operands).
+    target = _arrays.output_target(out if work == result_dtype else None, a, v, xp=xp)
+    if target is None:
+        target = xp.empty(length, dtype=work)
     if on_gpu:
         core = _backend.cuda_core(function)
         core.correlate1d(
@@ -172,7 +176,9 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
         max(M, N) - min(M, N) + 1.
     out : ndarray, optional, keyword-only
         C-contiguous array of the result's shape and dtype to write into
-        (saves the page faults of a fresh large result).
+        (saves the page faults of a fresh large result). It may overlap
+        ``a`` or ``v`` (e.g. ``out=a``): the result is then computed into a
+        temporary and copied, as numpy does for overlapping operands.
     num_threads : int, optional, keyword-only
         Threads for the CPU kernel; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
@@ -213,7 +219,8 @@ def correlate(a, v, mode="valid", *, out=None, num_threads=None):
     mode : {'valid', 'same', 'full'}, optional
         As numpy.convolve's; the default is 'valid'.
     out : ndarray, optional, keyword-only
-        C-contiguous array of the result's shape and dtype to write into.
+        C-contiguous array of the result's shape and dtype to write into
+        (may overlap the inputs, as in :func:`convolve`).
     num_threads : int, optional, keyword-only
         Threads for the CPU kernel; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 

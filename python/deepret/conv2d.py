@@ -83,7 +83,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         pads as torch does, the odd pixel at the bottom/right, stride 1 only)
     groups : int dividing C and O (C = O = groups: depthwise)
     out : ndarray, optional, keyword-only
-        C-contiguous array of the result's shape and dtype to write into.
+        C-contiguous array of the result's shape and dtype to write into;
+        it may overlap the inputs (``out=input`` with padding="same"): the
+        result is then computed into a temporary and copied.
     num_threads : int, optional, keyword-only
         Threads for the CPU kernel; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
@@ -97,7 +99,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     ------
     ValueError for shapes and options torch rejects (wrong ndim, channels
     that do not match, groups that do not divide, a kernel larger than the
-    padded input, non-positive stride or dilation, negative padding);
+    padded input, an empty (0 x k) kernel, fewer output channels than
+    groups, non-positive stride or dilation, negative padding);
     TypeError for other dtypes or dtypes that differ.
     """
     threads = _backend.threads_arg(num_threads)
@@ -131,6 +134,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         raise ValueError(f"non-positive groups is not supported, got groups={groups}")
     n, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
+    if o < groups:
+        raise ValueError(f"Given groups={groups}, expected weight to be at least {groups} at dimension 0, "
+                         f"but got weight of size {list(w.shape)} instead")
+    if kh == 0 or kw == 0:
+        raise ValueError(f"conv2d: weight of size {list(w.shape)} has an empty kernel; the kernel "
+                         "size must be at least 1 x 1")
     if o % groups != 0:
         raise ValueError(f"Given groups={groups}, expected weight to be divisible by {groups} at "
                          f"dimension 0, but got weight of size {list(w.shape)} instead")
@@ -155,7 +164,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     x = xp.ascontiguousarray(x)
     w = xp.ascontiguousarray(w)
     b = None if b is None else xp.ascontiguousarray(b)
-    target = xp.empty(shape, dtype=x.dtype) if out is None else out.reshape(shape)
+    # `out` overlapping input, weight or bias: computed aside, then copied.
+    target = _arrays.output_target(out, x, w, b, xp=xp)
+    target = xp.empty(shape, dtype=x.dtype) if target is None else target.reshape(shape)
     if xp is np:
         _backend._core.conv2d(x, w, b, target, stride, (top, left), dilation, groups, threads)
     else:
@@ -165,5 +176,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                     x.shape, (o, kh, kw), (oh, ow), stride, (top, left), dilation, groups,
                     xp.cuda.get_current_stream().ptr)
     if out is not None:
+        if not xp.may_share_memory(target, out):
+            out[...] = target.reshape(out.shape)
         return out
     return target[0] if unbatched else target

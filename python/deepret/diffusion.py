@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _arrays, _backend
-from .graph import graph_from_knn
+from .graph import _check_gamma, graph_from_knn
 from .knn import knn
 
 __all__ = ["ConvergenceWarning", "CgInfo", "diffuse", "katz", "locality_order", "query_vector",
@@ -26,8 +26,13 @@ class ConvergenceWarning(RuntimeWarning):
 
 
 class CgInfo(NamedTuple):
-    """Per-column outcome of diffuse: iterations done and the final relative
-    residual |y - (I - alpha W) f| / |y| (0 for a zero column)."""
+    """Per-column outcome of diffuse: iterations done and the true final
+    relative residual |y - (I - alpha W) f| / |y| of the returned f (0 for a
+    zero column; NaN where the solve overflowed), computed once after the
+    iterations with one more product. CG decides when to stop on its
+    recursive residual, as scipy does; the two part where rounding
+    accumulates (float32, alpha close to 1), and the warning and these
+    values follow the true one."""
 
     iterations: np.ndarray  # (m,) int64
     residuals: np.ndarray   # (m,) float64
@@ -41,16 +46,45 @@ def _check_alpha(alpha) -> float:
 
 
 def _as_csr(W):
+    """W as a scipy CSR matrix the engine may index by: float32/float64 data,
+    one index dtype for indptr and indices, and its structure checked
+    (_arrays.check_csr: column indices in [0, n), indptr non-decreasing and
+    consistent with the stored entries). W itself is never modified."""
     if not sp.issparse(W):
         raise TypeError(f"W must be a scipy.sparse matrix or array, got {type(W).__name__}")
     if W.ndim != 2 or W.shape[0] != W.shape[1]:
         raise ValueError(f"W must be square (n, n), got shape {W.shape}")
-    W = W.tocsr()
-    if W.dtype not in (np.float32, np.float64):
-        W = W.astype(np.float64)
-    if W.indices.dtype != W.indptr.dtype:  # scipy keeps them equal; make sure
-        W.indices = W.indices.astype(W.indptr.dtype)
+    if W.format != "csr":
+        # tocsr() of another format re-indexes W through scipy's own (bounds
+        # checked) conversion; check the input's coordinates first.
+        if W.format in ("coo", "csc", "bsr"):
+            _check_other_format(W)
+        W = W.tocsr()
+    indptr, indices, data = W.indptr, W.indices, W.data
+    _arrays.check_csr("W", W.shape, indptr, indices, data)
+    if data.dtype not in (np.float32, np.float64):
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"W must be real, got dtype {data.dtype}")
+        data = data.astype(np.float64)
+    wide = np.int64 if (indptr.dtype.itemsize > 4 or indices.dtype.itemsize > 4
+                        or indptr.dtype.kind == "u" or indices.dtype.kind == "u") else np.int32
+    if indptr.dtype != wide or indices.dtype != wide or data is not W.data:
+        W = sp.csr_array((data, indices.astype(wide, copy=False), indptr.astype(wide, copy=False)),
+                         shape=W.shape, copy=False)
     return W
+
+
+def _check_other_format(W):
+    """The coordinates of a COO/CSC/BSR W, before scipy's tocsr() reads them."""
+    if W.format == "coo":
+        for axis, coords in enumerate(W.coords if hasattr(W, "coords") else (W.row, W.col)):
+            if coords.size and (int(coords.min()) < 0 or int(coords.max()) >= W.shape[axis]):
+                raise ValueError(f"W is not a valid COO structure: a coordinate lies outside "
+                                 f"[0, {W.shape[axis]})")
+    elif W.format == "csc":
+        _arrays.check_csr("W (CSC)", W.shape[::-1], W.indptr, W.indices, W.data)
+    else:
+        W.check_format(full_check=True)
 
 
 # From this many columns on, diffuse(order="auto") looks for a locality order
@@ -157,9 +191,7 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
             raise ValueError(f"order must be 'auto', None or a permutation, got {order!r}")
         order = _auto_order(W) if columns.shape[1] >= _REORDER_FROM_COLUMNS else None
     elif order is not None:
-        order = np.asarray(order)
-        if order.shape != (n,) or order.dtype.kind not in "iu":
-            raise ValueError(f"order must be a permutation of the {n} rows, got {order.shape} {order.dtype}")
+        order = _check_order(order, n, W.indices.dtype)
     f = np.empty_like(columns)
     iterations, residuals = _backend._core.batched_cg(
         n, W.indptr, W.indices, data, alpha, columns, f, tol, maxiter, threads, order)
@@ -168,12 +200,33 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
     return (f, CgInfo(iterations, residuals)) if return_info else f
 
 
+def _check_order(order, n, index_dtype):
+    """A user's row order as W's index dtype (the engine checks that it is a
+    permutation; values outside [0, n) must not wrap into range on the way)."""
+    order = np.asarray(order)
+    if order.shape != (n,) or order.dtype.kind not in "iu":
+        raise ValueError(f"order must be a permutation of the {n} rows, got {order.shape} {order.dtype}")
+    if n and (int(order.min()) < 0 or int(order.max()) >= n):
+        raise ValueError(f"order must be a permutation of the {n} rows, got values in "
+                         f"[{int(order.min())}, {int(order.max())}]")
+    return np.ascontiguousarray(order, dtype=index_dtype)
+
+
 def _warn_if_stalled(residuals, tol, maxiter):
-    stalled = residuals >= tol
+    """ConvergenceWarning for every column whose true relative residual is
+    not below tol: stopped at maxiter, stopped early on a recursive residual
+    that rounding made too optimistic, or NaN (the solve overflowed)."""
+    stalled = ~(residuals < tol)  # NaN counts as not converged
     if stalled.any():
+        failed = np.isnan(residuals)
+        if failed.any():
+            detail = (f"{int(failed.sum())} with a NaN residual: the solve overflowed the dtype "
+                      "(y or f too large), f holds NaN or Inf there")
+        else:
+            detail = f"largest relative residual {residuals.max():.2e}"
         warnings.warn(
-            f"diffuse: {int(stalled.sum())} of {len(residuals)} columns stopped at maxiter={maxiter} "
-            f"above tol={tol:g} (largest relative residual {residuals.max():.2e})",
+            f"diffuse: {int(stalled.sum())} of {len(residuals)} columns ended above tol={tol:g} "
+            f"after at most maxiter={maxiter} iterations ({detail})",
             ConvergenceWarning, stacklevel=3)
 
 
@@ -198,6 +251,7 @@ def _diffuse_cuda(W, y, alpha, tol, maxiter):
     data = W.data.astype(dtype, copy=False)
     indices = W.indices
     indptr = W.indptr.astype(indices.dtype, copy=False)
+    _arrays.check_csr("W", W.shape, indptr, indices, data, xp=cp)
     columns = cp.ascontiguousarray(y.reshape(n, -1), dtype=dtype)
     if not bool(cp.isfinite(columns).all()) or not bool(cp.isfinite(data).all()):
         raise ValueError("W and y must be finite")
@@ -225,14 +279,16 @@ def query_vector(x, queries, k=10, gamma=3.0, *, num_threads=None):
     """Sparse right-hand sides for unseen queries: column j holds, at the k
     database rows nearest to query j (inner product), the weight
     max(0, s)^gamma. Returns a scipy.sparse.csc_array of shape (n, nq)."""
-    gamma = float(gamma)
-    if not gamma > 0:
-        raise ValueError(f"gamma must be positive, got {gamma}")
+    gamma = _check_gamma(gamma)
     queries = np.asarray(queries)
     if queries.ndim == 1:
         queries = queries[None, :]
     scores, ids = knn(x, queries, k=k, metric="ip", num_threads=num_threads)
-    weights = np.maximum(scores, 0) ** gamma
+    with np.errstate(over="ignore"):
+        weights = np.maximum(scores, 0) ** gamma
+    if not np.isfinite(weights).all():
+        raise ValueError(f"query weights max(0, s)^gamma overflow {weights.dtype} (largest score "
+                         f"{float(scores.max()):.3g}, gamma {gamma:g}); rescale the descriptors")
     n, nq = np.asarray(x).shape[0], len(queries)
     return sp.csc_array((weights.ravel(), ids.ravel(), np.arange(0, nq * k + 1, k)), shape=(n, nq))
 
@@ -327,6 +383,9 @@ class DiffusionIndex:
         scores, ids = knn(self.x, k=k, exclude_self=not self.k_includes_self, progress=progress,
                           num_threads=num_threads)
         self.W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
+        # Built here, hence valid: search() does not read its structure again
+        # (its index arrays become read-only; see _arrays.trust_csr).
+        _arrays.trust_csr(self.W)
         self._order = _auto_order(self.W)
         # The unnormalized affinities, for renormalized truncated subgraphs.
         self._A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,

@@ -96,8 +96,11 @@ def _check_int(value, name: str, minimum: int) -> int:
 def _check_kappas(kappas) -> np.ndarray:
     if isinstance(kappas, (str, bytes)) or not isinstance(kappas, (Sequence, np.ndarray)):
         raise TypeError(f"kappas must be a sequence of ints, got {type(kappas).__name__}")
-    return np.array([_check_int(k, f"kappas[{i}]", 1) for i, k in enumerate(kappas)],
-                    dtype=np.int64)
+    values = [_check_int(k, f"kappas[{i}]", 1) for i, k in enumerate(kappas)]
+    for i, k in enumerate(values):
+        if k >= 2**63:
+            raise ValueError(f"kappas[{i}] must be below 2**63, got {k}")
+    return np.array(values, dtype=np.int64)
 
 
 def _check_ranks(ranks, n_queries: int, layout: str) -> np.ndarray:

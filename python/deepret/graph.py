@@ -66,6 +66,36 @@ def _check_arrays(scores, indices, xp):
     return scores, indices
 
 
+def _overflow_safe(scores, gamma, metric, normalize, xp):
+    """(scores, metric) that the engines can raise to gamma without Inf.
+
+    The affinity max(0, s)^gamma of the largest similarity s_max (the score
+    itself, or 1 - d / 2 for "l2") must fit in the dtype with room for a
+    degree (a sum of at most 2k of them). Where it does not, a normalized
+    graph is computed from s / s_max instead: D^-1/2 A D^-1/2 does not
+    change when A is scaled by a constant, so W is the same up to rounding
+    and has no NaN. Unnormalized affinities that overflow raise ValueError.
+    """
+    if scores.size == 0:
+        return scores, metric
+    if metric == "l2":
+        top = 1.0 - 0.5 * float(scores.min())
+    else:
+        top = float(scores.max())
+    if not (top > 1.0 and np.isfinite(top)):
+        return scores, metric  # every affinity is at most 1 (or NaN/Inf: the engine reports it)
+    log_limit = np.log(float(np.finfo(scores.dtype).max)) - np.log(2.0 * scores.shape[1] + 1.0)
+    if gamma * np.log(top) <= log_limit:
+        return scores, metric
+    if not normalize:
+        raise ValueError(
+            f"the affinities max(0, s)^gamma overflow {scores.dtype} (largest similarity {top:.3g}, "
+            f"gamma {gamma:g}); rescale the scores, or use normalize=True (the normalized graph "
+            "is computed overflow-free)")
+    similarities = (1.0 - 0.5 * scores) if metric == "l2" else scores
+    return xp.ascontiguousarray(similarities / scores.dtype.type(top)), "ip"
+
+
 def _csr_cpu(data, indices, indptr, n):
     import scipy.sparse
 
@@ -137,7 +167,11 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
         descriptors (so both metrics give the same graph for unit vectors).
     normalize : bool
         Return W = D^-1/2 A D^-1/2 with D the row sums of A; a point without
-        neighbours keeps an empty row (no NaN, no division by zero).
+        neighbours keeps an empty row (no NaN, no division by zero). Where
+        s^gamma would overflow the dtype (float32 scores of 1e20, gamma 3),
+        W is computed from the scores divided by the largest one, which
+        leaves it unchanged up to rounding: never Inf or NaN entries.
+        Without normalize such affinities raise ValueError.
     num_threads : int, optional, keyword-only
         Threads for the CPU engine; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
@@ -152,7 +186,8 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
     ------
     ValueError
         Shapes not (n, k) or not equal, indices outside [-1, n), non-finite
-        scores, gamma <= 0, unknown metric.
+        scores, gamma <= 0, unknown metric, unnormalized affinities that
+        overflow the dtype.
     TypeError
         scores not float32/float64, indices not integers, gamma not a number.
     """
@@ -164,8 +199,10 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
         _backend.cuda_core("graph_from_knn")  # a clear error on a build without CUDA
         cp = _arrays.cupy_module()
         scores, indices = _check_arrays(scores, indices, cp)
+        scores, metric = _overflow_safe(scores, gamma, metric, bool(normalize), cp)
         return _graph_cuda(scores, indices, gamma, bool(mutual), metric == "l2", bool(normalize))
     scores, indices = _check_arrays(np.asarray(scores), np.asarray(indices), np)
+    scores, metric = _overflow_safe(scores, gamma, metric, bool(normalize), np)
     data, cols, indptr = _backend._core.graph_from_knn(
         scores, indices, gamma, bool(mutual), metric == "l2", bool(normalize), threads
     )

@@ -25,9 +25,27 @@ def _as_matrix(name: str, x, xp):
         raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} must be non-empty, got shape {x.shape}")
-    if not bool(xp.isfinite(x).all()):
+    low, high = float(x.min()), float(x.max())  # NaN propagates; no temporary array
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(f"{name} contains NaN or infinity")
-    return xp.ascontiguousarray(x)
+    return xp.ascontiguousarray(x), max(-low, high)
+
+
+def _check_magnitude(largest: float, d: int, dtype, metric: str) -> None:
+    """ValueError where the scores could overflow the dtype: every product
+    is at most largest^2, an inner product d * largest^2, and the squared
+    distance |q|^2 + |x|^2 - 2 <q, x> at most 4 d largest^2 (a conservative
+    bound, checked once; below it no intermediate is Inf or NaN, so every
+    heap fills and no score or id comes back uninitialised)."""
+    factor = 4.0 if metric == "l2" else 1.0
+    limit = float(np.finfo(dtype).max)
+    if largest * largest * (factor * d) > limit:
+        scale = (limit / (factor * d)) ** 0.5
+        raise ValueError(
+            f"x and queries hold values up to {largest:.3g} in magnitude: with d = {d} the "
+            f"{'squared distances' if metric == 'l2' else 'inner products'} could overflow "
+            f"{np.dtype(dtype).name} (|values| must stay below {scale:.3g}); rescale the "
+            "descriptors" + (" or use float64" if dtype == np.float32 else ""))
 
 
 def _array_module(x, queries):
@@ -58,7 +76,10 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
     Parameters
     ----------
     x : (n, d) float32 or float64 array
-        The database. Finite values only.
+        The database. Finite values only, and small enough that no score
+        can overflow the dtype: ValueError unless max|x|^2 * d (and
+        4 max|x|^2 * d for "l2", over x and the queries) is finite, e.g.
+        |values| < 8.1e17 for 128-D float32 "l2" (a conservative bound).
     queries : (nq, d) array of x's dtype, optional
         Default: x itself (all-vs-all).
     k : int
@@ -87,17 +108,19 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
     if metric not in _METRICS:
         raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
     xp = _array_module(x, queries)
-    x = _as_matrix("x", x, xp)
+    x, largest = _as_matrix("x", x, xp)
     if queries is None:
         queries = x
     else:
         if exclude_self:
             raise ValueError("exclude_self needs queries=None (the queries are then x's own rows)")
-        queries = _as_matrix("queries", queries, xp)
+        queries, largest_query = _as_matrix("queries", queries, xp)
+        largest = max(largest, largest_query)
         if queries.dtype != x.dtype:
             raise TypeError(f"queries must have x's dtype {x.dtype}, got {queries.dtype}")
         if queries.shape[1] != x.shape[1]:
             raise ValueError(f"queries must have d = {x.shape[1]} columns like x, got shape {queries.shape}")
+    _check_magnitude(largest, x.shape[1], x.dtype, metric)
     k = _check_k(k, x.shape[0] - (1 if exclude_self else 0), exclude_self)
     if xp is not np:
         return _knn_cuda(x, queries, k, metric, exclude_self)

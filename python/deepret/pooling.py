@@ -107,7 +107,7 @@ def rmac_regions(h, w, levels=3, overlap=0.4):
     Raises
     ------
     ValueError
-        If h, w or levels is not a positive int.
+        If h, w or levels is not a positive int, or overlap is not in [0, 1).
 
     See Also
     --------
@@ -118,10 +118,13 @@ def rmac_regions(h, w, levels=3, overlap=0.4):
     >>> deepret.rmac_regions(16, 16)[:3].tolist()
     [[0, 0, 15, 15], [0, 0, 15, 15], [0, 0, 9, 9]]
     """
-    for name, value in (("h", h), ("w", w), ("levels", levels)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    h, w, levels = int(h), int(w), int(levels)
+    h, w = _arrays.positive_int("h", h), _arrays.positive_int("w", w)
+    levels = _arrays.positive_int("levels", levels)
+    if max(h, w) >= 2**31:
+        raise ValueError(f"h and w must be below 2**31, got ({h}, {w})")
+    if isinstance(overlap, (bool, np.bool_)) or not isinstance(overlap, (int, float, np.integer, np.floating)) \
+            or not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be a number in [0, 1), got {overlap!r}")
     f32 = np.float32
     small, large = min(h, w), max(h, w)
     steps = np.arange(2, 8, dtype=f32)

@@ -115,8 +115,8 @@ def _check_params(sigma, lam, tau, threshold, power, max_iter, box_scale):
     power = _positive("power", power)
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
         raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if not 1 <= max_iter < 2**31:
+        raise ValueError(f"max_iter must be in [1, 2**31), got {max_iter}")
     box_scale = _positive("box_scale", box_scale, allow_zero=True)
     return sigma, lam, tau, threshold, power, int(max_iter), box_scale
 

@@ -136,13 +136,15 @@ def _with_scipy(function, in1, in2, mode, boundary, fillvalue, out):
 
 def _run(function, image, weights, geometry, boundary, fill, dtype, out, threads, xp):
     oh, ow, top, left = geometry
-    image = xp.ascontiguousarray(image, dtype=dtype)
-    weights = xp.ascontiguousarray(weights, dtype=dtype)
-    target = out if out is not None else xp.empty((oh, ow), dtype=dtype)
+    image = _arrays.aligned_contiguous(image, dtype, xp)
+    weights = _arrays.aligned_contiguous(weights, dtype, xp)
+    target = _arrays.output_target(out, image, weights, xp=xp)  # None: out overlaps an input
+    if target is None:
+        target = xp.empty((oh, ow), dtype=dtype)
     engine_boundary = _ENGINE_BOUNDARY[boundary]
     if xp is np:
         _backend._core.correlate2d(image, weights, target, top, left, engine_boundary, fill, threads)
-        return target
+        return _copied_out(target, out)
     core = _backend.cuda_core(function)
     if dtype.itemsize not in _CUDA_DTYPES.get(dtype.kind, {}) or dtype.kind == "b":
         raise TypeError(f"deepret.{function} on the GPU does not support dtype {dtype}")
@@ -150,7 +152,16 @@ def _run(function, image, weights, geometry, boundary, fill, dtype, out, threads
     core.correlate2d(code, image.data.ptr, image.shape[0], image.shape[1], weights.data.ptr,
                      weights.shape[0], weights.shape[1], target.data.ptr, oh, ow, top, left,
                      engine_boundary, fill, xp.cuda.get_current_stream().ptr)
-    return target
+    return _copied_out(target, out)
+
+
+def _copied_out(target, out):
+    """The result in `out` when one was given (copied there when it had to be
+    computed aside because `out` overlapped an input)."""
+    if out is None or target is out:
+        return target
+    out[...] = target
+    return out
 
 
 def _correlate(function, in1, in2, mode, boundary, fillvalue, out, num_threads, flip):
@@ -206,7 +217,9 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None,
         Value outside the image for boundary 'fill', converted to the result
         dtype as scipy converts it (with scipy's errors).
     out : ndarray, optional, keyword-only
-        C-contiguous array of the result's shape and dtype to write into.
+        C-contiguous array of the result's shape and dtype to write into;
+        it may overlap the inputs (``out=in1``): the result is then computed
+        into a temporary and copied, as numpy does for overlapping operands.
     num_threads : int, optional, keyword-only
         Threads for the CPU kernel; default: ``OMP_NUM_THREADS``, else every CPU this process may use.
 
