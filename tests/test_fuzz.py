@@ -596,6 +596,10 @@ def test_fuzz_every_public_name_is_covered():
                "knn_graph", "diffuse", "katz", "locality_order", "query_vector", "DiffusionIndex", "egm",
                "feature_saliency", "mac", "spoc", "gem", "rmac", "regional_max_pool", "rmac_regions",
                "describe", "evaluate", "Regions", "CgInfo",
+               # fuzzed in test_fuzz_methods.py
+               "RegionSet", "ObjectSaliency", "region_graph", "object_saliency", "RegionalDiffusionIndex",
+               "crow", "crow_weights", "weighted_sum_pool", "saliency_pool", "graph_eigs", "EigsInfo",
+               "SpectralIndex", "average_qe", "alpha_qe", "PCAWhitening",
                # no arguments, or not functions: called or raised here
                "simd_path", "cuda_built", "has_cuda", "ConvergenceWarning", "CudaUnavailableError", "datasets"}
     assert set(deepret.__all__) <= covered, set(deepret.__all__) - covered
