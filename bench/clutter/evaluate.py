@@ -174,7 +174,6 @@ def main():
             for c in ("both", "constant"):
                 o.centrality = c
                 cells.append(mAP(ranks(o.describe(db, images=ids, readout=r), o.describe(q, readout=r), False)))
-        cells = [cells[0], cells[2], cells[1], cells[3]]
         print(f"| {k} | {st['same instance']:.3f} | {st['same background photo']:.3f} | "
               + " | ".join(f"{v:.1f}" for v in cells) + " |")
     print("\nTimes (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
