@@ -368,3 +368,26 @@ def test_misaligned_contiguous_input(function):
     assert not a.flags.aligned and a.flags.c_contiguous
     v = np.array([1, 2, 3], np.uint16)
     np.testing.assert_array_equal(getattr(deepret, function)(a, v), getattr(np, function)(a, v))
+
+
+def test_gem_with_a_large_power_does_not_overflow():
+    """(mean x^p)^(1/p) is computed relative to the channel's largest value:
+    3^647 overflows double, the GeM of a constant map is the constant."""
+    a = np.full((2, 3, 4), 3.0, np.float32)
+    np.testing.assert_allclose(deepret.gem(a, p=647.0, normalize=False), [3.0, 3.0], rtol=1e-6)
+    b = np.random.default_rng(0).random((4, 5, 6)) + 0.5
+    expected = np.mean(b.reshape(4, -1) ** 40.0, axis=1) ** (1 / 40.0)
+    np.testing.assert_allclose(deepret.gem(b, p=40.0, normalize=False), expected, rtol=1e-12)
+
+
+def test_alpha_qe_with_large_scores_does_not_overflow():
+    """Weights s^alpha overflow float32 for s = 4, alpha = 64; the expanded
+    query is the same direction as the float64 computation."""
+    x = np.array([[2.0, 0.0], [1.9, 0.5], [0.0, 1.0]], np.float32)
+    out = deepret.alpha_qe(x[:1], x, n=2, alpha=64.0)
+    s = x.astype(np.float64) @ x[0].astype(np.float64)
+    top = np.argsort(-s)[:2]
+    raw = x[0] + ((s[top] / s[top].max()) ** 64.0) @ x[top] * (s[top].max() ** 64.0 / 1.0)
+    expected = raw / np.linalg.norm(raw)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[0], expected, rtol=1e-5, atol=1e-6)

@@ -80,9 +80,14 @@ void global_pool(const T* a, index_t b, index_t c, index_t hw, Global kind, doub
         v = 0.0;
         for (index_t t = 0; t < hw; ++t) v += double(ch[t]);
       } else {
+        // GeM as m (mean of (x/m)^p)^(1/p), m the channel's largest clamped
+        // value: the same number, but x^p cannot overflow for a large p
+        // (3^647 would be inf in double), and every term lies in (0, 1].
+        double m = eps;
+        for (index_t t = 0; t < hw; ++t) m = std::max(m, double(ch[t]));
         v = 0.0;
-        for (index_t t = 0; t < hw; ++t) v += std::pow(std::max(double(ch[t]), eps), p);
-        v = std::pow(v / double(hw), 1.0 / p);
+        for (index_t t = 0; t < hw; ++t) v += std::pow(std::max(double(ch[t]), eps) / m, p);
+        v = m * std::pow(v / double(hw), 1.0 / p);
       }
       out[r] = static_cast<T>(v);
     }

@@ -72,14 +72,19 @@ __global__ void global_kernel(const T* a, index_t rows, index_t hw, int kind, do
   if (r >= rows) return;
   const T* ch = a + r * hw;
   double v = kind == int(Global::Mac) ? -INFINITY : 0.0;
+  // GeM as m (mean of (x/m)^p)^(1/p), m the largest clamped value (as the CPU
+  // engine): no overflow of x^p for a large p.
+  double m = eps;
+  if (kind == int(Global::Gem))
+    for (index_t t = 0; t < hw; ++t) m = fmax(m, double(ch[t]));
   for (index_t t = 0; t < hw; ++t) {
     const double x = double(ch[t]);
     if (!isfinite(x)) *status = 1;
     if (kind == int(Global::Mac)) v = fmax(v, x);
     else if (kind == int(Global::Spoc)) v += x;
-    else v += pow(fmax(x, eps), p);
+    else v += pow(fmax(x, eps) / m, p);
   }
-  if (kind == int(Global::Gem)) v = pow(v / double(hw), 1.0 / p);
+  if (kind == int(Global::Gem)) v = m * pow(v / double(hw), 1.0 / p);
   out[r] = T(v);
 }
 

@@ -48,7 +48,19 @@ def _expand(name, queries, x, n, alpha, num_threads):
     if n > db.shape[0]:
         raise ValueError(f"n ({n}) is larger than the database ({db.shape[0]})")
     scores, ids = knn(db, q, k=n, metric="ip", num_threads=num_threads)
-    weights = xp.ones_like(scores) if alpha == 0 else xp.maximum(scores, 0) ** alpha
+    # Weights relative to the largest of each query's (the query's own 1
+    # included): max(0, s)^alpha overflows for |s| > 1 and a large alpha
+    # (4^64 in float32), and the L2 normalization below makes the common scale
+    # irrelevant; in log space, so that the scale itself never overflows.
+    query_weight = xp.ones((q.shape[0], 1), dtype=np.float64)
+    if alpha == 0:
+        weights = xp.ones(scores.shape, dtype=np.float64)
+    else:
+        with np.errstate(divide="ignore"):
+            log_w = alpha * xp.log(xp.maximum(scores.astype(np.float64), 0))
+        log_scale = xp.maximum(log_w.max(axis=1, keepdims=True), 0)
+        weights = xp.exp(log_w - log_scale)
+        query_weight = xp.exp(-log_scale)
     if xp is np:
         nq = q.shape[0]
         indptr = np.arange(0, nq * n + 1, n, dtype=np.int64)
@@ -58,7 +70,7 @@ def _expand(name, queries, x, n, alpha, num_threads):
                             _backend.threads_arg(num_threads))
     else:  # CuPy: the same weighted sum as a batched contraction on the GPU
         out = xp.einsum("qk,qkd->qd", weights.astype(q.dtype), db[ids])
-    out += q
+    out += q * query_weight.astype(q.dtype)
     out /= xp.linalg.norm(out, axis=1, keepdims=True) + 1e-6
     return out[0] if single else out
 
