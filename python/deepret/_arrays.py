@@ -64,31 +64,28 @@ def native_byteorder(dtype: np.dtype) -> np.dtype:
     return dtype.newbyteorder("=")
 
 
-def positive_int(name: str, value) -> int:
-    """value as an int >= 1; TypeError for non-integers (bool included),
-    ValueError below 1, both naming the argument."""
+def _int_at_least(name: str, value, low: int) -> int:
+    """value as an int >= low; TypeError for non-integers (bool included),
+    ValueError below low, both naming the argument."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {value!r}")
     try:
         value = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, got {value}")
     return value
+
+
+def positive_int(name: str, value) -> int:
+    """value as an int >= 1 (TypeError for non-integers, bool included)."""
+    return _int_at_least(name, value, 1)
 
 
 def nonnegative_int(name: str, value) -> int:
     """value as an int >= 0 (TypeError for non-integers, bool included)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {value!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be at least 0, got {value}")
-    return value
+    return _int_at_least(name, value, 0)
 
 
 def aligned_contiguous(x, dtype, xp=np):
