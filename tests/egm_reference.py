@@ -156,8 +156,12 @@ def spoc(a):
 
 
 def gem(a, p=3.0, eps=1e-6):
+    """(mean x^p)^(1/p) per channel, written as m (mean (x/m)^p)^(1/p) with m
+    the channel's maximum: the same value, without x^p overflowing (3^647) or
+    underflowing (1e-6^54) in double for a large p."""
     x = np.maximum(np.asarray(a, np.float64), eps)
-    return l2n((x**p).mean(axis=(1, 2)) ** (1.0 / p))
+    m = x.max(axis=(1, 2))
+    return l2n(m * ((x / m[:, None, None]) ** p).mean(axis=(1, 2)) ** (1.0 / p))
 
 
 def _f32(v):
