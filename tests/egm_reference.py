@@ -1,4 +1,4 @@
-"""The slow, obvious numpy reference of EGM (DESIGN.md §3) that the native
+"""The slow, obvious numpy reference of EGM (docs/egm.md) that the native
 engines must match, plus the reference definitions of feature saliency and of
 the pooling functions. Float64 throughout; nothing here is clever.
 

@@ -1,4 +1,4 @@
-// EGM: expanding Gaussian mixtures on non-negative 2-D maps (DESIGN.md §3).
+// EGM: expanding Gaussian mixtures on non-negative 2-D maps (docs/egm.md).
 //
 // Numerics, shared by the CPU and CUDA engines and by tests/egm_reference.py:
 // - pixel (y, x) is a sample at coordinates (y, x) (pixel centres at integers);

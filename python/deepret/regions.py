@@ -3,7 +3,7 @@ Avrithis & Kalantidis 2012, on 2-D maps as in Siméoni et al. 2018).
 
 ``egm(s)`` fits a mixture of axis-aligned Gaussians to a non-negative map and
 returns the surviving components as a :class:`Regions` object. The numerics
-(DESIGN.md §3, made precise):
+(docs/egm.md, made precise):
 
 - pixel ``(y, x)`` is a sample at coordinates ``(y, x)``: pixel centres at
   integers, ``y`` down the rows, ``x`` along the columns;
