@@ -41,8 +41,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _arrays, _backend
-from .diffusion import ConvergenceWarning, diffuse, katz
-from .graph import graph_from_knn
+from .diffusion import ConvergenceWarning, _check_alpha, diffuse, katz
+from .graph import _check_gamma, graph_from_knn
 from .knn import knn
 from .pooling import regional_max_pool
 from .regions import _check_params, egm
@@ -271,12 +271,8 @@ class ObjectSaliency:
                  tau=0.55, max_iter=20, box_scale=2.0, tol=1e-6, maxiter=20, batch_size=256,
                  progress=False, num_threads=None):
         self.k = _arrays.positive_int("k", k)
-        self.gamma = float(gamma)
-        if not self.gamma > 0:
-            raise ValueError(f"gamma must be positive, got {gamma!r}")
-        self.alpha = float(alpha)
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        self.gamma = _check_gamma(gamma)
+        self.alpha = _check_alpha(alpha)
         self.mutual, self.same_image = bool(mutual), bool(same_image)
         self.centrality = _choice("centrality", centrality, CENTRALITIES)
         self.cover = _choice("cover", cover, COVERS)

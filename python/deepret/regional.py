@@ -18,7 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _arrays, _backend
-from .diffusion import ConvergenceWarning, _top, diffuse
+from .diffusion import ConvergenceWarning, _check_alpha, _top, diffuse
+from .graph import _check_gamma
 from .knn import knn
 from .objects import _check_region_set, region_graph
 from .regionset import RegionSet
@@ -70,12 +71,8 @@ class RegionalDiffusionIndex:
         if pooling not in _POOLING:
             raise ValueError(f"pooling must be 'sum' or 'max', got {pooling!r}")
         self.pooling = pooling
-        self.gamma = float(gamma)
-        if not self.gamma > 0:
-            raise ValueError(f"gamma must be positive, got {gamma!r}")
-        self.alpha = float(alpha)
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        self.gamma = _check_gamma(gamma)
+        self.alpha = _check_alpha(alpha)
         self.query_k = _arrays.positive_int("query_k", query_k)
         self.tol, self.maxiter = float(tol), _arrays.positive_int("maxiter", maxiter)
         _backend.threads_arg(num_threads)
