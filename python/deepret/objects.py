@@ -42,11 +42,12 @@ import scipy.sparse as sp
 
 from . import _arrays, _backend
 from .diffusion import ConvergenceWarning, _check_alpha, diffuse, katz
-from .graph import _check_gamma, graph_from_knn
+from .graph import _check_gamma
 from .knn import knn
 from .pooling import regional_max_pool
 from .regions import _check_params, egm
-from .regionset import RegionSet, extract, image_batches, with_fallback
+from .region_graph import _check_region_set, _choice, region_graph
+from .regionset import RegionSet, count_images, extract, image_batches, is_single, shape_like, with_fallback
 from .saliency import feature_saliency
 
 __all__ = ["CENTRALITIES", "COVERS", "READOUTS", "ObjectSaliency", "object_saliency", "region_graph", "saliency_pool"]
@@ -54,81 +55,6 @@ __all__ = ["CENTRALITIES", "COVERS", "READOUTS", "ObjectSaliency", "object_salie
 CENTRALITIES = ("both", "global", "local", "constant")
 COVERS = ("box", "all")
 READOUTS = ("sum", "weighted", "heaviest", "spatial")
-
-
-def _choice(name, value, options):
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
-    return value
-
-
-def _check_region_set(region_set):
-    if not isinstance(region_set, RegionSet):
-        raise TypeError(f"region_set must be a deepret.RegionSet, got {type(region_set).__name__}")
-    if len(region_set) < 2:
-        raise ValueError(f"region_set must hold at least 2 regions, got {len(region_set)}")
-    return region_set
-
-
-def region_neighbors(region_set, k=200, same_image=False, *, progress=False, num_threads=None):
-    """(scores, ids), each (K, k'), of every region's nearest regions (inner
-    product, best first), excluding itself and, unless ``same_image``, the
-    regions of its own image; rows with fewer candidates are padded with id -1.
-    k' = min(k, the largest number of candidates)."""
-    rs = _check_region_set(region_set)
-    k = _arrays.positive_int("k", k)
-    x = rs.float32_descriptors()
-    n = len(x)
-    if same_image:
-        return knn(x, k=min(k, n - 1), exclude_self=True, progress=progress, num_threads=num_threads)
-    widest = int(rs.counts.max())
-    if widest == n:
-        raise ValueError("same_image=False needs regions of at least 2 images; all regions are of one image")
-    searched = min(k + widest - 1, n - 1)
-    scores, ids = knn(x, k=searched, exclude_self=True, progress=progress, num_threads=num_threads)
-    keep = min(k, n - int(rs.counts.min()))
-    out_scores = np.empty((n, keep), dtype=scores.dtype)
-    out_ids = np.empty((n, keep), dtype=np.int64)
-    _backend._core.drop_same_group(scores, ids, rs.image, keep, out_scores, out_ids,
-                                   _backend.threads_arg(num_threads))
-    return out_scores, out_ids
-
-
-def region_graph(region_set, k=200, gamma=3.0, mutual=True, same_image=False, *, progress=False,
-                 num_threads=None):
-    """The normalized kNN graph over a RegionSet's regional descriptors.
-
-    Parameters
-    ----------
-    region_set : RegionSet
-    k : int
-        Neighbours per region (200 as in the regional-diffusion reference
-        code); capped at the number of candidates.
-    gamma, mutual
-        As in :func:`deepret.graph_from_knn`.
-    same_image : bool
-        Whether regions of one image may link. Default False: regions of one
-        image overlap and share activations, so they are each other's nearest
-        neighbours; those links would form one clique per image whose
-        centrality counts how many regions an image has, not how often a
-        pattern recurs across the collection, which is what centrality is
-        meant to measure here.
-    progress, num_threads : keyword-only
-
-    Returns
-    -------
-    scipy.sparse.csr_array (K, K), float32, symmetric.
-
-    Examples
-    --------
-    >>> import numpy as np, deepret
-    >>> acts = [np.random.default_rng(i).random((8, 6, 6), dtype=np.float32) for i in range(4)]
-    >>> W = deepret.region_graph(deepret.RegionSet.from_activations(acts), k=3)
-    >>> W.shape[0] == W.shape[1]
-    True
-    """
-    scores, ids = region_neighbors(region_set, k, same_image, progress=progress, num_threads=num_threads)
-    return graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
 
 
 def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cover="box", num_threads=None):
@@ -477,11 +403,11 @@ class ObjectSaliency:
             Not fitted, channels unlike the database's, bad activations,
             image ids out of range or of another shape.
         """
-        out = [None] * _count_images(acts)
+        out = [None] * count_images(acts)
         for ids, _, maps in self._maps(acts, images):
             for i, m in zip(ids, maps):
                 out[i] = m
-        return _shape_like(acts, out)
+        return shape_like(acts, out)
 
     def describe(self, acts, *, images=None, readout=None):
         """OS.EGM descriptors (B, C) (or (C,) for one image), L2-normalized.
@@ -493,9 +419,9 @@ class ObjectSaliency:
         for ids, batch, maps in self._maps(acts, images):
             rows = _readout(batch, maps, readout, self.egm_params, self.num_threads)
             if out is None:
-                out = np.empty((_count_images(acts), rows.shape[1]), dtype=rows.dtype)
+                out = np.empty((count_images(acts), rows.shape[1]), dtype=rows.dtype)
             out[ids] = rows
-        return out[0] if _is_single(acts) else out
+        return out[0] if is_single(acts) else out
 
 
 def saliency_pool(a, s, readout="sum", *, sigma=2.0, lam=0.0, tau=0.55, threshold=0.0, power=2.0, max_iter=20,
@@ -567,21 +493,3 @@ def _readout(batch, maps, readout, params, num_threads):
     wt = np.ascontiguousarray(regions.weights, dtype=np.float64) if readout == "weighted" else None
     _backend._core.segment_reduce(pooled, wt, offsets, 0, True, out, threads)
     return out
-
-
-def _is_single(acts) -> bool:
-    return not isinstance(acts, (list, tuple)) and np.ndim(acts) == 3
-
-
-def _count_images(acts) -> int:
-    if isinstance(acts, (list, tuple)):
-        return sum(1 if np.ndim(a) == 3 else len(a) for a in acts)
-    return 1 if np.ndim(acts) == 3 else len(acts)
-
-
-def _shape_like(acts, maps):
-    if _is_single(acts):
-        return maps[0]
-    if isinstance(acts, (list, tuple)):
-        return maps
-    return np.stack(maps)

@@ -21,7 +21,7 @@ from . import _arrays, _backend
 from .diffusion import ConvergenceWarning, _check_alpha, _top, diffuse
 from .graph import _check_gamma
 from .knn import knn
-from .objects import _check_region_set, region_graph
+from .region_graph import _check_region_set, region_graph
 from .regionset import RegionSet
 
 __all__ = ["RegionalDiffusionIndex"]

@@ -307,3 +307,24 @@ def extract(batch, params, num_threads):
     regions, fallback = with_fallback(regions, batch.shape[2], batch.shape[3])
     desc = regional_max_pool(batch, regions.boxes, counts=regions.counts, num_threads=num_threads)
     return regions, fallback, desc
+
+
+def is_single(acts) -> bool:
+    """Whether acts is one (C, H, W) map (not a batch or a list of maps)."""
+    return not isinstance(acts, (list, tuple)) and np.ndim(acts) == 3
+
+
+def count_images(acts) -> int:
+    """How many images a map, a batch or a list of maps and batches holds."""
+    if isinstance(acts, (list, tuple)):
+        return sum(1 if np.ndim(a) == 3 else len(a) for a in acts)
+    return 1 if np.ndim(acts) == 3 else len(acts)
+
+
+def shape_like(acts, maps):
+    """Per-image results in the form the input had: one, or stacked."""
+    if is_single(acts):
+        return maps[0]
+    if isinstance(acts, (list, tuple)):
+        return maps
+    return np.stack(maps)
