@@ -310,6 +310,18 @@ elif case == "regional_max_pool":
     a = rng.standard_normal((4, 32, 10, 10))
     boxes = np.array([[0, 0, 9, 9], [1, 2, 5, 8]] * 200, float)
     call = lambda: dr.regional_max_pool(a, boxes, counts=[100, 100, 100, 100], num_threads=2)
+elif case == "convolve":
+    a = rng.standard_normal(20000)
+    v = rng.standard_normal(300)
+    call = lambda: dr.convolve(a, v, num_threads=2)
+elif case == "locality_order":
+    g = dr.knn_graph(rng.standard_normal((3000, 8)).astype(np.float32), k=10)
+    call = lambda: dr.locality_order(g)
+elif case == "truncated_search":
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = dr.DiffusionIndex(x, k=10, truncate=300, num_threads=2)
+    call = lambda: index.search(x[:20], topk=5)[1]
 want = call()
 before = core._allocation_count()
 call()
@@ -329,7 +341,8 @@ print(json.dumps({{"total": total, "failures": failures, "exact": exact, "messag
 """
 
 
-@pytest.mark.parametrize("case", ["knn", "knn_self", "egm", "feature_saliency", "regional_max_pool"])
+@pytest.mark.parametrize("case", ["knn", "knn_self", "egm", "feature_saliency", "regional_max_pool",
+                                  "convolve", "locality_order", "truncated_search"])
 def test_allocation_failure_in_a_parallel_region_is_memory_error(case):
     out = run_script(MEMORY_SCRIPT.format(case=case))
     assert out["total"] >= 2, out

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <memory>
 
+#include "common/buffer.h"
 #include "common/errors.h"
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -31,9 +32,11 @@ void interior(const T* const* a, const T* const* v, index_t m, T* out, index_t c
 
 namespace {
 
+// Scratch sized from the signal lengths goes through the engine's checked
+// allocator: a request that cannot fit is a MemoryError naming its size.
 template <class T>
-std::unique_ptr<T[]> scratch(index_t size) {
-  return std::unique_ptr<T[]>(new T[static_cast<std::size_t>(std::max<index_t>(size, 1))]);
+Buffer<T> scratch(index_t size) {
+  return allocate<T>(std::max<index_t>(size, 1), "convolution scratch");
 }
 
 template <class T, class Tag, int P>

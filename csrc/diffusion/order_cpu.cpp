@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "common/buffer.h"
 #include "common/errors.h"
 #include "diffusion/cg.h"
 
@@ -16,20 +17,20 @@ bool reverse_cuthill_mckee(index_t n, const I* indptr, const I* indices, I* orde
   bool in_range = true;
   for (I e = 0; e < indptr[n]; ++e) in_range = in_range && indices[e] >= 0 && indices[e] < n;
   check(in_range, "locality_order: W's column indices must lie in [0, n)");
-  std::vector<I> degree(n);
+  Scratch<I> degree(n);
   for (index_t i = 0; i < n; ++i) degree[i] = indptr[i + 1] - indptr[i];
   // Components start from their lowest-degree node: the nodes by degree
   // (counting sort; ties by index).
-  std::vector<index_t> count(n + 2, 0);
+  Scratch<index_t> count(n + 2, 0);
   for (index_t i = 0; i < n; ++i) ++count[std::min<index_t>(degree[i], n) + 1];
   for (index_t d = 0; d <= n; ++d) count[d + 1] += count[d];
-  std::vector<I> by_degree(n);
+  Scratch<I> by_degree(n);
   for (index_t i = 0; i < n; ++i) by_degree[count[std::min<index_t>(degree[i], n)]++] = I(i);
 
   // Breadth-first from each start, each node's unvisited neighbours in
   // increasing degree (Cuthill-McKee); `order` doubles as the queue.
-  std::vector<char> visited(n, 0);
-  std::vector<I> fresh;
+  Scratch<char> visited(n, 0);
+  Scratch<I> fresh;
   index_t head = 0, tail = 0;
   for (const I start : by_degree) {
     if (visited[start]) continue;
@@ -60,7 +61,7 @@ bool reverse_cuthill_mckee(index_t n, const I* indptr, const I* indices, I* orde
 template <class I>
 double near_fraction(index_t n, const I* indptr, const I* indices, const I* order,
                      index_t window) {
-  std::vector<index_t> position(n);
+  Scratch<index_t> position(n);
   for (index_t i = 0; i < n; ++i) position[order[i]] = i;
   // Every 8th row is a fair sample (rows come in the caller's order).
   index_t near = 0, total = 0;

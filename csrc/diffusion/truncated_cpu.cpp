@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "common/buffer.h"
 #include "common/errors.h"
 #include "common/parallel.h"
 #include "diffusion/truncated.h"
@@ -14,9 +15,9 @@ namespace {
 
 template <class T>
 struct LocalGraph {
-  std::vector<index_t> indptr;  // [t + 1]
-  std::vector<index_t> cols;    // [nnz]
-  std::vector<T> vals;          // [nnz]
+  Scratch<index_t> indptr;  // [t + 1]
+  Scratch<index_t> cols;    // [nnz]
+  Scratch<T> vals;          // [nnz]
 };
 
 // q = p - alpha W_S p on the local graph, returning <p, q> in double.
@@ -41,7 +42,7 @@ double norm2(const T* v, index_t t) {
 
 template <class T, class I>
 void gather(const Csr<T, I>& g, const std::int64_t* ids, index_t t, bool renormalize,
-            std::vector<I>& position, LocalGraph<T>& w) {
+            Scratch<I>& position, LocalGraph<T>& w) {
   for (index_t k = 0; k < t; ++k) position[ids[k]] = I(k);
   w.indptr.assign(1, 0);
   w.cols.clear();
@@ -59,7 +60,7 @@ void gather(const Csr<T, I>& g, const std::int64_t* ids, index_t t, bool renorma
   }
   for (index_t k = 0; k < t; ++k) position[ids[k]] = I(-1);
   if (!renormalize) return;
-  std::vector<double> scale(t);
+  Scratch<double> scale(t);
   for (index_t i = 0; i < t; ++i) {
     double d = 0.0;
     for (index_t e = w.indptr[i]; e < w.indptr[i + 1]; ++e) d += double(w.vals[e]);
@@ -73,7 +74,7 @@ void gather(const Csr<T, I>& g, const std::int64_t* ids, index_t t, bool renorma
 template <class T>
 void solve_one(const LocalGraph<T>& w, T alpha, const T* y, T* f, index_t t, double tol,
                index_t maxiter, std::int64_t* iterations, double* residual,
-               std::vector<T>& scratch) {
+               Scratch<T>& scratch) {
   scratch.resize(3 * t);
   T* r = scratch.data();
   T* p = r + t;
@@ -129,9 +130,9 @@ void truncated_cg(const Csr<T, I>& g, const std::int64_t* ids, index_t nq, index
   for (index_t k = 0; k < nq * t; ++k)
     check(ids[k] >= 0 && ids[k] < n, "truncated diffusion: ids must lie in [0, n)");
   parallel_for(0, nq, 1, num_threads, [&](index_t lo, index_t hi) {
-    std::vector<I> position(static_cast<std::size_t>(n), I(-1));
+    Scratch<I> position(static_cast<std::size_t>(n), I(-1));
     LocalGraph<T> w;
-    std::vector<T> scratch;
+    Scratch<T> scratch;
     for (index_t q = lo; q < hi; ++q) {
       checkpoint();  // Ctrl-C between queries
       gather(g, ids + q * t, t, renormalize, position, w);

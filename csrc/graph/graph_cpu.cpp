@@ -142,12 +142,12 @@ template <class T, class Visit>
 Rows<T> transpose(const Plan& plan, const Visit& visit) {
   if (!plan.two_level) return transpose_direct<T>(plan, visit);
   const index_t C = plan.chunks, B = plan.buckets, W = plan.width, n = plan.n;
-  std::vector<index_t> cursor(static_cast<std::size_t>(C * B), 0);  // [C, B]
+  Scratch<index_t> cursor(static_cast<std::size_t>(C * B), 0);  // [C, B]
   for_chunks(plan, [&](index_t c, index_t lo, index_t hi) {
     index_t* count = cursor.data() + c * B;
     visit(c, lo, hi, [&](index_t, index_t column, T) { ++count[column / W]; });
   });
-  std::vector<index_t> bucket_start(static_cast<std::size_t>(B + 1));
+  Scratch<index_t> bucket_start(static_cast<std::size_t>(B + 1));
   index_t total = 0;
   for (index_t b = 0; b < B; ++b) {
     bucket_start[b] = total;
