@@ -134,3 +134,50 @@ def test_whitening_bad_input():
     w = deepret.PCAWhitening().fit(X)
     with pytest.raises(ValueError, match=r"x must be \(n, 3\)"):
         w.transform(np.zeros((2, 4)))
+
+
+# ------------------------------------------------------------------ whitening inside an index
+
+def _clustered(n=600, d=24, seed=7):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((12, d))
+    x = centres[rng.integers(0, 12, n)] + 0.3 * rng.standard_normal((n, d))
+    x *= np.linspace(0.2, 3.0, d)  # anisotropic: whitening changes the neighbours
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_diffusion_index_whitens_database_and_queries():
+    x = _clustered()
+    q = x[:7] + 0.01
+    w = deepret.PCAWhitening(n_components=16).fit(x)
+    index = deepret.DiffusionIndex(x, k=10, whitening=w)
+    plain = deepret.DiffusionIndex(w.transform(x), k=10)
+    got, want = index.search(q, topk=20), plain.search(w.transform(q), topk=20)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+    assert index.whitening is w and index.x.shape == (600, 16) and index.x.dtype == np.float32
+    # an unfitted whitening is learned on the database itself
+    fitted_here = deepret.DiffusionIndex(x, k=10, whitening=deepret.PCAWhitening(n_components=16))
+    np.testing.assert_array_equal(fitted_here.search(q, topk=20)[1], got[1])
+    with pytest.raises(TypeError, match="PCAWhitening"):
+        deepret.DiffusionIndex(x, k=10, whitening="pca")
+
+
+def test_spectral_index_saves_and_loads_its_whitening(tmp_path):
+    x = _clustered()
+    q = x[10:15] + 0.01
+    w = deepret.PCAWhitening(n_components=16, shrinkage=0.1).fit(x)
+    index = deepret.SpectralIndex(x, rank=60, alpha=0.9, k=10, whitening=w)
+    plain = deepret.SpectralIndex(w.transform(x), rank=60, alpha=0.9, k=10)
+    np.testing.assert_array_equal(index.search(q, topk=10)[1], plain.search(w.transform(q), topk=10)[1])
+    index.save(tmp_path / "white.npz")
+    loaded = deepret.SpectralIndex.load(tmp_path / "white.npz")
+    np.testing.assert_array_equal(loaded.whitening.projection_, w.projection_)
+    got, want = loaded.search(q, topk=10), index.search(q, topk=10)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+    # an index saved without whitening loads without one
+    plain.save(tmp_path / "plain.npz")
+    assert deepret.SpectralIndex.load(tmp_path / "plain.npz").whitening is None
+    with pytest.raises(ValueError, match="needs the descriptors"):
+        deepret.SpectralIndex(None, rank=5, graph=index.W, whitening=w)

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from . import _arrays, _backend
 from .graph import _check_gamma, graph_from_knn
 from .knn import knn
+from .whitening import index_whitening
 
 __all__ = ["ConvergenceWarning", "CgInfo", "diffuse", "katz", "locality_order", "query_vector",
            "DiffusionIndex"]
@@ -346,6 +347,9 @@ class DiffusionIndex:
         codes do (the graph then has k - 1 neighbours per point; a duplicate
         of the point may take its place, exactly as there).
     tol, maxiter : CG stopping, as in diffuse.
+    whitening : PCAWhitening, optional, keyword-only
+        Whiten the database and every query with it before anything else
+        (an unfitted one is fitted on x first). ``.whitening`` keeps it.
 
     Raises
     ------
@@ -366,8 +370,8 @@ class DiffusionIndex:
 
     def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
                  truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,
-                 maxiter=20, progress=False, num_threads=None):
-        self.x = np.ascontiguousarray(x)
+                 maxiter=20, whitening=None, progress=False, num_threads=None):
+        self.whitening, self.x = index_whitening(whitening, np.ascontiguousarray(x))
         self.k, self.gamma, self.mutual = k, float(gamma), mutual
         self.k_includes_self = bool(k_includes_self)
         self.alpha = _check_alpha(alpha)
@@ -400,6 +404,8 @@ class DiffusionIndex:
         queries = np.asarray(queries)
         if queries.ndim == 1:
             queries = queries[None, :]
+        if self.whitening is not None:
+            queries = self.whitening.transform(queries).astype(self.x.dtype, copy=False)
         if self.truncate is not None:
             return self._search_truncated(queries, topk)
         if topk > self.x.shape[0]:

@@ -33,6 +33,7 @@ from . import _arrays, _backend
 from .diffusion import _as_csr, _check_alpha, query_vector
 from .graph import graph_from_knn
 from .knn import knn
+from .whitening import PCAWhitening, index_whitening
 
 __all__ = ["EigsInfo", "SpectralIndex", "graph_eigs"]
 
@@ -340,6 +341,9 @@ class SpectralIndex:
         The reference k convention (see knn_graph).
     eigs : dict, keyword-only
         Extra arguments of graph_eigs (tol, degree, block, seed, ...).
+    whitening : PCAWhitening, optional, keyword-only
+        Whiten the database and every query with it (an unfitted one is
+        fitted on x first); saved and loaded with the index.
     progress, num_threads : keyword-only
 
     Attributes
@@ -365,8 +369,8 @@ class SpectralIndex:
     """
 
     def __init__(self, x, rank=400, alpha=0.99, k=50, gamma=3.0, mutual=True, *, h="diffusion",
-                 graph=None, query_k=10, k_includes_self=False, eigs=None, progress=False,
-                 num_threads=None):
+                 graph=None, query_k=10, k_includes_self=False, eigs=None, whitening=None,
+                 progress=False, num_threads=None):
         self.alpha = _check_alpha(alpha)
         self.gamma = float(gamma)
         self.query_k = _arrays.positive_int("query_k", query_k)
@@ -377,6 +381,9 @@ class SpectralIndex:
         if self.x is not None and (self.x.ndim != 2 or self.x.dtype not in (np.float32, np.float64)):
             raise ValueError(f"x must be a 2-D float32 or float64 array, got {self.x.dtype} "
                              f"{self.x.shape}")
+        if whitening is not None and self.x is None:
+            raise ValueError("whitening= needs the descriptors x")
+        self.whitening, self.x = index_whitening(whitening, self.x)
         if graph is None:
             if self.x is None:
                 raise ValueError("SpectralIndex needs x or graph=")
@@ -408,6 +415,8 @@ class SpectralIndex:
             queries = np.asarray(queries)
             if queries.ndim == 1:
                 queries = queries[None, :]
+            if self.whitening is not None:
+                queries = self.whitening.transform(queries).astype(self.x.dtype, copy=False)
             y = query_vector(self.x, queries, self.query_k, self.gamma, num_threads=self.num_threads)
         if sp.issparse(y):
             y = sp.csr_array(y.T) if y.ndim == 2 else sp.csr_array(y.reshape(1, -1))
@@ -436,12 +445,14 @@ class SpectralIndex:
         return _top(scores, topk)
 
     def save(self, path):
-        """Write the index (eigenpairs, descriptors, parameters) to a .npz file;
-        a callable h is not saved (load then needs h=)."""
+        """Write the index (eigenpairs, descriptors, parameters, whitening) to
+        a .npz file; a callable h is not saved (load then needs h=)."""
+        white = {} if self.whitening is None else {
+            f"whitening_{name}": value for name, value in self.whitening._state().items()}
         np.savez(path, eigenvalues=self.eigenvalues, eigenvectors=self.eigenvectors,
                  x=np.zeros((0, 0)) if self.x is None else self.x, alpha=self.alpha,
                  gamma=self.gamma, query_k=self.query_k,
-                 h=self.h if isinstance(self.h, str) else "")
+                 h=self.h if isinstance(self.h, str) else "", **white)
 
     @classmethod
     def load(cls, path, *, h=None, num_threads=None):
@@ -458,6 +469,9 @@ class SpectralIndex:
             obj._h = _transfer(obj.h, obj.alpha)
             x = f["x"]
             obj.x = None if x.size == 0 else x
+            white = {name[len("whitening_"):]: f[name] for name in f.files
+                     if name.startswith("whitening_")}
+            obj.whitening = PCAWhitening._from_state(white) if white else None
             obj.W, obj.eigs_info = None, None
             obj._set_spectrum(f["eigenvalues"], f["eigenvectors"])
         return obj

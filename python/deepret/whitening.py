@@ -134,22 +134,48 @@ class PCAWhitening:
         """fit(x).transform(x)."""
         return self.fit(x).transform(x)
 
-    def save(self, path):
-        """Write the fitted whitening to a .npz file (numpy arrays)."""
+    def _state(self):
+        """The fitted arrays and parameters as numpy values (what save writes)."""
         if self.projection_ is None:
             raise ValueError("PCAWhitening.save called before fit")
         host = (lambda a: a.get()) if _arrays.is_cupy_array(self.projection_) else np.asarray
-        np.savez(path, mean=host(self.mean_), projection=host(self.projection_),
-                 eigenvalues=host(self.eigenvalues_), shrinkage=self.shrinkage, eps=self.eps,
-                 n_components=-1 if self.n_components is None else self.n_components)
+        return {"mean": host(self.mean_), "projection": host(self.projection_),
+                "eigenvalues": host(self.eigenvalues_), "shrinkage": self.shrinkage,
+                "eps": self.eps,
+                "n_components": -1 if self.n_components is None else self.n_components}
+
+    @classmethod
+    def _from_state(cls, state):
+        n_components = int(state["n_components"])
+        obj = cls(None if n_components < 0 else n_components, shrinkage=float(state["shrinkage"]),
+                  eps=float(state["eps"]))
+        obj.mean_, obj.projection_ = state["mean"], state["projection"]
+        obj.eigenvalues_ = state["eigenvalues"]
+        return obj
+
+    def save(self, path):
+        """Write the fitted whitening to a .npz file (numpy arrays)."""
+        np.savez(path, **self._state())
 
     @classmethod
     def load(cls, path):
         """A PCAWhitening from a file written by save (numpy arrays)."""
-        with np.load(path) as f:
-            n_components = int(f["n_components"])
-            obj = cls(None if n_components < 0 else n_components, shrinkage=float(f["shrinkage"]),
-                      eps=float(f["eps"]))
-            obj.mean_, obj.projection_ = f["mean"], f["projection"]
-            obj.eigenvalues_ = f["eigenvalues"]
-        return obj
+        with np.load(path, allow_pickle=False) as f:
+            return cls._from_state({name: f[name] for name in f.files})
+
+
+def index_whitening(whitening, x):
+    """The whitening an index applies, and x whitened by it.
+
+    ``whitening``: None (no whitening: x unchanged), a fitted PCAWhitening
+    (applied as it is), or an unfitted one (fitted on x first: learned on the
+    database itself). Queries of the index are then whitened by the same one.
+    """
+    if whitening is None:
+        return None, x
+    if not isinstance(whitening, PCAWhitening):
+        raise TypeError(f"whitening must be a PCAWhitening or None, got {type(whitening).__name__}")
+    if whitening.projection_ is None:
+        whitening.fit(x)
+    x = np.asarray(x)
+    return whitening, np.ascontiguousarray(whitening.transform(x), dtype=x.dtype)
