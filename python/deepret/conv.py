@@ -193,6 +193,26 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
     ------
     ValueError, TypeError
         Exactly where numpy.convolve raises them, with numpy's messages.
+
+    See Also
+    --------
+    numpy.convolve : the function this one mirrors.
+    correlate : cross-correlation (``v`` not reversed, complex ``v`` conjugated).
+    convolve2d : the 2-D case, as scipy.signal.convolve2d.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> deepret.convolve([1, 2, 3], [0, 1, 0.5])
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> deepret.convolve([1, 2, 3], [0, 1, 0.5], mode="same")
+    array([1. , 2.5, 4. ])
+    >>> signal = np.arange(8, dtype=np.float32)
+    >>> out = np.empty(6, np.float32)
+    >>> deepret.convolve(signal, np.ones(3, np.float32), "valid", out=out) is out
+    True
+    >>> out
+    array([ 3.,  6.,  9., 12., 15., 18.], dtype=float32)
     """
     threads = _backend.threads_arg(num_threads)
     xp = _array_module("convolve", a, v)
@@ -234,6 +254,22 @@ def correlate(a, v, mode="valid", *, out=None, num_threads=None):
     ------
     ValueError, TypeError
         Exactly where numpy.correlate raises them, with numpy's messages.
+
+    See Also
+    --------
+    numpy.correlate : the function this one mirrors.
+    convolve : convolution (``v`` reversed).
+    correlate2d : the 2-D case, as scipy.signal.correlate2d.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> deepret.correlate([1, 2, 3], [0, 1, 0.5])
+    array([3.5])
+    >>> deepret.correlate([1, 2, 3], [0, 1, 0.5], "full")
+    array([0.5, 2. , 3.5, 3. , 0. ])
+    >>> deepret.correlate([1, 2, 3], [0, 1j, 0.5], "same")  # v conjugated, as numpy
+    array([1. -1.j, 1.5-2.j, 0. -3.j])
     """
     code = _mode_code(mode)
     threads = _backend.threads_arg(num_threads)

@@ -27,12 +27,44 @@ def _eps(eps):
 
 
 def crow_weights(a, eps=1e-6, *, num_threads=None):
-    """CroW's spatial (H, W) and channel (C,) weights (batched: (B, H, W), (B, C)).
+    """CroW's spatial and channel weights of non-negative activations.
+
+    Spatial: s_p = sqrt(S_p / ||S||_2) with S_p = sum_j a_jp; channel:
+    b_j = log(sum_i (q_i + eps) / (q_j + eps)), q_j the fraction of positions
+    where channel j is non-zero.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like, non-negative, finite
+    eps : float > 0
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    spatial : (H, W) or (B, H, W) array
+    channel : (C,) or (B, C) array
+        float32 (float64 for float64 input); CuPy for CuPy input.
 
     Raises
     ------
     ValueError
         Wrong ndim, negative or non-finite activations, eps <= 0.
+
+    See Also
+    --------
+    crow : the descriptor from these weights.
+    feature_saliency : the same channel weights, applied to a map.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.zeros((2, 2, 2), np.float32); a[0] = 1; a[1, 0, 0] = 3
+    >>> spatial, channel = deepret.crow_weights(a)
+    >>> spatial.round(3)
+    array([[0.958, 0.479],
+           [0.479, 0.479]], dtype=float32)
+    >>> channel.round(3)
+    array([0.223, 1.609], dtype=float32)
     """
     eps = _eps(eps)
     on_gpu = _arrays.device_of("crow_weights", a) == "cuda"
@@ -65,13 +97,31 @@ def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_t
     channel_weights : (C,) or (B, C), optional, keyword-only
     normalize : bool, keyword-only
 
+    num_threads : int, optional, keyword-only
+
     Returns
     -------
     (C,) or (B, C), float32 (float64 for float64 activations).
 
+    Raises
+    ------
+    ValueError
+        Shapes that do not match a's maps or channels; non-finite values.
+    TypeError
+        Non-real weights; CuPy and numpy inputs mixed.
+
+    See Also
+    --------
+    numpy.einsum : ``einsum("chw,hw->c", a, weights)`` before the
+        normalization.
+    crow, saliency_pool
+
     Examples
     --------
     >>> import numpy as np, deepret
+    >>> a = np.ones((2, 2, 2), np.float32); a[1, 0, 0] = 5
+    >>> deepret.weighted_sum_pool(a, np.array([[1, 0], [0, 0]], np.float32), normalize=False)
+    array([1., 5.], dtype=float32)
     >>> a = np.random.default_rng(0).random((4, 3, 5), dtype=np.float32)
     >>> d = deepret.weighted_sum_pool(a, deepret.feature_saliency(a))
     >>> d.shape
@@ -109,7 +159,28 @@ def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_t
 
 
 def crow(a, eps=1e-6, *, num_threads=None):
-    """CroW descriptor(s): (C, H, W) -> (C,), (B, C, H, W) -> (B, C), L2-normalized.
+    """CroW descriptor(s): L2N(b ⊙ sum_p s_p a_p), CroW's weights of
+    :func:`crow_weights` (Kalantidis et al. 2016, alpha = beta = 2).
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like, non-negative, finite
+    eps : float > 0
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    (C,) or (B, C) array, L2-normalized
+        float32 (float64 for float64 input); CuPy for CuPy input.
+
+    Raises
+    ------
+    ValueError
+        Wrong ndim, negative or non-finite activations, eps <= 0.
+
+    See Also
+    --------
+    crow_weights, weighted_sum_pool, describe
 
     Examples
     --------

@@ -33,6 +33,7 @@ __all__ = [
     "revisited_gnd",
 ]
 
+#: The revisited protocols of :func:`compute_map_revisited`.
 PROTOCOLS = ("easy", "medium", "hard")
 _LAYOUTS = ("db_by_query", "query_by_db")
 
@@ -50,6 +51,18 @@ class MapResult(NamedTuple):
     precisions : (n_queries, len(kappas)) float64
         Precision of each query at each kappa; NaN rows for queries without
         positives.
+
+    See Also
+    --------
+    compute_map
+
+    Examples
+    --------
+    >>> from deepret import evaluate
+    >>> result = evaluate.compute_map([[0], [1], [2]], [{"ok": [0, 2]}], kappas=(1, 3))
+    >>> round(result.map, 4), result.mean_precision.tolist()
+    (0.7917, [1.0, 0.6666666666666666])
+    >>> mAP, aps, mean_pr, prs = result          # the reference's tuple
     """
 
     map: float
@@ -188,6 +201,30 @@ def compute_ap(positions, n_positives) -> float:
         ``sum_j (p0_j + p1_j) / (2 * n_positives)`` with ``p1_j = (j+1) /
         (pos_j+1)`` and ``p0_j = j / pos_j`` (1 when ``pos_j == 0``). A
         positive missing from ``positions`` adds nothing, so it lowers the AP.
+
+    Raises
+    ------
+    ValueError
+        positions not 1-D, negative, not strictly ascending, or more than
+        n_positives; n_positives < 1.
+    TypeError
+        Non-integer positions or n_positives.
+
+    See Also
+    --------
+    sklearn.metrics.average_precision_score : the step-wise (not
+        trapezoidal) AP of a scored list; the Oxford numbers use this one.
+    compute_map
+
+    Examples
+    --------
+    >>> from deepret import evaluate
+    >>> evaluate.compute_ap([0, 1], 2)            # both positives first: perfect
+    1.0
+    >>> round(evaluate.compute_ap([0, 2], 2), 4)  # the second one third: (1 + 1)/4 + (1/2 + 2/3)/4
+    0.7917
+    >>> evaluate.compute_ap([], 3)                # nothing retrieved
+    0.0
     """
     pos = _int_array(positions, "positions")
     n_positives = _check_int(n_positives, "n_positives", 1)
@@ -262,6 +299,40 @@ def compute_map(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query") -> MapRe
         ``(map, aps, mean_precision, precisions)``; queries with an empty
         ``ok`` get NaN and are left out of ``map`` and ``mean_precision``
         (both NaN when no query has positives).
+
+    Raises
+    ------
+    ValueError
+        ranks not 2-D, of another number of queries than gnd, negative or
+        repeated ids; gnd entries without ``ok``, with repeated ids or ids
+        both ok and junk; kappas < 1; an unknown layout.
+    TypeError
+        Non-integer ranks, gnd not a list of dicts, kappas not ints.
+
+    See Also
+    --------
+    sklearn.metrics.average_precision_score : step-wise AP of one scored list.
+    compute_map_revisited : the ROxford/RParis protocols.
+    deepret.datasets.load_oxford5k : data and ground truth to evaluate on.
+
+    Notes
+    -----
+    The protocol, with formulas: the documentation's "Evaluation" page
+    (docs/algorithms/evaluation.md).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepret import evaluate
+    >>> gnd = [{"ok": [2], "junk": [0]}, {"ok": [0, 1]}]
+    >>> ranks = np.array([[0, 1], [2, 2], [1, 0]])   # (n_database, n_queries): column = query
+    >>> result = evaluate.compute_map(ranks, gnd, kappas=(1, 2))
+    >>> result.aps.round(4)                          # junk 0 removed: 2 is first for query 0
+    array([1.    , 0.7917])
+    >>> round(result.map, 4), result.precisions.tolist()
+    (0.8958, [[1.0, 1.0], [1.0, 0.5]])
+    >>> evaluate.compute_map(ranks.T, gnd, layout="query_by_db").map == result.map
+    True
     """
     kappas = _check_kappas(kappas)
     entries = _check_gnd(gnd)
@@ -294,6 +365,35 @@ def revisited_gnd(gnd, protocol: str) -> list[dict]:
     ``protocol="easy"``: ok = easy, junk = junk + hard; ``"medium"``:
     ok = easy + hard, junk = junk; ``"hard"``: ok = hard, junk = junk + easy.
     Returns a list of ``{"ok": int64 array, "junk": int64 array}``.
+
+    Parameters
+    ----------
+    gnd : list of dicts with ``easy``, ``hard`` and ``junk``
+    protocol : {"easy", "medium", "hard"}
+
+    Returns
+    -------
+    list of dicts
+        ``{"ok": int64 array, "junk": int64 array}`` per query.
+
+    Raises
+    ------
+    ValueError
+        An unknown protocol, an entry without ``easy``, ``hard`` or ``junk``.
+    TypeError
+        gnd not a list of dicts.
+
+    See Also
+    --------
+    compute_map_revisited
+
+    Examples
+    --------
+    >>> from deepret import evaluate
+    >>> gnd = [{"easy": [1], "hard": [4], "junk": [7]}]
+    >>> entry = evaluate.revisited_gnd(gnd, "hard")[0]
+    >>> entry["ok"].tolist(), entry["junk"].tolist()
+    ([4], [7, 1])
     """
     if not isinstance(protocol, str) or protocol not in _PROTOCOL_KEYS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -330,6 +430,29 @@ def compute_map_revisited(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query"
         ``{protocol: MapResult}``; a query without positives under a protocol
         (e.g. no easy images) is NaN there and left out of that protocol's
         means.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`compute_map` and :func:`revisited_gnd`; an unknown protocol.
+
+    See Also
+    --------
+    compute_map, revisited_gnd
+    deepret.datasets.load_ground_truth : ``"roxford5k"``, ``"rparis6k"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepret import evaluate
+    >>> gnd = [{"easy": [0], "hard": [2], "junk": [1]}]
+    >>> ranks = np.array([[0], [1], [2], [3]])       # (n_database, 1 query)
+    >>> result = evaluate.compute_map_revisited(ranks, gnd)
+    >>> {p: round(r.map, 4) for p, r in result.items()}
+    {'easy': 1.0, 'medium': 1.0, 'hard': 1.0}
+    >>> result = evaluate.compute_map_revisited(ranks[::-1], gnd)   # worst first
+    >>> {p: round(r.map, 4) for p, r in result.items()}
+    {'easy': 0.25, 'medium': 0.4167, 'hard': 0.25}
     """
     if isinstance(protocols, str):
         protocols = (protocols,)

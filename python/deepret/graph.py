@@ -190,6 +190,34 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
         overflow the dtype.
     TypeError
         scores not float32/float64, indices not integers, gamma not a number.
+
+    See Also
+    --------
+    scipy.sparse.csr_array : the type returned; the reference diffusion codes
+        build the same matrix with scipy.sparse (``A.minimum(A.T)``, then
+        ``D^-1/2 A D^-1/2``), three times slower.
+    knn_graph : search the neighbours and build the graph in one call.
+    diffuse : what the graph is for.
+
+    Notes
+    -----
+    The formulas are in the documentation's "kNN graph" page
+    (docs/algorithms/knn_graph.md).
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> scores = np.array([[0.9, 0.5], [0.9, 0.4], [0.5, 0.4]])
+    >>> indices = np.array([[1, 2], [0, 2], [0, 1]])
+    >>> W = deepret.graph_from_knn(scores, indices, gamma=1.0)
+    >>> W.toarray().round(3)
+    array([[0.   , 0.667, 0.445],
+           [0.667, 0.   , 0.37 ],
+           [0.445, 0.37 , 0.   ]])
+    >>> deepret.graph_from_knn(scores, indices, gamma=1.0, normalize=False).toarray()
+    array([[0. , 0.9, 0.5],
+           [0.9, 0. , 0.4],
+           [0.5, 0.4, 0. ]])
     """
     gamma = _check_gamma(gamma)
     metric = _check_metric(metric)
@@ -239,6 +267,29 @@ def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, p
     -------
     scipy.sparse.csr_array (n, n) in the dtype of ``x``
     (``cupyx.scipy.sparse.csr_matrix`` for CuPy input).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`deepret.knn` (x, k) and :func:`graph_from_knn` (gamma, metric).
+
+    See Also
+    --------
+    faiss.IndexFlatIP : with scipy.sparse, the usual way to build this graph.
+    sklearn.neighbors.kneighbors_graph : a kNN graph of distances, not
+        normalized affinities.
+    graph_from_knn, knn, DiffusionIndex
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> x = np.random.default_rng(0).standard_normal((100, 16)).astype(np.float32)
+    >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
+    >>> W = deepret.knn_graph(x, k=10)
+    >>> W.shape, W.dtype, bool(abs(W - W.T).max() == 0)
+    ((100, 100), dtype('float32'), True)
+    >>> int(np.diff(W.indptr).max()) <= 10              # mutual: at most k per row
+    True
     """
     gamma = _check_gamma(gamma)
     metric = _check_metric(metric)

@@ -103,6 +103,36 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
         Inner products (descending) or squared distances (ascending).
     indices : (nq, k) int64 array
         Database rows, best first; ties broken by the smaller index.
+
+    Raises
+    ------
+    ValueError
+        x or queries not 2-D, empty, holding NaN or Inf, or large enough to
+        overflow the scores; d that differ; k out of range; an unknown
+        metric; exclude_self with queries given.
+    TypeError
+        A dtype other than float32/float64, queries of another dtype than
+        x, k not an int, CuPy and numpy inputs mixed.
+
+    See Also
+    --------
+    faiss.IndexFlatIP, faiss.IndexFlatL2 : the same results (``index.add(x);
+        index.search(queries, k)``), without building an index.
+    sklearn.neighbors.NearestNeighbors : brute-force search, also exact.
+    knn_graph : the neighbours of every point as a sparse affinity graph.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> x = np.array([[1, 0], [0.8, 0.6], [0, 1], [-1, 0]], np.float32)
+    >>> scores, ids = deepret.knn(x, x[:1], k=2)              # largest inner products
+    >>> ids, scores
+    (array([[0, 1]]), array([[1. , 0.8]], dtype=float32))
+    >>> scores, ids = deepret.knn(x, k=1, exclude_self=True)  # every row's nearest other row
+    >>> ids.ravel()
+    array([1, 0, 1, 2])
+    >>> deepret.knn(x, x[3:], k=2, metric="l2")[0]            # squared distances, ascending
+    array([[0., 2.]], dtype=float32)
     """
     threads = _backend.threads_arg(num_threads)
     if metric not in _METRICS:

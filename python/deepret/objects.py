@@ -52,8 +52,13 @@ from .saliency import feature_saliency
 
 __all__ = ["CENTRALITIES", "COVERS", "READOUTS", "ObjectSaliency", "object_saliency", "region_graph", "saliency_pool"]
 
+#: Region weights of :class:`ObjectSaliency` (``centrality=``): f g, g, f or 1.
 CENTRALITIES = ("both", "global", "local", "constant")
+#: The regions N_p that weigh pixel p in an OS map (``cover=``): those whose
+#: box holds p, or all of the image's regions.
 COVERS = ("box", "all")
+#: How an OS (or FS) map becomes a descriptor (``readout=``): see
+#: :func:`saliency_pool`.
 READOUTS = ("sum", "weighted", "heaviest", "spatial")
 
 
@@ -88,6 +93,25 @@ def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cov
     ValueError
         Shapes that disagree, negative or non-finite activations, non-finite
         descriptors or weights, counts not summing to K.
+
+    See Also
+    --------
+    ObjectSaliency.saliency : these maps with the weights of a fitted graph.
+    feature_saliency : F̂.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.zeros((2, 3, 3), np.float32); a[0, 0, 0] = a[1, 2, 2] = 1.0
+    >>> descriptors = np.eye(2, dtype=np.float32)          # region 0 looks like channel 0 ...
+    >>> boxes = [[0, 0, 1, 1], [1, 1, 2, 2]]               # ... and sits top left
+    >>> s = deepret.object_saliency(a, descriptors, boxes, weights=[1.0, 0.5])
+    >>> (s > 0).astype(int)
+    array([[1, 0, 0],
+           [0, 0, 0],
+           [0, 0, 1]])
+    >>> bool(s[0, 0] > s[2, 2])                              # the heavier region wins
+    True
     """
     cover = _choice("cover", cover, COVERS)
     threads = _backend.threads_arg(num_threads)
@@ -178,10 +202,32 @@ class ObjectSaliency:
     batch_size : int, keyword-only
         Images per engine call and right-hand sides per CG call.
 
-    Attributes (after fit)
-    ----------------------
-    region_set_, W_ (region graph), global_ (K,) g, local_ (K,) f of each
-    database region in its own image's local search.
+    Attributes
+    ----------
+    region_set_ : RegionSet
+        After :meth:`fit`: the database regions.
+    W_ : scipy.sparse.csr_array (K, K)
+        After :meth:`fit`: the region graph.
+    global_ : (K,) float64 array
+        After :meth:`fit`: the global centrality g of each database region.
+    local_ : (K,) float64 array
+        After :meth:`fit`: the local centrality f of each database region in
+        its own image's local search.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A parameter out of range or of the wrong type (checked here, before
+        any work).
+
+    See Also
+    --------
+    RegionSet, object_saliency, saliency_pool, describe
+
+    Notes
+    -----
+    The definitions are the documentation's "Object saliency" page
+    (docs/objects.md).
 
     Examples
     --------
@@ -217,7 +263,24 @@ class ObjectSaliency:
 
     # ----------------------------------------------------------------- fit
     def fit(self, region_set):
-        """Build the region graph and both centralities of the database regions; returns self."""
+        """Build the region graph and both centralities of the database regions.
+
+        Parameters
+        ----------
+        region_set : RegionSet
+            At least 2 regions, of at least 2 images (``same_image=False``).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError
+            Not a RegionSet.
+        ValueError
+            Too few regions, or descriptors all zero.
+        """
         rs = _check_region_set(region_set)
         if not rs.descriptors.any():
             raise ValueError("region_set's descriptors are all zero (all-zero activations)")
@@ -241,7 +304,13 @@ class ObjectSaliency:
 
     def save(self, path) -> None:
         """Write the fitted state (settings, region set, graph, centralities)
-        to a .npz file (plain arrays, no pickles)."""
+        to a .npz file (plain arrays, no pickles); :meth:`load` reads it.
+
+        Raises
+        ------
+        ValueError
+            Not fitted.
+        """
         self._check_fitted()
         from .regionset import _FIELDS
 
@@ -410,9 +479,25 @@ class ObjectSaliency:
         return shape_like(acts, out)
 
     def describe(self, acts, *, images=None, readout=None):
-        """OS.EGM descriptors (B, C) (or (C,) for one image), L2-normalized.
+        """OS.EGM descriptors: EGM on each OS map, regional max pooling, the read-out.
 
-        ``readout`` overrides the constructor's; ``images`` as in :meth:`saliency`.
+        Parameters
+        ----------
+        acts : (C, H, W), (B, C, H, W) or a sequence of (C, H, W)
+            Activations with the fitted region set's channels.
+        images : (B,) ints, keyword-only
+            As in :meth:`saliency`.
+        readout : {"sum", "weighted", "heaviest", "spatial"}, keyword-only
+            Overrides the constructor's.
+
+        Returns
+        -------
+        (B, C) array (or (C,) for one image), L2-normalized, float32
+
+        Raises
+        ------
+        ValueError
+            As :meth:`saliency`; an unknown readout.
         """
         readout = self.readout if readout is None else _choice("readout", readout, READOUTS)
         out = None
@@ -444,9 +529,26 @@ def saliency_pool(a, s, readout="sum", *, sigma=2.0, lam=0.0, tau=0.55, threshol
     sigma, lam, tau, threshold, power, max_iter, box_scale : keyword-only
         EGM settings (default: the paper's OS settings).
 
+    num_threads : int, optional, keyword-only
+
     Returns
     -------
     (C,) or (B, C), L2-normalized, float32 (float64 for float64 activations).
+
+    Raises
+    ------
+    ValueError
+        An unknown readout, an EGM setting out of range, maps that do not
+        match a's, negative or non-finite values.
+    TypeError
+        CuPy input (numpy only for now), non-real maps.
+
+    See Also
+    --------
+    ObjectSaliency.describe : the same read-outs of OS maps.
+    describe : ``"fs.egm"`` is ``saliency_pool(a, feature_saliency(a),
+        "sum", sigma=2.5, threshold=0.4, power=5)``.
+    weighted_sum_pool : the ``"spatial"`` read-out.
 
     Examples
     --------

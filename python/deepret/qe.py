@@ -118,8 +118,15 @@ def average_qe(queries, x, n=10, *, num_threads=None):
 
     Examples
     --------
-    >>> qx = deepret.average_qe(x[query_ids], x, n=5)
-    >>> scores, ranks = deepret.knn(x, qx, k=100)
+    >>> import numpy as np, deepret
+    >>> x = np.array([[1, 0], [0.6, 0.8], [0, 1]], np.float32)
+    >>> deepret.average_qe(x[0], x, n=2).round(3)          # q + x_0 + x_1, normalized
+    array([0.956, 0.294], dtype=float32)
+    >>> qx = deepret.average_qe(x[:2], x, n=2)
+    >>> scores, ranks = deepret.knn(x, qx, k=3)            # search again with the expanded queries
+    >>> ranks
+    array([[0, 1, 2],
+           [1, 2, 0]])
     """
     return _expand("average_qe", queries, x, n, 0.0, num_threads)
 
@@ -159,6 +166,9 @@ def alpha_qe(queries, x, n=10, alpha=3.0, *, num_threads=None):
 
     Examples
     --------
-    >>> qx = deepret.alpha_qe(x[query_ids], x, n=2, alpha=3.0)
+    >>> import numpy as np, deepret
+    >>> x = np.array([[1, 0], [0.6, 0.8], [0, 1]], np.float32)
+    >>> deepret.alpha_qe(x[0], x, n=2, alpha=3.0).round(3)  # q + 1 x_0 + 0.6^3 x_1
+    array([0.997, 0.081], dtype=float32)
     """
     return _expand("alpha_qe", queries, x, n, _check_alpha(alpha), num_threads)

@@ -53,6 +53,17 @@ class RegionalDiffusionIndex:
         Region scores to image scores.
     tol, maxiter : keyword-only
         CG stopping (``last_info`` keeps the outcome).
+    progress, num_threads : keyword-only
+
+    Raises
+    ------
+    ValueError, TypeError
+        A parameter out of range; a region set of fewer than 2 regions.
+
+    See Also
+    --------
+    DiffusionIndex : diffusion over global descriptors, one node per image.
+    region_graph, RegionSet
 
     Examples
     --------
@@ -129,6 +140,12 @@ class RegionalDiffusionIndex:
             Pooled diffusion scores, best first.
         images : (nq, topk) int64
             Database image ids (ties by the smaller id).
+
+        Raises
+        ------
+        ValueError
+            topk larger than the database, queries of another dimension,
+            empty or non-finite queries.
         """
         topk = _arrays.positive_int("topk", topk)
         rs = self.region_set

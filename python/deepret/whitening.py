@@ -58,11 +58,28 @@ class PCAWhitening:
     --------
     alpha_qe, DiffusionIndex
 
+    See Also
+    --------
+    sklearn.decomposition.PCA : ``PCA(n_components, whiten=True)`` gives the
+        same projection up to the signs (and without the L2 normalization).
+    alpha_qe, DiffusionIndex
+
     Examples
     --------
-    >>> w = deepret.PCAWhitening(n_components=64).fit(x)
-    >>> xw = w.transform(x)                      # (n, 64), unit rows
-    >>> w.save("white.npz"); w2 = deepret.PCAWhitening.load("white.npz")
+    >>> import os, tempfile
+    >>> import numpy as np, deepret
+    >>> x = np.random.default_rng(0).standard_normal((200, 8)) * np.arange(1, 9)
+    >>> w = deepret.PCAWhitening(n_components=4).fit(x)
+    >>> xw = w.transform(x)                       # (n, 4), unit rows
+    >>> xw.shape, bool(np.allclose(np.linalg.norm(xw, axis=1), 1, atol=1e-5))
+    ((200, 4), True)
+    >>> P = w.projection_                          # whitened: P C P^T = I
+    >>> bool(np.allclose(P @ np.cov(x.T, bias=True) @ P.T, np.eye(4), atol=1e-8))
+    True
+    >>> path = os.path.join(tempfile.mkdtemp(), "white.npz")
+    >>> w.save(path)
+    >>> bool(np.allclose(deepret.PCAWhitening.load(path).transform(x), xw))
+    True
     """
 
     def __init__(self, n_components=None, *, shrinkage=0.0, eps=1e-12):
@@ -79,7 +96,19 @@ class PCAWhitening:
         self.mean_ = self.projection_ = self.eigenvalues_ = None
 
     def fit(self, x):
-        """Learn the mean and the whitening projection from x (n, d), n >= 2."""
+        """Learn the mean and the whitening projection from x (n, d), n >= 2.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Fewer than 2 rows, non-finite values, n_components > d, zero variance.
+        TypeError
+            A dtype other than float32/float64.
+        """
         xp = _module(x)
         x = xp.asarray(x)
         if x.ndim != 2 or x.shape[0] < 2:
