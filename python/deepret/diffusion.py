@@ -49,7 +49,7 @@ class ConvergenceWarning(RuntimeWarning):
 
 class CgInfo(NamedTuple):
     """Per-column outcome of diffuse: iterations done and the true final
-    relative residual |y - (I - alpha W) f| / |y| of the returned f (0 for a
+    relative residual ‖y - (I - alpha W) f‖ / ‖y‖ of the returned f (0 for a
     zero column; NaN where the solve overflowed), computed once after the
     iterations with one more product. CG decides when to stop on its
     recursive residual, as scipy does; the two part where rounding
@@ -214,7 +214,7 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
         Right-hand sides (one query per column).
     alpha : float in (0, 1)
     tol : float
-        Each column stops before an iteration once |r| < tol * |y|, as
+        Each column stops before an iteration once ‖r‖ < tol * ‖y‖, as
         scipy.sparse.linalg.cg(rtol=tol, atol=0) does; the iterates are
         scipy's (x0 = 0, no preconditioner).
     maxiter : int

@@ -77,9 +77,9 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
     ----------
     x : (n, d) float32 or float64 array
         The database. Finite values only, and small enough that no score
-        can overflow the dtype: ValueError unless max|x|^2 * d (and
-        4 max|x|^2 * d for "l2", over x and the queries) is finite, e.g.
-        |values| < 8.1e17 for 128-D float32 "l2" (a conservative bound).
+        can overflow the dtype: ValueError unless max(abs(x))^2 * d (and
+        4 max(abs(x))^2 * d for "l2", over x and the queries) is finite, e.g.
+        abs(values) < 8.1e17 for 128-D float32 "l2" (a conservative bound).
     queries : (nq, d) array of x's dtype, optional
         Default: x itself (all-vs-all).
     k : int
@@ -87,7 +87,7 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
     metric : {"ip", "l2"}
         "ip": largest inner products first (cosine for L2-normalized rows);
         "l2": smallest squared Euclidean distances first, computed as
-        |q|^2 + |x|^2 - 2 <q, x> and clipped at 0, as faiss does.
+        ‖q‖^2 + ‖x‖^2 - 2 <q, x> and clipped at 0, as faiss does.
     exclude_self : bool
         With queries=None, drop each point's own row from its neighbours.
     progress : bool, keyword-only

@@ -154,6 +154,8 @@ class RegionSet:
     params : dict
         The EGM settings the regions were found with (queries reuse them).
 
+    Notes
+    -----
     ``counts`` (B,), ``offsets`` (B + 1,), ``len(rs)`` (regions),
     ``rs.n_images``, ``rs.regions_of(m)`` (a slice of rows).
 

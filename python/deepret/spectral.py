@@ -38,7 +38,7 @@ __all__ = ["EigsInfo", "SpectralIndex", "graph_eigs"]
 
 
 class EigsInfo(NamedTuple):
-    """How graph_eigs went: per eigenpair the residual |W u - lambda u|
+    """How graph_eigs went: per eigenpair the residual ‖W u - lambda u‖
     (u of unit norm), the filter iterations done, the sparse products spent
     (in columns: one product of an n x b block counts b) and the seconds.
 
@@ -178,7 +178,7 @@ def graph_eigs(W, r, *, block=None, degree=12, tol=1e-6, maxiter=300, seed=0, re
         Degree of the Chebyshev filter (sparse products per iteration and
         active vector).
     tol : float, keyword-only
-        A pair is converged once |W u - lambda u| <= tol (u of unit norm).
+        A pair is converged once ‖W u - lambda u‖ <= tol (u of unit norm).
     maxiter : int, keyword-only
         At most this many filter iterations; a ConvergenceWarning says when
         some pair stopped above tol.
