@@ -161,3 +161,14 @@ def test_docstring_examples_run(test):
         output: list[str] = []
         runner.run(test, out=output.append)
     assert runner.failures == 0, "".join(output)
+
+
+@pytest.mark.skipif(not (ROOT / "python" / "deepret" / "_core.pyi").is_file(), reason="no source tree")
+def test_core_stub_names_every_engine_function():
+    from deepret import _core
+
+    tree = ast.parse((ROOT / "python" / "deepret" / "_core.pyi").read_text(encoding="utf-8"))
+    stubbed = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    engine = {name for name in dir(_core) if not name.startswith("__")}
+    assert engine - stubbed == set(), f"python/deepret/_core.pyi lacks {sorted(engine - stubbed)}"
+    assert stubbed - engine == set(), f"python/deepret/_core.pyi names {sorted(stubbed - engine)}, not in _core"

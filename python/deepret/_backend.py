@@ -7,12 +7,15 @@ statically and only talks to the driver when a CUDA function is called.
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Optional
+
 from . import _core
 
 try:
     from . import _core_cuda
 except ImportError:  # built without CUDA
-    _core_cuda = None
+    _core_cuda = None  # type: ignore[assignment]  # (an Optional module below)
 
 
 class CudaUnavailableError(RuntimeError):
@@ -78,7 +81,7 @@ def has_cuda() -> bool:
     return _core_cuda is not None and _core_cuda.device_count() > 0
 
 
-def cuda_core(function: str):
+def cuda_core(function: str) -> ModuleType:
     """The CUDA engine, or a clear error naming the function that needed it."""
     if _core_cuda is None:
         raise CudaUnavailableError(
@@ -112,7 +115,7 @@ def simd_path() -> str:
     return _core.simd_path()
 
 
-def threads_arg(num_threads) -> int:
+def threads_arg(num_threads: Optional[int]) -> int:
     """The engine's thread count: 0 means its default (OMP_NUM_THREADS, else the
     CPUs this process may use)."""
     if num_threads is None:

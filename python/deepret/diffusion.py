@@ -8,7 +8,7 @@ queries, each column stopping on its own.
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -577,6 +577,9 @@ class DiffusionIndex:
     >>> ids.shape
     (55, 100)
     """
+
+    # The unnormalized affinities, kept only for renormalized truncation (else None).
+    _A: Any
 
     def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
                  truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "MapResult",
@@ -75,7 +76,7 @@ class MapResult(NamedTuple):
 # validation
 # --------------------------------------------------------------------------
 
-def _int_array(value, name: str) -> np.ndarray:
+def _int_array(value: Any, name: str) -> NDArray[np.int64]:
     """A 1-D int64 array of ids or positions; an empty sequence is allowed."""
     if isinstance(value, (str, bytes)) or isinstance(value, Mapping):
         raise TypeError(f"{name} must be a 1-D sequence of integers, got {type(value).__name__}")
@@ -94,7 +95,7 @@ def _int_array(value, name: str) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def _check_int(value, name: str, minimum: int) -> int:
+def _check_int(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {value!r}")
     try:
@@ -106,7 +107,7 @@ def _check_int(value, name: str, minimum: int) -> int:
     return value
 
 
-def _check_kappas(kappas) -> np.ndarray:
+def _check_kappas(kappas: Sequence[int] | NDArray[np.integer[Any]]) -> NDArray[np.int64]:
     if isinstance(kappas, (str, bytes)) or not isinstance(kappas, (Sequence, np.ndarray)):
         raise TypeError(f"kappas must be a sequence of ints, got {type(kappas).__name__}")
     values = [_check_int(k, f"kappas[{i}]", 1) for i, k in enumerate(kappas)]
@@ -116,7 +117,7 @@ def _check_kappas(kappas) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
 
-def _check_ranks(ranks, n_queries: int, layout: str) -> np.ndarray:
+def _check_ranks(ranks: ArrayLike, n_queries: int, layout: str) -> NDArray[np.int64]:
     """(n_queries, n_ranked) int64, each row a ranking without repeats."""
     if not isinstance(layout, str) or layout not in _LAYOUTS:
         raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
@@ -145,7 +146,7 @@ def _check_ranks(ranks, n_queries: int, layout: str) -> np.ndarray:
     return arr
 
 
-def _check_gnd(gnd, positives: str = "ok") -> list[tuple[np.ndarray, np.ndarray]]:
+def _check_gnd(gnd: Sequence[Mapping[str, Any]], positives: str = "ok") -> list[tuple[NDArray[np.int64], NDArray[np.int64]]]:
     """[(ok ids, junk ids)] per query."""
     if isinstance(gnd, (str, bytes, Mapping)) or not isinstance(gnd, Sequence):
         raise TypeError(f"gnd must be a list of dicts, got {type(gnd).__name__}")
@@ -182,7 +183,7 @@ def _ap(positions: np.ndarray, n_positives: int) -> float:
     return float(np.cumsum(terms)[-1])  # sequential, as ap += ... in the reference
 
 
-def compute_ap(positions, n_positives) -> float:
+def compute_ap(positions: ArrayLike, n_positives: int) -> float:
     """Average precision of one query, the Oxford way (trapezoidal rule).
 
     Parameters
@@ -269,7 +270,8 @@ def _map(ranks_q: np.ndarray, gnd: list[tuple[np.ndarray, np.ndarray]],
     return MapResult(mean_ap, aps, mean_pr, prs)
 
 
-def compute_map(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query") -> MapResult:
+def compute_map(ranks: ArrayLike, gnd: Sequence[Mapping[str, Any]], kappas: Sequence[int] | NDArray[np.int64] = (1, 5, 10), *,
+                layout: str = "db_by_query") -> MapResult:
     """mAP and precision at kappas over a set of queries (Oxford5k/Paris6k).
 
     Parameters
@@ -340,7 +342,7 @@ def compute_map(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query") -> MapRe
     return _map(ranks_q, entries, kappas)
 
 
-def _concat(entry: Mapping, keys: tuple[str, ...], i: int) -> np.ndarray:
+def _concat(entry: Mapping[str, Any], keys: tuple[str, ...], i: int) -> NDArray[np.int64]:
     parts = []
     for key in keys:
         if key not in entry:
@@ -357,7 +359,7 @@ _PROTOCOL_KEYS = {  # protocol: (positives, junk)
 }
 
 
-def revisited_gnd(gnd, protocol: str) -> list[dict]:
+def revisited_gnd(gnd: Sequence[Mapping[str, Any]], protocol: str) -> list[dict[str, NDArray[np.int64]]]:
     """Oxford-style ground truth (``ok``/``junk``) for one protocol of a
     revisited dataset (ROxford5k, RParis6k).
 
@@ -408,8 +410,9 @@ def revisited_gnd(gnd, protocol: str) -> list[dict]:
     return out
 
 
-def compute_map_revisited(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query",
-                          protocols=PROTOCOLS) -> dict[str, MapResult]:
+def compute_map_revisited(ranks: ArrayLike, gnd: Sequence[Mapping[str, Any]], kappas: Sequence[int] | NDArray[np.int64] = (1, 5, 10), *,
+                          layout: str = "db_by_query",
+                          protocols: str | Sequence[str] = PROTOCOLS) -> dict[str, MapResult]:
     """The revisited protocol: :func:`compute_map` under Easy, Medium and Hard.
 
     Parameters

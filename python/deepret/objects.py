@@ -506,7 +506,7 @@ class ObjectSaliency:
             if out is None:
                 out = np.empty((count_images(acts), rows.shape[1]), dtype=rows.dtype)
             out[ids] = rows
-        return out[0] if is_single(acts) else out
+        return out[0] if is_single(acts) else out  # type: ignore[index]  # allocated on the first batch
 
 
 def saliency_pool(a, s, readout="sum", *, sigma=2.0, lam=0.0, tau=0.55, threshold=0.0, power=2.0, max_iter=20,

@@ -91,7 +91,7 @@ class Regions:
         """The number of maps B."""
         return len(self.counts)
 
-    def __getitem__(self, i) -> "Regions":
+    def __getitem__(self, i: int) -> "Regions":
         """Map i's own Regions (an int; negative counts from the end)."""
         if not isinstance(i, numbers.Integral):
             raise TypeError(f"Regions index must be an int, got {type(i).__name__}")
@@ -126,7 +126,8 @@ def _positive(name, value, *, allow_zero=False, upper=None, upper_open=False):
     return value
 
 
-def _check_params(sigma, lam, tau, threshold, power, max_iter, box_scale):
+def _check_params(sigma: float, lam: float, tau: float, threshold: float, power: float, max_iter: int,
+                  box_scale: float) -> tuple[float, float, float, float, float, int, float]:
     sigma = _positive("sigma", sigma)
     lam = _positive("lam", lam, allow_zero=True, upper=1.0, upper_open=True)
     tau = _positive("tau", tau, upper=1.0)
@@ -242,7 +243,7 @@ def egm(s, sigma=2.5, lam=0.0, tau=0.55, threshold=0.4, power=5.0, max_iter=20, 
         parts = [core.egm(maps[i:i + _PROGRESS_CHUNK], *params, threads)
                  for i in tqdm(range(0, len(maps), _PROGRESS_CHUNK), desc="egm", unit="chunk")]
     fields = [np.concatenate([p[f] for p in parts]) if len(parts) > 1 else parts[0][f] for f in range(5)]
-    return Regions(*fields, batched=not single)
+    return Regions(*fields, batched=not single)  # type: ignore[misc]  # fields: the 5 arrays
 
 
 def _egm_cuda(s, params):

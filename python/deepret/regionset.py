@@ -288,7 +288,7 @@ class RegionSet:
         """The number of regions K."""
         return len(self.image)
 
-    def regions_of(self, m) -> slice:
+    def regions_of(self, m: int) -> slice:
         """The rows of image m's regions."""
         if isinstance(m, bool) or not isinstance(m, numbers.Integral):
             raise TypeError(f"m must be an int, got {type(m).__name__}")

@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = ["GROUND_TRUTHS", "RetrievalData", "load_ground_truth", "load_oxford5k"]
 
@@ -67,9 +70,9 @@ class RetrievalData:
     """
 
     name: str
-    gnd: list
-    imlist: list
-    qimlist: list
+    gnd: list[dict[str, Any]]
+    imlist: list[str]
+    qimlist: list[str]
     query_indices: Optional[np.ndarray] = None
     descriptors: Optional[np.ndarray] = None
 
@@ -87,11 +90,11 @@ class RetrievalData:
                 f"n_queries={len(self.qimlist)}, descriptors={desc})")
 
 
-def _resource(name: str, filename: str):
+def _resource(name: str, filename: str) -> Traversable:
     return resources.files(__name__) / "data" / name / filename
 
 
-def _check_name(name) -> str:
+def _check_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     if name not in GROUND_TRUTHS:
@@ -99,8 +102,8 @@ def _check_name(name) -> str:
     return name
 
 
-def _gnd_entry(entry: dict) -> dict:
-    out = {}
+def _gnd_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, value in entry.items():
         if key in _ID_KEYS:
             out[key] = np.asarray(value, dtype=np.int64).reshape(-1)
