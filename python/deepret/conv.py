@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _arrays, _backend
+from ._typing import Array, ArrayInput
 
 __all__ = ["convolve", "correlate"]
 
@@ -164,7 +165,8 @@ def _as_1d_input(x, xp):
     return x if x.ndim >= 1 else x.reshape(1)
 
 
-def convolve(a, v, mode="full", *, out=None, num_threads=None):
+def convolve(a: ArrayInput, v: ArrayInput, mode: str | int = "full", *, out: Array | None = None,
+             num_threads: int | None = None) -> Array:
     """Discrete linear convolution of two 1-D sequences, as numpy.convolve.
 
     Parameters
@@ -228,7 +230,8 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
     return _run("convolve", a1, v1[::-1], left, length, False, _result_dtype(a1, v1), out, threads)
 
 
-def correlate(a, v, mode="valid", *, out=None, num_threads=None):
+def correlate(a: ArrayInput, v: ArrayInput, mode: str | int = "valid", *, out: Array | None = None,
+              num_threads: int | None = None) -> Array:
     """Cross-correlation of two 1-D sequences, as numpy.correlate:
     ``c[k] = sum_n a[n + k] * conj(v[n])``.
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _arrays, _backend
 from .conv import _check_out
+from ._typing import Array, ArrayInput
 
 __all__ = ["conv2d"]
 
@@ -69,8 +70,10 @@ def _array_module(function, *arrays):
     return _arrays.cupy_module()
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
-           num_threads=None):
+def conv2d(input: ArrayInput, weight: ArrayInput, bias: ArrayInput | None = None,
+           stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
+           dilation: int | tuple[int, int] = 1, groups: int = 1, *, out: Array | None = None,
+           num_threads: int | None = None) -> Array:
     """2-D convolution layer, as torch.nn.functional.conv2d.
 
     Parameters

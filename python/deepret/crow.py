@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _arrays, _backend
 from .saliency import activations, raise_on_status
+from ._typing import Array, ArrayInput
 
 __all__ = ["crow", "crow_weights", "weighted_sum_pool"]
 
@@ -26,7 +27,7 @@ def _eps(eps):
     return float(eps)
 
 
-def crow_weights(a, eps=1e-6, *, num_threads=None):
+def crow_weights(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> tuple[Array, Array]:
     """CroW's spatial and channel weights of non-negative activations.
 
     Spatial: s_p = sqrt(S_p / ||S||_2) with S_p = sum_j a_jp; channel:
@@ -86,7 +87,8 @@ def crow_weights(a, eps=1e-6, *, num_threads=None):
     return (spatial[0], channel[0]) if single else (spatial, channel)
 
 
-def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_threads=None):
+def weighted_sum_pool(a: ArrayInput, weights: ArrayInput, *, channel_weights: ArrayInput | None = None,
+                      normalize: bool = True, num_threads: int | None = None) -> Array:
     """Σ_p weights(p) a_p per channel, times channel_weights, L2-normalized.
 
     Parameters
@@ -158,7 +160,7 @@ def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_t
     return out[0] if single else out
 
 
-def crow(a, eps=1e-6, *, num_threads=None):
+def crow(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> Array:
     """CroW descriptor(s): L2N(b ⊙ sum_p s_p a_p), CroW's weights of
     :func:`crow_weights` (Kalantidis et al. 2016, alpha = beta = 2).
 

@@ -22,6 +22,7 @@ numpy activations run on the CPU engine, CuPy activations on the CUDA engine.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,10 @@ from .pooling import gem, mac, regional_max_pool, rmac, spoc
 from .regions import egm
 from .saliency import feature_saliency
 
+if TYPE_CHECKING:
+    from .objects import ObjectSaliency
+from ._typing import Array, ArrayInput
+
 __all__ = ["METHODS", "describe"]
 
 #: The methods of :func:`describe` that need no fitted model ("os.egm" needs
@@ -37,8 +42,9 @@ __all__ = ["METHODS", "describe"]
 METHODS = ("mac", "spoc", "gem", "rmac", "fs.egm", "crow")  # and "os.egm", which needs saliency=
 
 
-def describe(activations, method="mac", *, levels=3, p=3.0, sigma=2.5, threshold=0.4, power=5.0,
-             saliency=None, num_threads=None):
+def describe(activations: ArrayInput | Sequence[ArrayInput], method: str = "mac", *, levels: int = 3,
+             p: float = 3.0, sigma: float = 2.5, threshold: float = 0.4, power: float = 5.0,
+             saliency: ObjectSaliency | None = None, num_threads: int | None = None) -> Array:
     """Global descriptors of images from their CNN activations.
 
     Parameters

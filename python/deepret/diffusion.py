@@ -8,7 +8,7 @@ queries, each column stopping on its own.
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from . import _arrays, _backend
 from .graph import _check_gamma, graph_from_knn
 from .knn import knn
+from ._typing import Array, ArrayInput, Sparse
 
 __all__ = ["ConvergenceWarning", "CgInfo", "diffuse", "katz", "locality_order", "query_vector",
            "DiffusionIndex"]
@@ -149,7 +150,7 @@ _NEAR_ENOUGH = 0.5
 _MAX_FRONT = 16384
 
 
-def locality_order(W):
+def locality_order(W: Sparse) -> Array:
     """A row order that keeps graph neighbours close in memory, for
     ``diffuse(order=...)``.
 
@@ -202,8 +203,21 @@ def _auto_order(W):
     return order if near >= _NEAR_ENOUGH else None
 
 
-def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order="auto",
-            num_threads=None):
+@overload
+def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float = ..., tol: float = ..., maxiter: int = ...,
+            return_info: Literal[False] = ..., *, order: ArrayInput = ...,
+            num_threads: int | None = ...) -> Array: ...
+@overload
+def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float = ..., tol: float = ..., maxiter: int = ...,
+            *, return_info: Literal[True], order: ArrayInput = ...,
+            num_threads: int | None = ...) -> tuple[Array, CgInfo]: ...
+@overload
+def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float, tol: float, maxiter: int,
+            return_info: Literal[True], *, order: ArrayInput = ...,
+            num_threads: int | None = ...) -> tuple[Array, CgInfo]: ...
+def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float = 0.99, tol: float = 1e-6, maxiter: int = 20,
+            return_info: bool = False, *, order: ArrayInput = "auto",
+            num_threads: int | None = None) -> Array | tuple[Array, CgInfo]:
     """Solve (I - alpha W) f = y for one or many right-hand sides at once.
 
     Parameters
@@ -385,7 +399,8 @@ def _diffuse_cuda(W, y, alpha, tol, maxiter):
     return f.reshape(y.shape), CgInfo(iterations, residuals)
 
 
-def katz(W, alpha=0.99, tol=1e-6, maxiter=20, *, num_threads=None):
+def katz(W: Sparse, alpha: float = 0.99, tol: float = 1e-6, maxiter: int = 20, *,
+         num_threads: int | None = None) -> Array:
     """Katz-like centrality g of every node: L_alpha g = 1.
 
     L_alpha = (I - alpha W) / (1 - alpha), i.e. (I - alpha W) g = (1 - alpha) 1,
@@ -429,7 +444,8 @@ def katz(W, alpha=0.99, tol=1e-6, maxiter=20, *, num_threads=None):
     return diffuse(W, ones, alpha, tol, maxiter, num_threads=num_threads)
 
 
-def query_vector(x, queries, k=10, gamma=3.0, *, num_threads=None):
+def query_vector(x: ArrayInput, queries: ArrayInput, k: int = 10, gamma: float = 3.0, *,
+                 num_threads: int | None = None) -> Sparse:
     """Sparse right-hand sides of diffusion for unseen queries.
 
     Column j holds, at the k database rows nearest to query j (inner
@@ -610,7 +626,7 @@ class DiffusionIndex:
                    if self.truncate and truncation == "renormalize" else None)
         self.last_info = None
 
-    def search(self, queries, topk=100):
+    def search(self, queries: ArrayInput, topk: int = 100) -> tuple[Array, Array]:
         """The topk database rows for each query, by diffusion score.
 
         Parameters

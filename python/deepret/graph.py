@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from . import _arrays, _backend
+from ._typing import ArrayInput, Sparse
 
 __all__ = ["graph_from_knn", "knn_graph"]
 
@@ -140,7 +141,8 @@ def _graph_cuda(scores, indices, gamma, mutual, l2, normalize):
     return graph
 
 
-def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normalize=True, *, num_threads=None):
+def graph_from_knn(scores: ArrayInput, indices: ArrayInput, gamma: float = 3.0, mutual: bool = True,
+                   metric: str = "ip", normalize: bool = True, *, num_threads: int | None = None) -> Sparse:
     """Symmetric sparse affinity graph from precomputed k nearest neighbours.
 
     Parameters
@@ -237,8 +239,9 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
     return _csr_cpu(data, cols, indptr, scores.shape[0])
 
 
-def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, progress=False,
-              k_includes_self=False, num_threads=None):
+def knn_graph(x: ArrayInput, k: int = 50, gamma: float = 3.0, mutual: bool = True, metric: str = "ip",
+              normalize: bool = True, *, progress: bool = False, k_includes_self: bool = False,
+              num_threads: int | None = None) -> Sparse:
     """Sparse kNN affinity graph of the rows of ``x``: ``deepret.knn`` (exact,
     each point's k nearest other points) followed by :func:`graph_from_knn`.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _arrays, _backend
+from ._typing import Array, ArrayInput
 
 __all__ = ["knn"]
 
@@ -69,8 +70,9 @@ def _database_class(dtype):
     return _backend._core.KnnDatabaseF32 if dtype == np.float32 else _backend._core.KnnDatabaseF64
 
 
-def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=False,
-        num_threads=None):
+def knn(x: ArrayInput, queries: ArrayInput | None = None, k: int = 10, metric: str = "ip",
+        exclude_self: bool = False, *, progress: bool = False,
+        num_threads: int | None = None) -> tuple[Array, Array]:
     """The k nearest database rows of each query, exactly.
 
     Parameters

@@ -35,7 +35,10 @@ Definitions (docs/objects.md has the same with the reasons):
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,6 +52,10 @@ from .regions import _check_params, egm
 from .region_graph import _check_region_set, _choice, region_graph
 from .regionset import RegionSet, count_images, extract, image_batches, is_single, shape_like, with_fallback
 from .saliency import feature_saliency
+from ._typing import Array, ArrayInput
+
+if TYPE_CHECKING:
+    from .regions import Regions
 
 __all__ = ["CENTRALITIES", "COVERS", "READOUTS", "ObjectSaliency", "object_saliency", "region_graph", "saliency_pool"]
 
@@ -62,7 +69,9 @@ COVERS = ("box", "all")
 READOUTS = ("sum", "weighted", "heaviest", "spatial")
 
 
-def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cover="box", num_threads=None):
+def object_saliency(a: ArrayInput, descriptors: ArrayInput, boxes: ArrayInput | Regions, weights: ArrayInput, *,
+                    counts: ArrayInput | None = None, fs: ArrayInput | None = None, cover: str = "box",
+                    num_threads: int | None = None) -> Array:
     """Object-saliency maps S(p) = F̂(p) Σ_{i in N_p} max(0, <v_i, u_p>) c_i.
 
     Parameters
@@ -262,7 +271,7 @@ class ObjectSaliency:
         self.num_threads = num_threads
 
     # ----------------------------------------------------------------- fit
-    def fit(self, region_set):
+    def fit(self, region_set: RegionSet) -> ObjectSaliency:
         """Build the region graph and both centralities of the database regions.
 
         Parameters
@@ -302,7 +311,7 @@ class ObjectSaliency:
     _SETTINGS = ("k", "gamma", "alpha", "mutual", "same_image", "centrality", "cover", "readout", "query_k",
                  "tol", "maxiter", "batch_size")
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted state (settings, region set, graph, centralities)
         to a .npz file (plain arrays, no pickles); :meth:`load` reads it.
 
@@ -324,7 +333,7 @@ class ObjectSaliency:
         np.savez(path, **arrays)
 
     @classmethod
-    def load(cls, path) -> "ObjectSaliency":
+    def load(cls, path: str | os.PathLike[str]) -> ObjectSaliency:
         """Read a file written by :meth:`save`; the result describes images at once."""
         from .regionset import _FIELDS
 
@@ -450,7 +459,7 @@ class ObjectSaliency:
             yield ids, batch, maps
 
     # ------------------------------------------------------------- outputs
-    def saliency(self, acts, *, images=None):
+    def saliency(self, acts: ArrayInput | Sequence[ArrayInput], *, images: ArrayInput | None = None) -> Any:
         """Object-saliency maps of images.
 
         Parameters
@@ -478,7 +487,8 @@ class ObjectSaliency:
                 out[i] = m
         return shape_like(acts, out)
 
-    def describe(self, acts, *, images=None, readout=None):
+    def describe(self, acts: ArrayInput | Sequence[ArrayInput], *, images: ArrayInput | None = None,
+                 readout: str | None = None) -> Array:
         """OS.EGM descriptors: EGM on each OS map, regional max pooling, the read-out.
 
         Parameters
@@ -506,11 +516,12 @@ class ObjectSaliency:
             if out is None:
                 out = np.empty((count_images(acts), rows.shape[1]), dtype=rows.dtype)
             out[ids] = rows
-        return out[0] if is_single(acts) else out  # type: ignore[index]  # allocated on the first batch
+        return out[0] if is_single(acts) else out  # type: ignore[index,return-value]  # set by the first batch
 
 
-def saliency_pool(a, s, readout="sum", *, sigma=2.0, lam=0.0, tau=0.55, threshold=0.0, power=2.0, max_iter=20,
-                  box_scale=2.0, num_threads=None):
+def saliency_pool(a: ArrayInput, s: ArrayInput, readout: str = "sum", *, sigma: float = 2.0, lam: float = 0.0,
+                  tau: float = 0.55, threshold: float = 0.0, power: float = 2.0, max_iter: int = 20,
+                  box_scale: float = 2.0, num_threads: int | None = None) -> Array:
     """Descriptors of images from a saliency map each, by one of the read-outs.
 
     The same read-outs as ``ObjectSaliency.describe``, for any map: an OS map,

@@ -11,11 +11,16 @@ numpy input runs on the CPU engine, CuPy input on the CUDA engine.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _arrays, _backend
 from .saliency import activations, raise_on_status
+from ._typing import Array, ArrayInput
+
+if TYPE_CHECKING:
+    from .regions import Regions
 
 __all__ = ["gem", "mac", "regional_max_pool", "rmac", "rmac_regions", "spoc"]
 
@@ -45,7 +50,7 @@ def _global(name, a, kind, p, eps, normalize, num_threads):
     return out[0] if single else out
 
 
-def mac(a, *, normalize=True, num_threads=None):
+def mac(a: ArrayInput, *, normalize: bool = True, num_threads: int | None = None) -> Array:
     """MAC: the maximum activation of each channel over the map.
 
     ``v_c = max_p a[c, p]``, then L2-normalized.
@@ -90,7 +95,7 @@ def mac(a, *, normalize=True, num_threads=None):
     return _global("mac", a, _MAC, 1.0, 0.0, normalize, num_threads)
 
 
-def spoc(a, *, normalize=True, num_threads=None):
+def spoc(a: ArrayInput, *, normalize: bool = True, num_threads: int | None = None) -> Array:
     """SPoC: the sum of each channel over the map (sum pooling).
 
     ``v_c = sum_p a[c, p]``, then L2-normalized.
@@ -131,7 +136,8 @@ def spoc(a, *, normalize=True, num_threads=None):
     return _global("spoc", a, _SPOC, 1.0, 0.0, normalize, num_threads)
 
 
-def gem(a, p=3.0, eps=1e-6, *, normalize=True, num_threads=None):
+def gem(a: ArrayInput, p: float = 3.0, eps: float = 1e-6, *, normalize: bool = True,
+        num_threads: int | None = None) -> Array:
     """GeM: generalized-mean pooling, (mean_p max(a, eps)^p)^(1/p) per channel.
 
     p = 1 is average pooling, p -> infinity MAC; then L2-normalized.
@@ -179,7 +185,7 @@ def gem(a, p=3.0, eps=1e-6, *, normalize=True, num_threads=None):
     return _global("gem", a, _GEM, p, eps, normalize, num_threads)
 
 
-def rmac_regions(h, w, levels=3, overlap=0.4):
+def rmac_regions(h: int, w: int, levels: int = 3, overlap: float = 0.4) -> Array:
     """The R-MAC region grid of cirtorch (Radenovic et al.), box for box.
 
     Parameters
@@ -267,7 +273,7 @@ def rmac_regions(h, w, levels=3, overlap=0.4):
     return np.array(boxes, dtype=np.int64).reshape(-1, 4)
 
 
-def rmac(a, levels=3, *, num_threads=None):
+def rmac(a: ArrayInput, levels: int = 3, *, num_threads: int | None = None) -> Array:
     """R-MAC: regional MAC over the standard grid, summed.
 
     ``L2N(sum_R L2N(max_{p in R} a[:, p]))`` over the whole map and the
@@ -329,7 +335,8 @@ def rmac(a, levels=3, *, num_threads=None):
     return out[0] if single else out
 
 
-def regional_max_pool(a, boxes, *, counts=None, normalize=True, num_threads=None):
+def regional_max_pool(a: ArrayInput, boxes: ArrayInput | Regions, *, counts: ArrayInput | None = None,
+                      normalize: bool = True, num_threads: int | None = None) -> Array:
     """Max pooling over boxes: one descriptor per box.
 
     Parameters

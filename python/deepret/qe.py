@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _arrays, _backend
 from .knn import knn
+from ._typing import Array, ArrayInput
 
 __all__ = ["alpha_qe", "average_qe"]
 
@@ -84,7 +85,7 @@ def _check_alpha(alpha):
     return alpha
 
 
-def average_qe(queries, x, n=10, *, num_threads=None):
+def average_qe(queries: ArrayInput, x: ArrayInput, n: int = 10, *, num_threads: int | None = None) -> Array:
     """Average query expansion: L2N(q + sum of its n nearest database rows).
 
     Parameters
@@ -131,7 +132,8 @@ def average_qe(queries, x, n=10, *, num_threads=None):
     return _expand("average_qe", queries, x, n, 0.0, num_threads)
 
 
-def alpha_qe(queries, x, n=10, alpha=3.0, *, num_threads=None):
+def alpha_qe(queries: ArrayInput, x: ArrayInput, n: int = 10, alpha: float = 3.0, *,
+             num_threads: int | None = None) -> Array:
     """alpha-weighted query expansion (Radenovic, Tolias & Chum):
     L2N(q + sum_{i<=n} max(0, s_i)^alpha x_{r_i}).
 

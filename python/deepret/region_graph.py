@@ -11,6 +11,7 @@ from . import _arrays, _backend
 from .graph import graph_from_knn
 from .knn import knn
 from .regionset import RegionSet
+from ._typing import Array, Sparse
 
 __all__ = ["region_graph", "region_neighbors"]
 
@@ -29,7 +30,8 @@ def _check_region_set(region_set):
     return region_set
 
 
-def region_neighbors(region_set, k=200, same_image=False, *, progress=False, num_threads=None):
+def region_neighbors(region_set: RegionSet, k: int = 200, same_image: bool = False, *, progress: bool = False,
+                     num_threads: int | None = None) -> tuple[Array, Array]:
     """The nearest regions of every region of a RegionSet.
 
     Inner product, best first, excluding the region itself and, unless
@@ -93,8 +95,8 @@ def region_neighbors(region_set, k=200, same_image=False, *, progress=False, num
     return out_scores, out_ids
 
 
-def region_graph(region_set, k=200, gamma=3.0, mutual=True, same_image=False, *, progress=False,
-                 num_threads=None):
+def region_graph(region_set: RegionSet, k: int = 200, gamma: float = 3.0, mutual: bool = True,
+                 same_image: bool = False, *, progress: bool = False, num_threads: int | None = None) -> Sparse:
     """The normalized kNN graph over a RegionSet's regional descriptors.
 
     Parameters

@@ -13,6 +13,7 @@ score(q, m) = Σ_{i in R(m)} f^q_i (``pooling="sum"``) or max_{i in R(m)} f^q_i
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +24,7 @@ from .graph import _check_gamma
 from .knn import knn
 from .region_graph import _check_region_set, region_graph
 from .regionset import RegionSet
+from ._typing import Array, ArrayInput
 
 __all__ = ["RegionalDiffusionIndex"]
 
@@ -126,7 +128,7 @@ class RegionalDiffusionIndex:
             raise ValueError("queries contain NaN or infinity")
         return desc, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
-    def search(self, queries, topk=100):
+    def search(self, queries: RegionSet | ArrayInput | Sequence[ArrayInput], topk: int = 100) -> tuple[Array, Array]:
         """Rank database images for each query.
 
         Parameters

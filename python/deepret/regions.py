@@ -31,6 +31,7 @@ import numbers
 import numpy as np
 
 from . import _arrays, _backend
+from ._typing import ArrayInput
 
 __all__ = ["Regions", "egm"]
 
@@ -156,8 +157,9 @@ def _as_maps(s, xp):
     return s, single
 
 
-def egm(s, sigma=2.5, lam=0.0, tau=0.55, threshold=0.4, power=5.0, max_iter=20, box_scale=2.0, *,
-        num_threads=None, progress=False):
+def egm(s: ArrayInput, sigma: float = 2.5, lam: float = 0.0, tau: float = 0.55, threshold: float = 0.4,
+        power: float = 5.0, max_iter: int = 20, box_scale: float = 2.0, *, num_threads: int | None = None,
+        progress: bool = False) -> Regions:
     """Salient regions of a non-negative map by expanding Gaussian mixtures.
 
     Parameters

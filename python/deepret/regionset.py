@@ -13,6 +13,7 @@ represented.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -306,7 +307,7 @@ class RegionSet:
                 f"{self.descriptors.dtype})")
 
     # -------------------------------------------------------- persistence
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write to a .npz file (plain arrays, no pickles).
 
         Examples
@@ -326,7 +327,7 @@ class RegionSet:
         np.savez(path, **arrays)
 
     @classmethod
-    def load(cls, path) -> "RegionSet":
+    def load(cls, path: str | os.PathLike[str]) -> RegionSet:
         """Read a file written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as z:
             missing = [f for f in _FIELDS if f not in z.files]

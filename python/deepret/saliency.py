@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _arrays, _backend
+from ._typing import Array, ArrayInput
 
 __all__ = ["feature_saliency"]
 
@@ -33,7 +34,7 @@ def raise_on_status(status, message: str) -> None:
         raise ValueError(message)
 
 
-def feature_saliency(a, eps=1e-6, *, num_threads=None):
+def feature_saliency(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> Array:
     """Feature-saliency map(s) of non-negative activations.
 
     With q_j the fraction of positions where channel j is non-zero, the

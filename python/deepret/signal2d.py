@@ -12,10 +12,13 @@ scipy defines the modes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import _arrays, _backend
 from .conv import _CUDA_DTYPES, _check_out
+from ._typing import Array, ArrayInput
 
 __all__ = ["convolve2d", "correlate2d"]
 
@@ -202,7 +205,8 @@ def _correlate(function, in1, in2, mode, boundary, fillvalue, out, num_threads, 
     return out
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None, num_threads=None):
+def convolve2d(in1: ArrayInput, in2: ArrayInput, mode: str = "full", boundary: str = "fill", fillvalue: Any = 0, *,
+               out: Array | None = None, num_threads: int | None = None) -> Array:
     """Convolve two 2-D arrays, as scipy.signal.convolve2d.
 
     Parameters
@@ -270,7 +274,8 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None,
     return _correlate("convolve2d", in1, in2, mode, boundary, fillvalue, out, num_threads, True)
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None, num_threads=None):
+def correlate2d(in1: ArrayInput, in2: ArrayInput, mode: str = "full", boundary: str = "fill", fillvalue: Any = 0, *,
+                out: Array | None = None, num_threads: int | None = None) -> Array:
     """Cross-correlate two 2-D arrays, as scipy.signal.correlate2d.
 
     ``out[m, n] = sum_{j,k} in1[m + j - top, n + k - left] * conj(in2[j, k])``

@@ -21,9 +21,11 @@ b x b matrices. Memory: four n x (r + p) float64 blocks.
 from __future__ import annotations
 
 import numbers
+import os
 import time
 import warnings
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Literal, NamedTuple, overload
 
 import numpy as np
 import scipy.linalg
@@ -33,6 +35,7 @@ from . import _arrays, _backend
 from .diffusion import _as_csr, _check_alpha, query_vector
 from .graph import graph_from_knn
 from .knn import knn
+from ._typing import Array, ArrayInput, Sparse
 
 __all__ = ["EigsInfo", "SpectralIndex", "graph_eigs"]
 
@@ -158,8 +161,17 @@ def _chebyshev(op, X, degree, lo, hi, top):
 _LOCK = 1e-2  # lock pairs with residual <= _LOCK * tol
 
 
-def graph_eigs(W, r, *, block=None, degree=12, tol=1e-6, maxiter=300, seed=0, return_info=False,
-               progress=False, num_threads=None):
+@overload
+def graph_eigs(W: Sparse, r: int, *, block: int | None = ..., degree: int = ..., tol: float = ...,
+               maxiter: int = ..., seed: int = ..., return_info: Literal[False] = ..., progress: bool = ...,
+               num_threads: int | None = ...) -> tuple[Array, Array]: ...
+@overload
+def graph_eigs(W: Sparse, r: int, *, block: int | None = ..., degree: int = ..., tol: float = ...,
+               maxiter: int = ..., seed: int = ..., return_info: Literal[True], progress: bool = ...,
+               num_threads: int | None = ...) -> tuple[Array, Array, EigsInfo]: ...
+def graph_eigs(W: Sparse, r: int, *, block: int | None = None, degree: int = 12, tol: float = 1e-6,
+               maxiter: int = 300, seed: int = 0, return_info: bool = False, progress: bool = False,
+               num_threads: int | None = None) -> tuple[Array, Array] | tuple[Array, Array, EigsInfo]:
     """The r largest (algebraic) eigenpairs of a symmetric sparse graph.
 
     Parameters
@@ -398,6 +410,9 @@ class SpectralIndex:
     True
     """
 
+    W: Sparse | None             # None for an index read by load()
+    eigs_info: EigsInfo | None   # None for an index read by load()
+
     def __init__(self, x, rank=400, alpha=0.99, k=50, gamma=3.0, mutual=True, *, h="diffusion",
                  graph=None, query_k=10, k_includes_self=False, eigs=None, progress=False,
                  num_threads=None):
@@ -433,7 +448,7 @@ class SpectralIndex:
         dtype = np.float64 if self.x is None else self.x.dtype
         self.embedding = np.ascontiguousarray(U * np.sqrt(filt), dtype=dtype)
 
-    def query_embedding(self, queries=None, *, y=None):
+    def query_embedding(self, queries: ArrayInput | None = None, *, y: ArrayInput | Sparse | None = None) -> Array:
         """The queries' embeddings z = V^T y, (nq, r).
 
         Parameters
@@ -468,7 +483,8 @@ class SpectralIndex:
             raise ValueError(f"y must have {self.embedding.shape[0]} rows, got shape {y.shape}")
         return (self.embedding.T @ y.reshape(len(y), -1)).T
 
-    def search(self, queries=None, topk=100, *, y=None):
+    def search(self, queries: ArrayInput | None = None, topk: int = 100, *,
+               y: ArrayInput | Sparse | None = None) -> tuple[Array, Array]:
         """The topk database items for each query, by spectral score V z.
 
         Parameters
@@ -496,7 +512,7 @@ class SpectralIndex:
         scores = self.embedding @ z.T  # (n, nq): BLAS
         return _top(scores, topk)
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the index (eigenpairs, descriptors, parameters) to a .npz file;
         a callable h is not saved (load then needs h=)."""
         np.savez(path, eigenvalues=self.eigenvalues, eigenvectors=self.eigenvectors,
@@ -505,7 +521,8 @@ class SpectralIndex:
                  h=self.h if isinstance(self.h, str) else "")
 
     @classmethod
-    def load(cls, path, *, h=None, num_threads=None):
+    def load(cls, path: str | os.PathLike[str], *, h: str | Callable[[Array], ArrayInput] | None = None,
+             num_threads: int | None = None) -> SpectralIndex:
         """A SpectralIndex from a file written by save (no graph, no eigensolve)."""
         with np.load(path, allow_pickle=False) as f:
             obj = cls.__new__(cls)

@@ -14,10 +14,13 @@ CuPy out.
 from __future__ import annotations
 
 import numbers
+import os
+from typing import Any
 
 import numpy as np
 
 from . import _arrays
+from ._typing import Array, ArrayInput
 
 __all__ = ["PCAWhitening"]
 
@@ -82,7 +85,14 @@ class PCAWhitening:
     True
     """
 
-    def __init__(self, n_components=None, *, shrinkage=0.0, eps=1e-12):
+    n_components: int | None
+    shrinkage: float
+    eps: float
+    mean_: Any          # (d,) array once fitted, else None
+    projection_: Any    # (n_components, d) array once fitted, else None
+    eigenvalues_: Any   # (d,) array once fitted, else None
+
+    def __init__(self, n_components: int | None = None, *, shrinkage: float = 0.0, eps: float = 1e-12) -> None:
         if n_components is not None:
             n_components = _arrays.positive_int("n_components", n_components)
         if isinstance(shrinkage, bool) or not isinstance(shrinkage, numbers.Real) \
@@ -95,7 +105,7 @@ class PCAWhitening:
         self.eps = float(eps)
         self.mean_ = self.projection_ = self.eigenvalues_ = None
 
-    def fit(self, x):
+    def fit(self, x: ArrayInput) -> PCAWhitening:
         """Learn the mean and the whitening projection from x (n, d), n >= 2.
 
         Returns
@@ -142,7 +152,7 @@ class PCAWhitening:
             raise ValueError("x has (numerically) zero variance; raise eps or shrinkage")
         return self
 
-    def transform(self, x):
+    def transform(self, x: ArrayInput) -> Array:
         """Whiten x (n, d) or (d,): L2N(P (x - m)), ``v / (||v|| + 1e-6)`` as in cirtorch."""
         if self.projection_ is None:
             raise ValueError("PCAWhitening.transform called before fit (or load)")
@@ -159,11 +169,11 @@ class PCAWhitening:
         out /= xp.linalg.norm(out, axis=1, keepdims=True) + 1e-6
         return out[0] if single else out
 
-    def fit_transform(self, x):
+    def fit_transform(self, x: ArrayInput) -> Array:
         """fit(x).transform(x)."""
         return self.fit(x).transform(x)
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted whitening to a .npz file (numpy arrays)."""
         if self.projection_ is None:
             raise ValueError("PCAWhitening.save called before fit")
@@ -173,7 +183,7 @@ class PCAWhitening:
                  n_components=-1 if self.n_components is None else self.n_components)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> PCAWhitening:
         """A PCAWhitening from a file written by save (numpy arrays)."""
         with np.load(path) as f:
             n_components = int(f["n_components"])
