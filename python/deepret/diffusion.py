@@ -2,7 +2,8 @@
 graph, the ranking of a query is the solution f of (I - alpha W) f = y, where
 y marks the query's nearest database items. Solved by batched conjugate
 gradient in the CPU engine: one sparse x dense product per iteration for all
-queries, each column stopping on its own.
+queries, each column stopping on its own (docs/algorithms/cg.md; the
+parameters: docs/guides/diffusion.md).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ evaluation code (``revisitop`` / ``cirtorch`` ``compute_ap`` and
   ``precision = count(pos <= kq) / kq``.
 
 Floating-point sums are accumulated in the reference's order, so the results
-agree with the reference code bit for bit on the same inputs.
+agree with the reference code bit for bit on the same inputs. The protocol
+with formulas: docs/algorithms/evaluation.md.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 ``scipy.sparse.csr_array`` in one native pass; ``knn_graph`` searches the
 neighbours first. numpy inputs run on the CPU engine; CuPy inputs on the CUDA
 engine and give a ``cupyx.scipy.sparse.csr_matrix``. This module only
-validates and dispatches.
+validates and dispatches. The definitions: docs/algorithms/knn_graph.md.
 """
 
 from __future__ import annotations

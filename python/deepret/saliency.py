@@ -1,5 +1,6 @@
 """Feature saliency (FS) maps from CNN activations, CroW-style (Kalantidis,
-Mellina & Osindero 2016; the FS maps of Siméoni et al. 2018)."""
+Mellina & Osindero 2016; the FS maps of Siméoni et al. 2018). The formulas:
+docs/algorithms/saliency_pooling.md."""
 
 from __future__ import annotations
 
