@@ -3,7 +3,8 @@
 - every public name (``deepret.__all__`` and the ``__all__`` of every public
   submodule, i.e. every ``deepret.NAME`` module whose name does not start
   with an underscore) is listed in an ``autosummary`` of docs/api/*.rst;
-- every public function and class has a numpydoc Examples section;
+- every public function and class has numpydoc See Also and Examples sections
+  (functions: Parameters, Returns and Raises too);
 - every example in the package's docstrings runs and prints what it shows
   (doctest, on the installed deepret).
 
@@ -129,9 +130,10 @@ def test_public_function_or_class_has_sections(name, obj):
     assert ">>>" in doc.split("Examples\n--------", 1)[1], f"{name}'s Examples section has no example"
     assert "See Also" in headers, f"{name} has no See Also section"
     if inspect.isfunction(obj):
-        for section in ("Parameters", "Returns"):
-            if section == "Parameters" and not inspect.signature(obj).parameters:
-                continue
+        takes_arguments = bool(inspect.signature(obj).parameters)
+        for section in ("Parameters", "Returns", "Raises"):
+            if section != "Returns" and not takes_arguments:
+                continue  # nothing to pass, nothing to refuse
             assert section in headers, f"{name} has no {section} section"
 
 

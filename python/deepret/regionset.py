@@ -163,6 +163,12 @@ class RegionSet:
     Build one with :meth:`from_activations`; the constructor takes the
     fields as they are (it checks their lengths and the image order).
 
+    Raises
+    ------
+    ValueError
+        (constructor) descriptors not 2-D, fields of different lengths,
+        image ids not sorted or out of range.
+
     See Also
     --------
     ObjectSaliency, RegionalDiffusionIndex, region_graph : what it feeds.
