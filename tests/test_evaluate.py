@@ -367,7 +367,7 @@ def test_load_ground_truth_errors():
 
 def test_data_ships_inside_the_package(tmp_path):
     """The files come from the installed package, not from the source tree
-    or ../shared: load them in a fresh interpreter started elsewhere."""
+    or a folder beside it: load them in a fresh interpreter started elsewhere."""
     code = ("import deepret, pathlib; ds = deepret.datasets.load_oxford5k(); "
             "print(ds.descriptors.shape, len(ds.gnd), "
             "pathlib.Path(deepret.datasets.__file__).parent)")

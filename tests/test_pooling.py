@@ -138,7 +138,7 @@ def test_rmac_regions_equal_cirtorch_on_every_size_to_64():
 
 def test_rmac_regions_float32_vs_exact_arithmetic():
     # Where cirtorch's float32 grid departs from exact arithmetic: documented in
-    # docs/agreement.md. Every difference must be one of the two known causes:
+    # docs/spectral.md ("R-MAC grid"). Every difference must be one of the two known causes:
     # the overlap argmin (different region count) or a floor of a whole number.
     differ = [(h, w) for h in range(1, 65) for w in range(1, 65) if cirtorch_grid(h, w) != exact_grid(h, w)]
     for h, w in differ:

@@ -3,6 +3,7 @@
 // column stopping on its own relative residual, with the same iterates as
 // scipy.sparse.linalg.cg (x0 = 0, no preconditioner): a column stops before
 // an iteration once |r| < tol * |y|, and after maxiter iterations at most.
+// The algorithm and the stopping rule, for users: docs/algorithms/cg.md.
 #pragma once
 
 #include <cstdint>

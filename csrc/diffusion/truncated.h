@@ -1,5 +1,5 @@
 // Truncated diffusion: each query is solved on the subgraph of its own top-T
-// database items (large-scale diffusion; docs/algorithms.md, "Truncation").
+// database items (large-scale diffusion; docs/spectral.md, "Truncated diffusion").
 // Two ways to form the subgraph from the full graph G:
 //   renormalize: G = A (affinities), the submatrix A_S is normalized again,
 //                W_S = D_S^-1/2 A_S D_S^-1/2, as the MATLAB code of Iscen et al.;

@@ -1,5 +1,6 @@
 // Sparse kNN graph engine: from the k nearest neighbours of every point to the
 // symmetric affinity matrix that diffusion runs on, as CSR.
+// The definitions, for users: docs/algorithms/knn_graph.md.
 //
 // Row i of (scores, indices) lists the k neighbours of point i (any order;
 // index -1 means "no neighbour", as faiss returns it). For every listed pair

@@ -2,6 +2,7 @@
 // micro-kernel over a packed copy of the database) fused with a per-query
 // top-k selection, so memory stays O(database + block + nq * k) and no n x n
 // matrix is ever formed.
+// The definitions, for users: docs/algorithms/knn_graph.md.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,5 @@
-// Feature saliency and pooling of CNN activations into descriptors.
+// Feature saliency and pooling of CNN activations into descriptors
+// (the formulas, for users: docs/algorithms/saliency_pooling.md).
 //
 // Activations are contiguous [b, c, h, w] (channel-major, as a CNN gives
 // them). Sums run in double whatever T is (float or double). L2

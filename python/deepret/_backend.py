@@ -7,29 +7,81 @@ statically and only talks to the driver when a CUDA function is called.
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Optional
+
 from . import _core
 
 try:
     from . import _core_cuda
 except ImportError:  # built without CUDA
-    _core_cuda = None
+    _core_cuda = None  # type: ignore[assignment]  # (an Optional module below)
 
 
 class CudaUnavailableError(RuntimeError):
-    """A CuPy array reached deepret, but this build or machine cannot run CUDA."""
+    """A CuPy array reached deepret, but this build or machine cannot run CUDA.
+
+    A subclass of RuntimeError. Install with ``nvcc`` on ``PATH``
+    (``DEEPRET_CUDA=ON``) for the CUDA engine, or pass numpy arrays.
+
+    See Also
+    --------
+    cuda_built, has_cuda
+
+    Examples
+    --------
+    >>> import deepret
+    >>> issubclass(deepret.CudaUnavailableError, RuntimeError)
+    True
+    """
 
 
 def cuda_built() -> bool:
-    """True when this installation has the CUDA engine (``_core_cuda``)."""
+    """True when this installation has the CUDA engine (``_core_cuda``).
+
+    Built when ``nvcc`` was found at install time (or with
+    ``DEEPRET_CUDA=ON``); it says nothing about a GPU being present.
+
+    Returns
+    -------
+    bool
+
+    See Also
+    --------
+    has_cuda : the engine and a visible GPU.
+    torch.backends.cuda.is_built : the same question asked of torch.
+
+    Examples
+    --------
+    >>> import deepret
+    >>> deepret.cuda_built() in (True, False)
+    True
+    """
     return _core_cuda is not None
 
 
 def has_cuda() -> bool:
-    """True when the CUDA engine is built and at least one GPU is visible."""
+    """True when the CUDA engine is built and at least one GPU is visible.
+
+    Returns
+    -------
+    bool
+
+    See Also
+    --------
+    cuda_built
+    torch.cuda.is_available : the same question asked of torch.
+
+    Examples
+    --------
+    >>> import deepret
+    >>> deepret.has_cuda() <= deepret.cuda_built()     # a GPU is usable only with the engine
+    True
+    """
     return _core_cuda is not None and _core_cuda.device_count() > 0
 
 
-def cuda_core(function: str):
+def cuda_core(function: str) -> ModuleType:
     """The CUDA engine, or a clear error naming the function that needed it."""
     if _core_cuda is None:
         raise CudaUnavailableError(
@@ -41,13 +93,29 @@ def cuda_core(function: str):
 
 
 def simd_path() -> str:
-    """The SIMD path the CPU kernels take on this machine: 'avx512f' (AVX-512F
-    kernels in the families that have them, AVX2+FMA in the others),
-    'avx2+fma' or 'portable'."""
+    """The SIMD path the CPU kernels take on this machine.
+
+    Returns
+    -------
+    str
+        ``'avx512f'`` (AVX-512F kernels in the families that have them:
+        2-D convolution, kNN, diffusion, EGM; AVX2+FMA in the others),
+        ``'avx2+fma'`` or ``'portable'``; chosen once at import from the CPU.
+
+    See Also
+    --------
+    numpy.show_runtime : numpy's own SIMD report.
+
+    Examples
+    --------
+    >>> import deepret
+    >>> deepret.simd_path() in ("avx512f", "avx2+fma", "portable")
+    True
+    """
     return _core.simd_path()
 
 
-def threads_arg(num_threads) -> int:
+def threads_arg(num_threads: Optional[int]) -> int:
     """The engine's thread count: 0 means its default (OMP_NUM_THREADS, else the
     CPUs this process may use)."""
     if num_threads is None:

@@ -176,8 +176,8 @@ def run(args) -> int:
             return 2
     with_reference = not args.no_reference
 
-    x = data.descriptors / np.linalg.norm(data.descriptors, axis=1, keepdims=True)
-    queries, gnd, nq = x[data.query_indices], data.gnd, len(data.query_indices)
+    x = data.descriptors / np.linalg.norm(data.descriptors, axis=1, keepdims=True)  # type: ignore[arg-type]
+    queries, gnd, nq = x[data.query_indices], data.gnd, len(data.query_indices)  # type: ignore[arg-type]
     print(f"deepret {deepret.__version__}: CPU path {deepret.simd_path()}, "
           f"CUDA engine {'built' if deepret.cuda_built() else 'not built'}, "
           f"GPU {'available' if deepret.has_cuda() else 'not available'}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _arrays, _backend
+from ._typing import Array, ArrayInput
 
 __all__ = ["convolve", "correlate"]
 
@@ -164,7 +165,8 @@ def _as_1d_input(x, xp):
     return x if x.ndim >= 1 else x.reshape(1)
 
 
-def convolve(a, v, mode="full", *, out=None, num_threads=None):
+def convolve(a: ArrayInput, v: ArrayInput, mode: str | int = "full", *, out: Array | None = None,
+             num_threads: int | None = None) -> Array:
     """Discrete linear convolution of two 1-D sequences, as numpy.convolve.
 
     Parameters
@@ -193,6 +195,26 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
     ------
     ValueError, TypeError
         Exactly where numpy.convolve raises them, with numpy's messages.
+
+    See Also
+    --------
+    numpy.convolve : the function this one mirrors.
+    correlate : cross-correlation (``v`` not reversed, complex ``v`` conjugated).
+    convolve2d : the 2-D case, as scipy.signal.convolve2d.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> deepret.convolve([1, 2, 3], [0, 1, 0.5])
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> deepret.convolve([1, 2, 3], [0, 1, 0.5], mode="same")
+    array([1. , 2.5, 4. ])
+    >>> signal = np.arange(8, dtype=np.float32)
+    >>> out = np.empty(6, np.float32)
+    >>> deepret.convolve(signal, np.ones(3, np.float32), "valid", out=out) is out
+    True
+    >>> out
+    array([ 3.,  6.,  9., 12., 15., 18.], dtype=float32)
     """
     threads = _backend.threads_arg(num_threads)
     xp = _array_module("convolve", a, v)
@@ -208,7 +230,8 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
     return _run("convolve", a1, v1[::-1], left, length, False, _result_dtype(a1, v1), out, threads)
 
 
-def correlate(a, v, mode="valid", *, out=None, num_threads=None):
+def correlate(a: ArrayInput, v: ArrayInput, mode: str | int = "valid", *, out: Array | None = None,
+              num_threads: int | None = None) -> Array:
     """Cross-correlation of two 1-D sequences, as numpy.correlate:
     ``c[k] = sum_n a[n + k] * conj(v[n])``.
 
@@ -234,6 +257,22 @@ def correlate(a, v, mode="valid", *, out=None, num_threads=None):
     ------
     ValueError, TypeError
         Exactly where numpy.correlate raises them, with numpy's messages.
+
+    See Also
+    --------
+    numpy.correlate : the function this one mirrors.
+    convolve : convolution (``v`` reversed).
+    correlate2d : the 2-D case, as scipy.signal.correlate2d.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> deepret.correlate([1, 2, 3], [0, 1, 0.5])
+    array([3.5])
+    >>> deepret.correlate([1, 2, 3], [0, 1, 0.5], "full")
+    array([0.5, 2. , 3.5, 3. , 0. ])
+    >>> deepret.correlate([1, 2, 3], [0, 1j, 0.5], "same")  # v conjugated, as numpy
+    array([1. -1.j, 1.5-2.j, 0. -3.j])
     """
     code = _mode_code(mode)
     threads = _backend.threads_arg(num_threads)

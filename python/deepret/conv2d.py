@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _arrays, _backend
 from .conv import _check_out
+from ._typing import Array, ArrayInput
 
 __all__ = ["conv2d"]
 
@@ -69,8 +70,10 @@ def _array_module(function, *arrays):
     return _arrays.cupy_module()
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
-           num_threads=None):
+def conv2d(input: ArrayInput, weight: ArrayInput, bias: ArrayInput | None = None,
+           stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
+           dilation: int | tuple[int, int] = 1, groups: int = 1, *, out: Array | None = None,
+           num_threads: int | None = None) -> Array:
     """2-D convolution layer, as torch.nn.functional.conv2d.
 
     Parameters
@@ -102,6 +105,30 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     padded input, an empty (0 x k) kernel, fewer output channels than
     groups, non-positive stride or dilation, negative padding);
     TypeError for other dtypes or dtypes that differ.
+
+    See Also
+    --------
+    torch.nn.functional.conv2d : the function this one mirrors (same shapes,
+        options and errors).
+    convolve2d : single-channel 2-D convolution, as scipy.signal.convolve2d.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)    # N, C, H, W
+    >>> w = np.ones((2, 1, 3, 3), np.float32)                       # O, C, kH, kW
+    >>> w[1] *= -1
+    >>> y = deepret.conv2d(x, w, bias=np.array([0, 1], np.float32))
+    >>> y.shape
+    (1, 2, 2, 2)
+    >>> y[0]
+    array([[[ 45.,  54.],
+            [ 81.,  90.]],
+    <BLANKLINE>
+           [[-44., -53.],
+            [-80., -89.]]], dtype=float32)
+    >>> deepret.conv2d(x, w, padding="same", stride=1).shape
+    (1, 2, 4, 4)
     """
     threads = _backend.threads_arg(num_threads)
     arrays = (input, weight) if bias is None else (input, weight, bias)

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _arrays, _backend
 from .saliency import activations, raise_on_status
+from ._typing import Array, ArrayInput
 
 __all__ = ["crow", "crow_weights", "weighted_sum_pool"]
 
@@ -26,13 +27,45 @@ def _eps(eps):
     return float(eps)
 
 
-def crow_weights(a, eps=1e-6, *, num_threads=None):
-    """CroW's spatial (H, W) and channel (C,) weights (batched: (B, H, W), (B, C)).
+def crow_weights(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> tuple[Array, Array]:
+    """CroW's spatial and channel weights of non-negative activations.
+
+    Spatial: s_p = sqrt(S_p / ||S||_2) with S_p = sum_j a_jp; channel:
+    b_j = log(sum_i (q_i + eps) / (q_j + eps)), q_j the fraction of positions
+    where channel j is non-zero.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like, non-negative, finite
+    eps : float > 0
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    spatial : (H, W) or (B, H, W) array
+    channel : (C,) or (B, C) array
+        float32 (float64 for float64 input); CuPy for CuPy input.
 
     Raises
     ------
     ValueError
         Wrong ndim, negative or non-finite activations, eps <= 0.
+
+    See Also
+    --------
+    crow : the descriptor from these weights.
+    feature_saliency : the same channel weights, applied to a map.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.zeros((2, 2, 2), np.float32); a[0] = 1; a[1, 0, 0] = 3
+    >>> spatial, channel = deepret.crow_weights(a)
+    >>> spatial.round(3)
+    array([[0.958, 0.479],
+           [0.479, 0.479]], dtype=float32)
+    >>> channel.round(3)
+    array([0.223, 1.609], dtype=float32)
     """
     eps = _eps(eps)
     on_gpu = _arrays.device_of("crow_weights", a) == "cuda"
@@ -54,7 +87,8 @@ def crow_weights(a, eps=1e-6, *, num_threads=None):
     return (spatial[0], channel[0]) if single else (spatial, channel)
 
 
-def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_threads=None):
+def weighted_sum_pool(a: ArrayInput, weights: ArrayInput, *, channel_weights: ArrayInput | None = None,
+                      normalize: bool = True, num_threads: int | None = None) -> Array:
     """Σ_p weights(p) a_p per channel, times channel_weights, L2-normalized.
 
     Parameters
@@ -65,13 +99,31 @@ def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_t
     channel_weights : (C,) or (B, C), optional, keyword-only
     normalize : bool, keyword-only
 
+    num_threads : int, optional, keyword-only
+
     Returns
     -------
     (C,) or (B, C), float32 (float64 for float64 activations).
 
+    Raises
+    ------
+    ValueError
+        Shapes that do not match a's maps or channels; non-finite values.
+    TypeError
+        Non-real weights; CuPy and numpy inputs mixed.
+
+    See Also
+    --------
+    numpy.einsum : ``einsum("chw,hw->c", a, weights)`` before the
+        normalization.
+    crow, saliency_pool
+
     Examples
     --------
     >>> import numpy as np, deepret
+    >>> a = np.ones((2, 2, 2), np.float32); a[1, 0, 0] = 5
+    >>> deepret.weighted_sum_pool(a, np.array([[1, 0], [0, 0]], np.float32), normalize=False)
+    array([1., 5.], dtype=float32)
     >>> a = np.random.default_rng(0).random((4, 3, 5), dtype=np.float32)
     >>> d = deepret.weighted_sum_pool(a, deepret.feature_saliency(a))
     >>> d.shape
@@ -108,8 +160,29 @@ def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_t
     return out[0] if single else out
 
 
-def crow(a, eps=1e-6, *, num_threads=None):
-    """CroW descriptor(s): (C, H, W) -> (C,), (B, C, H, W) -> (B, C), L2-normalized.
+def crow(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> Array:
+    """CroW descriptor(s): L2N(b ⊙ sum_p s_p a_p), CroW's weights of
+    :func:`crow_weights` (Kalantidis et al. 2016, alpha = beta = 2).
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like, non-negative, finite
+    eps : float > 0
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    (C,) or (B, C) array, L2-normalized
+        float32 (float64 for float64 input); CuPy for CuPy input.
+
+    Raises
+    ------
+    ValueError
+        Wrong ndim, negative or non-finite activations, eps <= 0.
+
+    See Also
+    --------
+    crow_weights, weighted_sum_pool, describe
 
     Examples
     --------

@@ -22,6 +22,7 @@ numpy activations run on the CPU engine, CuPy activations on the CUDA engine.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,13 +31,20 @@ from .pooling import gem, mac, regional_max_pool, rmac, spoc
 from .regions import egm
 from .saliency import feature_saliency
 
+if TYPE_CHECKING:
+    from .objects import ObjectSaliency
+from ._typing import Array, ArrayInput
+
 __all__ = ["METHODS", "describe"]
 
+#: The methods of :func:`describe` that need no fitted model ("os.egm" needs
+#: ``saliency=``, a fitted :class:`ObjectSaliency`).
 METHODS = ("mac", "spoc", "gem", "rmac", "fs.egm", "crow")  # and "os.egm", which needs saliency=
 
 
-def describe(activations, method="mac", *, levels=3, p=3.0, sigma=2.5, threshold=0.4, power=5.0,
-             saliency=None, num_threads=None):
+def describe(activations: ArrayInput | Sequence[ArrayInput], method: str = "mac", *, levels: int = 3,
+             p: float = 3.0, sigma: float = 2.5, threshold: float = 0.4, power: float = 5.0,
+             saliency: ObjectSaliency | None = None, num_threads: int | None = None) -> Array:
     """Global descriptors of images from their CNN activations.
 
     Parameters
@@ -67,6 +75,30 @@ def describe(activations, method="mac", *, levels=3, p=3.0, sigma=2.5, threshold
     ValueError
         Unknown method, wrong ndim, NaN/Inf or (for "fs.egm") negative
         activations, an empty sequence, channel counts that differ.
+    TypeError
+        "os.egm" without a fitted ObjectSaliency; non-real activations.
+
+    See Also
+    --------
+    mac, spoc, gem, rmac, crow : the global poolings.
+    feature_saliency, egm, regional_max_pool : the steps of "fs.egm".
+    ObjectSaliency.describe : "os.egm".
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> acts = np.random.default_rng(0).random((3, 16, 7, 9), dtype=np.float32)  # B, C, H, W
+    >>> for method in ("mac", "gem", "rmac", "fs.egm", "crow"):
+    ...     d = deepret.describe(acts, method)
+    ...     print(method, d.shape, d.dtype, np.linalg.norm(d, axis=1).round(3))
+    mac (3, 16) float32 [1. 1. 1.]
+    gem (3, 16) float32 [1. 1. 1.]
+    rmac (3, 16) float32 [1. 1. 1.]
+    fs.egm (3, 16) float32 [1. 1. 1.]
+    crow (3, 16) float32 [1. 1. 1.]
+    >>> sizes = [acts[0], acts[1, :, :5, :6]]             # images of different sizes
+    >>> deepret.describe(sizes, "mac").shape
+    (2, 16)
     """
     if method == "os.egm":
         from .objects import ObjectSaliency

@@ -2,13 +2,14 @@
 graph, the ranking of a query is the solution f of (I - alpha W) f = y, where
 y marks the query's nearest database items. Solved by batched conjugate
 gradient in the CPU engine: one sparse x dense product per iteration for all
-queries, each column stopping on its own.
+queries, each column stopping on its own (docs/algorithms/cg.md; the
+parameters: docs/guides/diffusion.md).
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +17,7 @@ import scipy.sparse as sp
 from . import _arrays, _backend
 from .graph import _check_gamma, graph_from_knn
 from .knn import knn
+from ._typing import Array, ArrayInput, Sparse
 from .whitening import index_whitening
 
 __all__ = ["ConvergenceWarning", "CgInfo", "diffuse", "katz", "locality_order", "query_vector",
@@ -23,17 +25,61 @@ __all__ = ["ConvergenceWarning", "CgInfo", "diffuse", "katz", "locality_order", 
 
 
 class ConvergenceWarning(RuntimeWarning):
-    """diffuse stopped at maxiter before some column reached tol."""
+    """An iterative solve stopped at maxiter before some column (diffuse,
+    katz) or eigenpair (graph_eigs) reached tol.
+
+    With alpha = 0.99, 20 CG iterations usually leave a relative residual
+    above 1e-6: the ranking is still good, so this is a warning, not an
+    error. ``return_info=True`` says how far each column got.
+
+    See Also
+    --------
+    scipy.sparse.linalg.cg : returns ``info > 0`` in the same situation.
+    CgInfo
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np, scipy.sparse as sp, deepret
+    >>> W = sp.csr_array(np.array([[0, 1.0], [1.0, 0]]))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     f = deepret.diffuse(W, np.array([1.0, 0.0]), alpha=0.99, maxiter=1)
+    >>> caught[0].category is deepret.ConvergenceWarning
+    True
+    """
 
 
 class CgInfo(NamedTuple):
     """Per-column outcome of diffuse: iterations done and the true final
-    relative residual |y - (I - alpha W) f| / |y| of the returned f (0 for a
+    relative residual ‖y - (I - alpha W) f‖ / ‖y‖ of the returned f (0 for a
     zero column; NaN where the solve overflowed), computed once after the
     iterations with one more product. CG decides when to stop on its
     recursive residual, as scipy does; the two part where rounding
     accumulates (float32, alpha close to 1), and the warning and these
-    values follow the true one."""
+    values follow the true one.
+
+    Attributes
+    ----------
+    iterations : (m,) int64 array
+        CG iterations done for each column.
+    residuals : (m,) float64 array
+        True final relative residual of each column.
+
+    See Also
+    --------
+    diffuse : returns it with ``return_info=True``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, deepret
+    >>> W = sp.csr_array(np.array([[0, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0]]))
+    >>> f, info = deepret.diffuse(W, np.eye(3), alpha=0.9, return_info=True)
+    >>> info.iterations
+    array([3, 2, 3])
+    >>> bool((info.residuals < 1e-6).all())
+    True
+    """
 
     iterations: np.ndarray  # (m,) int64
     residuals: np.ndarray   # (m,) float64
@@ -106,10 +152,46 @@ _NEAR_ENOUGH = 0.5
 _MAX_FRONT = 16384
 
 
-def locality_order(W):
-    """A row order that keeps graph neighbours close in memory (reverse
-    Cuthill-McKee of W's pattern, assumed symmetric; each connected component
-    from its lowest-degree node), for diffuse(order=...)."""
+def locality_order(W: Sparse) -> Array:
+    """A row order that keeps graph neighbours close in memory, for
+    ``diffuse(order=...)``.
+
+    Reverse Cuthill-McKee of W's pattern (assumed symmetric), each connected
+    component from its lowest-degree node. ``diffuse`` computes it by itself
+    for 8 or more columns (``order="auto"``); computing it once and passing
+    it saves that time when the same graph is solved many times.
+
+    Parameters
+    ----------
+    W : (n, n) scipy.sparse matrix or array
+        Symmetric pattern, e.g. from :func:`knn_graph`.
+
+    Returns
+    -------
+    (n,) array of W's index dtype
+        A permutation: new row i is old row ``order[i]``.
+
+    Raises
+    ------
+    TypeError
+        W not a scipy.sparse matrix.
+    ValueError
+        W not square or not a valid sparse structure.
+
+    See Also
+    --------
+    scipy.sparse.csgraph.reverse_cuthill_mckee : the same kind of order
+        (its start nodes and tie-breaking differ).
+    diffuse
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, deepret
+    >>> path = sp.csr_array(np.array([[0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 1], [0, 1, 1, 0]], float))
+    >>> order = deepret.locality_order(path)         # the path 0-2-3-1, end to end
+    >>> sorted(order.tolist()), order.tolist() in ([0, 2, 3, 1], [1, 3, 2, 0])
+    ([0, 1, 2, 3], True)
+    """
     W = _as_csr(W)
     return _backend._core.locality_order(W.shape[0], W.indptr, W.indices)
 
@@ -123,8 +205,21 @@ def _auto_order(W):
     return order if near >= _NEAR_ENOUGH else None
 
 
-def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order="auto",
-            num_threads=None):
+@overload
+def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float = ..., tol: float = ..., maxiter: int = ...,
+            return_info: Literal[False] = ..., *, order: ArrayInput = ...,
+            num_threads: int | None = ...) -> Array: ...
+@overload
+def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float = ..., tol: float = ..., maxiter: int = ...,
+            *, return_info: Literal[True], order: ArrayInput = ...,
+            num_threads: int | None = ...) -> tuple[Array, CgInfo]: ...
+@overload
+def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float, tol: float, maxiter: int,
+            return_info: Literal[True], *, order: ArrayInput = ...,
+            num_threads: int | None = ...) -> tuple[Array, CgInfo]: ...
+def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float = 0.99, tol: float = 1e-6, maxiter: int = 20,
+            return_info: bool = False, *, order: ArrayInput = "auto",
+            num_threads: int | None = None) -> Array | tuple[Array, CgInfo]:
     """Solve (I - alpha W) f = y for one or many right-hand sides at once.
 
     Parameters
@@ -135,7 +230,7 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
         Right-hand sides (one query per column).
     alpha : float in (0, 1)
     tol : float
-        Each column stops before an iteration once |r| < tol * |y|, as
+        Each column stops before an iteration once ‖r‖ < tol * ‖y‖, as
         scipy.sparse.linalg.cg(rtol=tol, atol=0) does; the iterates are
         scipy's (x0 = 0, no preconditioner).
     maxiter : int
@@ -161,6 +256,45 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
     -------
     f : array of y's shape, dtype float32 when W and y are float32, else float64
     info : CgInfo, with return_info
+
+    Raises
+    ------
+    ValueError
+        alpha outside (0, 1), tol <= 0, maxiter < 1, W not square or not a
+        valid sparse structure, y of the wrong shape, NaN or Inf in W or y,
+        an order that is not a permutation.
+    TypeError
+        W not sparse, complex or non-numeric W or y, maxiter not an int.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When some column ends above tol.
+
+    See Also
+    --------
+    scipy.sparse.linalg.cg : the same iterates, one right-hand side per call
+        (``cg(I - alpha W, y[:, j], rtol=tol, atol=0, maxiter=maxiter)``).
+    scipy.sparse.linalg.spsolve : the exact solution, far slower at scale.
+    query_vector : right-hand sides for new queries.
+    DiffusionIndex : graph, right-hand sides, solve and top-k in one object.
+
+    Notes
+    -----
+    The algorithm and its stopping rule are in the documentation's
+    "Batched conjugate gradient" page (docs/algorithms/cg.md).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, deepret
+    >>> W = sp.csr_array(np.array([[0, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0]]))
+    >>> f = deepret.diffuse(W, np.array([1.0, 0.0, 0.0]), alpha=0.9)
+    >>> f.round(4)
+    array([1.3403, 0.7563, 0.3403])
+    >>> np.allclose((np.eye(3) - 0.9 * W.toarray()) @ f, [1, 0, 0], atol=1e-6)
+    True
+    >>> deepret.diffuse(W, np.eye(3, dtype=np.float32), alpha=0.9).dtype   # 3 queries at once
+    dtype('float64')
     """
     threads = _backend.threads_arg(num_threads)
     alpha = _check_alpha(alpha)
@@ -267,19 +401,92 @@ def _diffuse_cuda(W, y, alpha, tol, maxiter):
     return f.reshape(y.shape), CgInfo(iterations, residuals)
 
 
-def katz(W, alpha=0.99, tol=1e-6, maxiter=20, *, num_threads=None):
-    """Katz-like centrality g with L_alpha g = 1, L_alpha = (I - alpha W) / (1 - alpha),
-    i.e. (I - alpha W) g = (1 - alpha) 1; returns g of shape (n,)."""
+def katz(W: Sparse, alpha: float = 0.99, tol: float = 1e-6, maxiter: int = 20, *,
+         num_threads: int | None = None) -> Array:
+    """Katz-like centrality g of every node: L_alpha g = 1.
+
+    L_alpha = (I - alpha W) / (1 - alpha), i.e. (I - alpha W) g = (1 - alpha) 1,
+    solved by :func:`diffuse`. Nodes in dense, well-connected parts of the
+    graph get large values; an isolated node gets 1 - alpha.
+
+    Parameters
+    ----------
+    W : (n, n) scipy.sparse matrix or array
+        Symmetric, e.g. from :func:`knn_graph`.
+    alpha : float in (0, 1)
+    tol, maxiter : CG stopping, as in :func:`diffuse`.
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    g : (n,) array, W's dtype (float32 or float64)
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`diffuse`.
+
+    See Also
+    --------
+    networkx.katz_centrality : the same family of centralities on a dense
+        or dict graph.
+    ObjectSaliency : uses g as the global centrality of regions.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, deepret
+    >>> star = sp.csr_array(np.array([[0, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]], float) / 3 ** 0.5)
+    >>> g = deepret.katz(star, alpha=0.5)
+    >>> g.round(4)                          # the centre is the most central
+    array([1.244 , 0.8591, 0.8591, 0.8591])
+    """
     W = _as_csr(W)
     alpha = _check_alpha(alpha)
     ones = np.full(W.shape[0], 1.0 - alpha, dtype=W.dtype)
     return diffuse(W, ones, alpha, tol, maxiter, num_threads=num_threads)
 
 
-def query_vector(x, queries, k=10, gamma=3.0, *, num_threads=None):
-    """Sparse right-hand sides for unseen queries: column j holds, at the k
-    database rows nearest to query j (inner product), the weight
-    max(0, s)^gamma. Returns a scipy.sparse.csc_array of shape (n, nq)."""
+def query_vector(x: ArrayInput, queries: ArrayInput, k: int = 10, gamma: float = 3.0, *,
+                 num_threads: int | None = None) -> Sparse:
+    """Sparse right-hand sides of diffusion for unseen queries.
+
+    Column j holds, at the k database rows nearest to query j (inner
+    product), the weight max(0, s)^gamma; every other entry is 0.
+
+    Parameters
+    ----------
+    x : (n, d) float32 or float64 array
+        Database descriptors, L2-normalized rows.
+    queries : (nq, d) or (d,) array of x's dtype
+        Query descriptors, L2-normalized.
+    k : int
+        Database neighbours marked per query (1 <= k <= n).
+    gamma : float > 0
+        Weight exponent, as the graph's affinities.
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    scipy.sparse.csc_array of shape (n, nq), x's dtype
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`deepret.knn`; also weights that overflow the dtype.
+
+    See Also
+    --------
+    diffuse : solves (I - alpha W) f = y for these columns.
+    knn
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> x = np.array([[1, 0], [0.8, 0.6], [0, 1]], np.float32)
+    >>> y = deepret.query_vector(x, np.array([1, 0], np.float32), k=2, gamma=3.0)
+    >>> y.shape, y.toarray().ravel().round(3)
+    ((3, 1), array([1.   , 0.512, 0.   ], dtype=float32))
+    """
     gamma = _check_gamma(gamma)
     queries = np.asarray(queries)
     if queries.ndim == 1:
@@ -361,12 +568,39 @@ class DiffusionIndex:
     --------
     diffuse, knn_graph, SpectralIndex
 
+    See Also
+    --------
+    faiss.IndexFlatIP : a cosine-similarity index of the same interface
+        (``search(queries, k) -> (scores, ids)``), without diffusion.
+    diffuse, knn_graph, query_vector, SpectralIndex
+
     Examples
     --------
+    The bundled Oxford5k descriptors, ranked by diffusion and evaluated:
+
+    >>> import numpy as np, deepret
+    >>> from deepret import datasets, evaluate
+    >>> data = datasets.load_oxford5k()
+    >>> x = data.descriptors / np.linalg.norm(data.descriptors, axis=1, keepdims=True)
+    >>> index = deepret.DiffusionIndex(x, k=30, alpha=0.9)
+    >>> scores, ids = index.search(x[data.query_indices], topk=len(x))
+    >>> ids.shape
+    (55, 5063)
+    >>> round(evaluate.compute_map(ids, data.gnd, layout="query_by_db").map, 3)
+    0.452
+
+    The reference codes' setting (their k = 50 counts the point itself),
+    truncated to each query's 1000 nearest items:
+
     >>> index = deepret.DiffusionIndex(x, k=50, k_includes_self=True, truncate=1000,
     ...                                truncation="restrict")
-    >>> scores, ids = index.search(queries, topk=100)
+    >>> scores, ids = index.search(x[data.query_indices], topk=100)
+    >>> ids.shape
+    (55, 100)
     """
+
+    # The unnormalized affinities, kept only for renormalized truncation (else None).
+    _A: Any
 
     def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
                  truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,
@@ -397,9 +631,41 @@ class DiffusionIndex:
                    if self.truncate and truncation == "renormalize" else None)
         self.last_info = None
 
-    def search(self, queries, topk=100):
-        """(scores, ids), each (nq, topk), best first: the diffusion scores f
-        and the database rows they rank. ``last_info`` keeps the CgInfo."""
+    def search(self, queries: ArrayInput, topk: int = 100) -> tuple[Array, Array]:
+        """The topk database rows for each query, by diffusion score.
+
+        Parameters
+        ----------
+        queries : (nq, d) or (d,) array of x's dtype
+            L2-normalized query descriptors; they need not be in the database.
+        topk : int
+            Rows returned per query, at most n (at most ``truncate`` when set).
+
+        Returns
+        -------
+        scores : (nq, topk) array
+            Diffusion scores f, descending.
+        ids : (nq, topk) int64 array
+            Database rows, best first (ties by the smaller id).
+
+        ``last_info`` keeps the :class:`CgInfo` of the solve (no
+        ConvergenceWarning is raised here: read it there).
+
+        Raises
+        ------
+        ValueError
+            topk out of range; queries of the wrong d (see :func:`deepret.knn`).
+
+        Examples
+        --------
+        >>> import numpy as np, deepret
+        >>> x = np.eye(4, dtype=np.float32)[[0, 0, 1, 1, 2, 3]] + 0.1
+        >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
+        >>> index = deepret.DiffusionIndex(x, k=2, alpha=0.9, query_k=1)
+        >>> scores, ids = index.search(x[0], topk=2)
+        >>> sorted(ids[0].tolist())
+        [0, 1]
+        """
         topk = _arrays.positive_int("topk", topk)
         queries = np.asarray(queries)
         if queries.ndim == 1:

@@ -13,16 +13,18 @@ evaluation code (``revisitop`` / ``cirtorch`` ``compute_ap`` and
   ``precision = count(pos <= kq) / kq``.
 
 Floating-point sums are accumulated in the reference's order, so the results
-agree with the reference code bit for bit on the same inputs.
+agree with the reference code bit for bit on the same inputs. The protocol
+with formulas: docs/algorithms/evaluation.md.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "MapResult",
@@ -33,6 +35,7 @@ __all__ = [
     "revisited_gnd",
 ]
 
+#: The revisited protocols of :func:`compute_map_revisited`.
 PROTOCOLS = ("easy", "medium", "hard")
 _LAYOUTS = ("db_by_query", "query_by_db")
 
@@ -50,6 +53,18 @@ class MapResult(NamedTuple):
     precisions : (n_queries, len(kappas)) float64
         Precision of each query at each kappa; NaN rows for queries without
         positives.
+
+    See Also
+    --------
+    compute_map
+
+    Examples
+    --------
+    >>> from deepret import evaluate
+    >>> result = evaluate.compute_map([[0], [1], [2]], [{"ok": [0, 2]}], kappas=(1, 3))
+    >>> round(result.map, 4), result.mean_precision.tolist()
+    (0.7917, [1.0, 0.6666666666666666])
+    >>> mAP, aps, mean_pr, prs = result          # the reference's tuple
     """
 
     map: float
@@ -62,7 +77,7 @@ class MapResult(NamedTuple):
 # validation
 # --------------------------------------------------------------------------
 
-def _int_array(value, name: str) -> np.ndarray:
+def _int_array(value: Any, name: str) -> NDArray[np.int64]:
     """A 1-D int64 array of ids or positions; an empty sequence is allowed."""
     if isinstance(value, (str, bytes)) or isinstance(value, Mapping):
         raise TypeError(f"{name} must be a 1-D sequence of integers, got {type(value).__name__}")
@@ -81,7 +96,7 @@ def _int_array(value, name: str) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def _check_int(value, name: str, minimum: int) -> int:
+def _check_int(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {value!r}")
     try:
@@ -93,7 +108,7 @@ def _check_int(value, name: str, minimum: int) -> int:
     return value
 
 
-def _check_kappas(kappas) -> np.ndarray:
+def _check_kappas(kappas: Sequence[int] | NDArray[np.integer[Any]]) -> NDArray[np.int64]:
     if isinstance(kappas, (str, bytes)) or not isinstance(kappas, (Sequence, np.ndarray)):
         raise TypeError(f"kappas must be a sequence of ints, got {type(kappas).__name__}")
     values = [_check_int(k, f"kappas[{i}]", 1) for i, k in enumerate(kappas)]
@@ -103,7 +118,7 @@ def _check_kappas(kappas) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
 
-def _check_ranks(ranks, n_queries: int, layout: str) -> np.ndarray:
+def _check_ranks(ranks: ArrayLike, n_queries: int, layout: str) -> NDArray[np.int64]:
     """(n_queries, n_ranked) int64, each row a ranking without repeats."""
     if not isinstance(layout, str) or layout not in _LAYOUTS:
         raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
@@ -132,7 +147,7 @@ def _check_ranks(ranks, n_queries: int, layout: str) -> np.ndarray:
     return arr
 
 
-def _check_gnd(gnd, positives: str = "ok") -> list[tuple[np.ndarray, np.ndarray]]:
+def _check_gnd(gnd: Sequence[Mapping[str, Any]], positives: str = "ok") -> list[tuple[NDArray[np.int64], NDArray[np.int64]]]:
     """[(ok ids, junk ids)] per query."""
     if isinstance(gnd, (str, bytes, Mapping)) or not isinstance(gnd, Sequence):
         raise TypeError(f"gnd must be a list of dicts, got {type(gnd).__name__}")
@@ -169,7 +184,7 @@ def _ap(positions: np.ndarray, n_positives: int) -> float:
     return float(np.cumsum(terms)[-1])  # sequential, as ap += ... in the reference
 
 
-def compute_ap(positions, n_positives) -> float:
+def compute_ap(positions: ArrayLike, n_positives: int) -> float:
     """Average precision of one query, the Oxford way (trapezoidal rule).
 
     Parameters
@@ -188,6 +203,30 @@ def compute_ap(positions, n_positives) -> float:
         ``sum_j (p0_j + p1_j) / (2 * n_positives)`` with ``p1_j = (j+1) /
         (pos_j+1)`` and ``p0_j = j / pos_j`` (1 when ``pos_j == 0``). A
         positive missing from ``positions`` adds nothing, so it lowers the AP.
+
+    Raises
+    ------
+    ValueError
+        positions not 1-D, negative, not strictly ascending, or more than
+        n_positives; n_positives < 1.
+    TypeError
+        Non-integer positions or n_positives.
+
+    See Also
+    --------
+    sklearn.metrics.average_precision_score : the step-wise (not
+        trapezoidal) AP of a scored list; the Oxford numbers use this one.
+    compute_map
+
+    Examples
+    --------
+    >>> from deepret import evaluate
+    >>> evaluate.compute_ap([0, 1], 2)            # both positives first: perfect
+    1.0
+    >>> round(evaluate.compute_ap([0, 2], 2), 4)  # the second one third: (1 + 1)/4 + (1/2 + 2/3)/4
+    0.7917
+    >>> evaluate.compute_ap([], 3)                # nothing retrieved
+    0.0
     """
     pos = _int_array(positions, "positions")
     n_positives = _check_int(n_positives, "n_positives", 1)
@@ -232,7 +271,8 @@ def _map(ranks_q: np.ndarray, gnd: list[tuple[np.ndarray, np.ndarray]],
     return MapResult(mean_ap, aps, mean_pr, prs)
 
 
-def compute_map(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query") -> MapResult:
+def compute_map(ranks: ArrayLike, gnd: Sequence[Mapping[str, Any]], kappas: Sequence[int] | NDArray[np.int64] = (1, 5, 10), *,
+                layout: str = "db_by_query") -> MapResult:
     """mAP and precision at kappas over a set of queries (Oxford5k/Paris6k).
 
     Parameters
@@ -262,6 +302,40 @@ def compute_map(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query") -> MapRe
         ``(map, aps, mean_precision, precisions)``; queries with an empty
         ``ok`` get NaN and are left out of ``map`` and ``mean_precision``
         (both NaN when no query has positives).
+
+    Raises
+    ------
+    ValueError
+        ranks not 2-D, of another number of queries than gnd, negative or
+        repeated ids; gnd entries without ``ok``, with repeated ids or ids
+        both ok and junk; kappas < 1; an unknown layout.
+    TypeError
+        Non-integer ranks, gnd not a list of dicts, kappas not ints.
+
+    See Also
+    --------
+    sklearn.metrics.average_precision_score : step-wise AP of one scored list.
+    compute_map_revisited : the ROxford/RParis protocols.
+    deepret.datasets.load_oxford5k : data and ground truth to evaluate on.
+
+    Notes
+    -----
+    The protocol, with formulas: the documentation's "Evaluation" page
+    (docs/algorithms/evaluation.md).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepret import evaluate
+    >>> gnd = [{"ok": [2], "junk": [0]}, {"ok": [0, 1]}]
+    >>> ranks = np.array([[0, 1], [2, 2], [1, 0]])   # (n_database, n_queries): column = query
+    >>> result = evaluate.compute_map(ranks, gnd, kappas=(1, 2))
+    >>> result.aps.round(4)                          # junk 0 removed: 2 is first for query 0
+    array([1.    , 0.7917])
+    >>> round(result.map, 4), result.precisions.tolist()
+    (0.8958, [[1.0, 1.0], [1.0, 0.5]])
+    >>> evaluate.compute_map(ranks.T, gnd, layout="query_by_db").map == result.map
+    True
     """
     kappas = _check_kappas(kappas)
     entries = _check_gnd(gnd)
@@ -269,7 +343,7 @@ def compute_map(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query") -> MapRe
     return _map(ranks_q, entries, kappas)
 
 
-def _concat(entry: Mapping, keys: tuple[str, ...], i: int) -> np.ndarray:
+def _concat(entry: Mapping[str, Any], keys: tuple[str, ...], i: int) -> NDArray[np.int64]:
     parts = []
     for key in keys:
         if key not in entry:
@@ -286,7 +360,7 @@ _PROTOCOL_KEYS = {  # protocol: (positives, junk)
 }
 
 
-def revisited_gnd(gnd, protocol: str) -> list[dict]:
+def revisited_gnd(gnd: Sequence[Mapping[str, Any]], protocol: str) -> list[dict[str, NDArray[np.int64]]]:
     """Oxford-style ground truth (``ok``/``junk``) for one protocol of a
     revisited dataset (ROxford5k, RParis6k).
 
@@ -294,6 +368,35 @@ def revisited_gnd(gnd, protocol: str) -> list[dict]:
     ``protocol="easy"``: ok = easy, junk = junk + hard; ``"medium"``:
     ok = easy + hard, junk = junk; ``"hard"``: ok = hard, junk = junk + easy.
     Returns a list of ``{"ok": int64 array, "junk": int64 array}``.
+
+    Parameters
+    ----------
+    gnd : list of dicts with ``easy``, ``hard`` and ``junk``
+    protocol : {"easy", "medium", "hard"}
+
+    Returns
+    -------
+    list of dicts
+        ``{"ok": int64 array, "junk": int64 array}`` per query.
+
+    Raises
+    ------
+    ValueError
+        An unknown protocol, an entry without ``easy``, ``hard`` or ``junk``.
+    TypeError
+        gnd not a list of dicts.
+
+    See Also
+    --------
+    compute_map_revisited
+
+    Examples
+    --------
+    >>> from deepret import evaluate
+    >>> gnd = [{"easy": [1], "hard": [4], "junk": [7]}]
+    >>> entry = evaluate.revisited_gnd(gnd, "hard")[0]
+    >>> entry["ok"].tolist(), entry["junk"].tolist()
+    ([4], [7, 1])
     """
     if not isinstance(protocol, str) or protocol not in _PROTOCOL_KEYS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -308,8 +411,9 @@ def revisited_gnd(gnd, protocol: str) -> list[dict]:
     return out
 
 
-def compute_map_revisited(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query",
-                          protocols=PROTOCOLS) -> dict[str, MapResult]:
+def compute_map_revisited(ranks: ArrayLike, gnd: Sequence[Mapping[str, Any]], kappas: Sequence[int] | NDArray[np.int64] = (1, 5, 10), *,
+                          layout: str = "db_by_query",
+                          protocols: str | Sequence[str] = PROTOCOLS) -> dict[str, MapResult]:
     """The revisited protocol: :func:`compute_map` under Easy, Medium and Hard.
 
     Parameters
@@ -330,6 +434,29 @@ def compute_map_revisited(ranks, gnd, kappas=(1, 5, 10), *, layout="db_by_query"
         ``{protocol: MapResult}``; a query without positives under a protocol
         (e.g. no easy images) is NaN there and left out of that protocol's
         means.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`compute_map` and :func:`revisited_gnd`; an unknown protocol.
+
+    See Also
+    --------
+    compute_map, revisited_gnd
+    deepret.datasets.load_ground_truth : ``"roxford5k"``, ``"rparis6k"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepret import evaluate
+    >>> gnd = [{"easy": [0], "hard": [2], "junk": [1]}]
+    >>> ranks = np.array([[0], [1], [2], [3]])       # (n_database, 1 query)
+    >>> result = evaluate.compute_map_revisited(ranks, gnd)
+    >>> {p: round(r.map, 4) for p, r in result.items()}
+    {'easy': 1.0, 'medium': 1.0, 'hard': 1.0}
+    >>> result = evaluate.compute_map_revisited(ranks[::-1], gnd)   # worst first
+    >>> {p: round(r.map, 4) for p, r in result.items()}
+    {'easy': 0.25, 'medium': 0.4167, 'hard': 0.25}
     """
     if isinstance(protocols, str):
         protocols = (protocols,)

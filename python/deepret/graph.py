@@ -5,7 +5,7 @@
 ``scipy.sparse.csr_array`` in one native pass; ``knn_graph`` searches the
 neighbours first. numpy inputs run on the CPU engine; CuPy inputs on the CUDA
 engine and give a ``cupyx.scipy.sparse.csr_matrix``. This module only
-validates and dispatches.
+validates and dispatches. The definitions: docs/algorithms/knn_graph.md.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from . import _arrays, _backend
+from ._typing import ArrayInput, Sparse
 
 __all__ = ["graph_from_knn", "knn_graph"]
 
@@ -140,7 +141,8 @@ def _graph_cuda(scores, indices, gamma, mutual, l2, normalize):
     return graph
 
 
-def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normalize=True, *, num_threads=None):
+def graph_from_knn(scores: ArrayInput, indices: ArrayInput, gamma: float = 3.0, mutual: bool = True,
+                   metric: str = "ip", normalize: bool = True, *, num_threads: int | None = None) -> Sparse:
     """Symmetric sparse affinity graph from precomputed k nearest neighbours.
 
     Parameters
@@ -190,6 +192,34 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
         overflow the dtype.
     TypeError
         scores not float32/float64, indices not integers, gamma not a number.
+
+    See Also
+    --------
+    scipy.sparse.csr_array : the type returned; the reference diffusion codes
+        build the same matrix with scipy.sparse (``A.minimum(A.T)``, then
+        ``D^-1/2 A D^-1/2``), three times slower.
+    knn_graph : search the neighbours and build the graph in one call.
+    diffuse : what the graph is for.
+
+    Notes
+    -----
+    The formulas are in the documentation's "kNN graph" page
+    (docs/algorithms/knn_graph.md).
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> scores = np.array([[0.9, 0.5], [0.9, 0.4], [0.5, 0.4]])
+    >>> indices = np.array([[1, 2], [0, 2], [0, 1]])
+    >>> W = deepret.graph_from_knn(scores, indices, gamma=1.0)
+    >>> W.toarray().round(3)
+    array([[0.   , 0.667, 0.445],
+           [0.667, 0.   , 0.37 ],
+           [0.445, 0.37 , 0.   ]])
+    >>> deepret.graph_from_knn(scores, indices, gamma=1.0, normalize=False).toarray()
+    array([[0. , 0.9, 0.5],
+           [0.9, 0. , 0.4],
+           [0.5, 0.4, 0. ]])
     """
     gamma = _check_gamma(gamma)
     metric = _check_metric(metric)
@@ -209,8 +239,9 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
     return _csr_cpu(data, cols, indptr, scores.shape[0])
 
 
-def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, progress=False,
-              k_includes_self=False, num_threads=None):
+def knn_graph(x: ArrayInput, k: int = 50, gamma: float = 3.0, mutual: bool = True, metric: str = "ip",
+              normalize: bool = True, *, progress: bool = False, k_includes_self: bool = False,
+              num_threads: int | None = None) -> Sparse:
     """Sparse kNN affinity graph of the rows of ``x``: ``deepret.knn`` (exact,
     each point's k nearest other points) followed by :func:`graph_from_knn`.
 
@@ -239,6 +270,29 @@ def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, p
     -------
     scipy.sparse.csr_array (n, n) in the dtype of ``x``
     (``cupyx.scipy.sparse.csr_matrix`` for CuPy input).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`deepret.knn` (x, k) and :func:`graph_from_knn` (gamma, metric).
+
+    See Also
+    --------
+    faiss.IndexFlatIP : with scipy.sparse, the usual way to build this graph.
+    sklearn.neighbors.kneighbors_graph : a kNN graph of distances, not
+        normalized affinities.
+    graph_from_knn, knn, DiffusionIndex
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> x = np.random.default_rng(0).standard_normal((100, 16)).astype(np.float32)
+    >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
+    >>> W = deepret.knn_graph(x, k=10)
+    >>> W.shape, W.dtype, bool(abs(W - W.T).max() == 0)
+    ((100, 100), dtype('float32'), True)
+    >>> int(np.diff(W.indptr).max()) <= 10              # mutual: at most k per row
+    True
     """
     gamma = _check_gamma(gamma)
     metric = _check_metric(metric)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _arrays, _backend
+from ._typing import Array, ArrayInput
 
 __all__ = ["knn"]
 
@@ -69,17 +70,18 @@ def _database_class(dtype):
     return _backend._core.KnnDatabaseF32 if dtype == np.float32 else _backend._core.KnnDatabaseF64
 
 
-def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=False,
-        num_threads=None):
+def knn(x: ArrayInput, queries: ArrayInput | None = None, k: int = 10, metric: str = "ip",
+        exclude_self: bool = False, *, progress: bool = False,
+        num_threads: int | None = None) -> tuple[Array, Array]:
     """The k nearest database rows of each query, exactly.
 
     Parameters
     ----------
     x : (n, d) float32 or float64 array
         The database. Finite values only, and small enough that no score
-        can overflow the dtype: ValueError unless max|x|^2 * d (and
-        4 max|x|^2 * d for "l2", over x and the queries) is finite, e.g.
-        |values| < 8.1e17 for 128-D float32 "l2" (a conservative bound).
+        can overflow the dtype: ValueError unless max(abs(x))^2 * d (and
+        4 max(abs(x))^2 * d for "l2", over x and the queries) is finite, e.g.
+        abs(values) < 8.1e17 for 128-D float32 "l2" (a conservative bound).
     queries : (nq, d) array of x's dtype, optional
         Default: x itself (all-vs-all).
     k : int
@@ -87,7 +89,7 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
     metric : {"ip", "l2"}
         "ip": largest inner products first (cosine for L2-normalized rows);
         "l2": smallest squared Euclidean distances first, computed as
-        |q|^2 + |x|^2 - 2 <q, x> and clipped at 0, as faiss does.
+        ‖q‖^2 + ‖x‖^2 - 2 <q, x> and clipped at 0, as faiss does.
     exclude_self : bool
         With queries=None, drop each point's own row from its neighbours.
     progress : bool, keyword-only
@@ -103,6 +105,36 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=Fals
         Inner products (descending) or squared distances (ascending).
     indices : (nq, k) int64 array
         Database rows, best first; ties broken by the smaller index.
+
+    Raises
+    ------
+    ValueError
+        x or queries not 2-D, empty, holding NaN or Inf, or large enough to
+        overflow the scores; d that differ; k out of range; an unknown
+        metric; exclude_self with queries given.
+    TypeError
+        A dtype other than float32/float64, queries of another dtype than
+        x, k not an int, CuPy and numpy inputs mixed.
+
+    See Also
+    --------
+    faiss.IndexFlatIP, faiss.IndexFlatL2 : the same results (``index.add(x);
+        index.search(queries, k)``), without building an index.
+    sklearn.neighbors.NearestNeighbors : brute-force search, also exact.
+    knn_graph : the neighbours of every point as a sparse affinity graph.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> x = np.array([[1, 0], [0.8, 0.6], [0, 1], [-1, 0]], np.float32)
+    >>> scores, ids = deepret.knn(x, x[:1], k=2)              # largest inner products
+    >>> ids, scores
+    (array([[0, 1]]), array([[1. , 0.8]], dtype=float32))
+    >>> scores, ids = deepret.knn(x, k=1, exclude_self=True)  # every row's nearest other row
+    >>> ids.ravel()
+    array([1, 0, 1, 2])
+    >>> deepret.knn(x, x[3:], k=2, metric="l2")[0]            # squared distances, ascending
+    array([[0., 2.]], dtype=float32)
     """
     threads = _backend.threads_arg(num_threads)
     if metric not in _METRICS:

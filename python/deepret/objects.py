@@ -35,7 +35,10 @@ Definitions (docs/objects.md has the same with the reasons):
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,15 +52,26 @@ from .regions import _check_params, egm
 from .region_graph import _check_region_set, _choice, region_graph
 from .regionset import RegionSet, count_images, extract, image_batches, is_single, shape_like, with_fallback
 from .saliency import feature_saliency
+from ._typing import Array, ArrayInput
+
+if TYPE_CHECKING:
+    from .regions import Regions
 
 __all__ = ["CENTRALITIES", "COVERS", "READOUTS", "ObjectSaliency", "object_saliency", "region_graph", "saliency_pool"]
 
+#: Region weights of :class:`ObjectSaliency` (``centrality=``): f g, g, f or 1.
 CENTRALITIES = ("both", "global", "local", "constant")
+#: The regions N_p that weigh pixel p in an OS map (``cover=``): those whose
+#: box holds p, or all of the image's regions.
 COVERS = ("box", "all")
+#: How an OS (or FS) map becomes a descriptor (``readout=``): see
+#: :func:`saliency_pool`.
 READOUTS = ("sum", "weighted", "heaviest", "spatial")
 
 
-def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cover="box", num_threads=None):
+def object_saliency(a: ArrayInput, descriptors: ArrayInput, boxes: ArrayInput | Regions, weights: ArrayInput, *,
+                    counts: ArrayInput | None = None, fs: ArrayInput | None = None, cover: str = "box",
+                    num_threads: int | None = None) -> Array:
     """Object-saliency maps S(p) = F̂(p) Σ_{i in N_p} max(0, <v_i, u_p>) c_i.
 
     Parameters
@@ -88,6 +102,25 @@ def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cov
     ValueError
         Shapes that disagree, negative or non-finite activations, non-finite
         descriptors or weights, counts not summing to K.
+
+    See Also
+    --------
+    ObjectSaliency.saliency : these maps with the weights of a fitted graph.
+    feature_saliency : F̂.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.zeros((2, 3, 3), np.float32); a[0, 0, 0] = a[1, 2, 2] = 1.0
+    >>> descriptors = np.eye(2, dtype=np.float32)          # region 0 looks like channel 0 ...
+    >>> boxes = [[0, 0, 1, 1], [1, 1, 2, 2]]               # ... and sits top left
+    >>> s = deepret.object_saliency(a, descriptors, boxes, weights=[1.0, 0.5])
+    >>> (s > 0).astype(int)
+    array([[1, 0, 0],
+           [0, 0, 0],
+           [0, 0, 1]])
+    >>> bool(s[0, 0] > s[2, 2])                              # the heavier region wins
+    True
     """
     cover = _choice("cover", cover, COVERS)
     threads = _backend.threads_arg(num_threads)
@@ -178,10 +211,32 @@ class ObjectSaliency:
     batch_size : int, keyword-only
         Images per engine call and right-hand sides per CG call.
 
-    Attributes (after fit)
-    ----------------------
-    region_set_, W_ (region graph), global_ (K,) g, local_ (K,) f of each
-    database region in its own image's local search.
+    Attributes
+    ----------
+    region_set_ : RegionSet
+        After :meth:`fit`: the database regions.
+    W_ : scipy.sparse.csr_array (K, K)
+        After :meth:`fit`: the region graph.
+    global_ : (K,) float64 array
+        After :meth:`fit`: the global centrality g of each database region.
+    local_ : (K,) float64 array
+        After :meth:`fit`: the local centrality f of each database region in
+        its own image's local search.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A parameter out of range or of the wrong type (checked here, before
+        any work).
+
+    See Also
+    --------
+    RegionSet, object_saliency, saliency_pool, describe
+
+    Notes
+    -----
+    The definitions are the documentation's "Object saliency" page
+    (docs/objects.md).
 
     Examples
     --------
@@ -216,8 +271,25 @@ class ObjectSaliency:
         self.num_threads = num_threads
 
     # ----------------------------------------------------------------- fit
-    def fit(self, region_set):
-        """Build the region graph and both centralities of the database regions; returns self."""
+    def fit(self, region_set: RegionSet) -> ObjectSaliency:
+        """Build the region graph and both centralities of the database regions.
+
+        Parameters
+        ----------
+        region_set : RegionSet
+            At least 2 regions, of at least 2 images (``same_image=False``).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError
+            Not a RegionSet.
+        ValueError
+            Too few regions, or descriptors all zero.
+        """
         rs = _check_region_set(region_set)
         if not rs.descriptors.any():
             raise ValueError("region_set's descriptors are all zero (all-zero activations)")
@@ -239,9 +311,15 @@ class ObjectSaliency:
     _SETTINGS = ("k", "gamma", "alpha", "mutual", "same_image", "centrality", "cover", "readout", "query_k",
                  "tol", "maxiter", "batch_size")
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted state (settings, region set, graph, centralities)
-        to a .npz file (plain arrays, no pickles)."""
+        to a .npz file (plain arrays, no pickles); :meth:`load` reads it.
+
+        Raises
+        ------
+        ValueError
+            Not fitted.
+        """
         self._check_fitted()
         from .regionset import _FIELDS
 
@@ -255,7 +333,7 @@ class ObjectSaliency:
         np.savez(path, **arrays)
 
     @classmethod
-    def load(cls, path) -> "ObjectSaliency":
+    def load(cls, path: str | os.PathLike[str]) -> ObjectSaliency:
         """Read a file written by :meth:`save`; the result describes images at once."""
         from .regionset import _FIELDS
 
@@ -381,7 +459,7 @@ class ObjectSaliency:
             yield ids, batch, maps
 
     # ------------------------------------------------------------- outputs
-    def saliency(self, acts, *, images=None):
+    def saliency(self, acts: ArrayInput | Sequence[ArrayInput], *, images: ArrayInput | None = None) -> Any:
         """Object-saliency maps of images.
 
         Parameters
@@ -409,10 +487,27 @@ class ObjectSaliency:
                 out[i] = m
         return shape_like(acts, out)
 
-    def describe(self, acts, *, images=None, readout=None):
-        """OS.EGM descriptors (B, C) (or (C,) for one image), L2-normalized.
+    def describe(self, acts: ArrayInput | Sequence[ArrayInput], *, images: ArrayInput | None = None,
+                 readout: str | None = None) -> Array:
+        """OS.EGM descriptors: EGM on each OS map, regional max pooling, the read-out.
 
-        ``readout`` overrides the constructor's; ``images`` as in :meth:`saliency`.
+        Parameters
+        ----------
+        acts : (C, H, W), (B, C, H, W) or a sequence of (C, H, W)
+            Activations with the fitted region set's channels.
+        images : (B,) ints, keyword-only
+            As in :meth:`saliency`.
+        readout : {"sum", "weighted", "heaviest", "spatial"}, keyword-only
+            Overrides the constructor's.
+
+        Returns
+        -------
+        (B, C) array (or (C,) for one image), L2-normalized, float32
+
+        Raises
+        ------
+        ValueError
+            As :meth:`saliency`; an unknown readout.
         """
         readout = self.readout if readout is None else _choice("readout", readout, READOUTS)
         out = None
@@ -421,11 +516,12 @@ class ObjectSaliency:
             if out is None:
                 out = np.empty((count_images(acts), rows.shape[1]), dtype=rows.dtype)
             out[ids] = rows
-        return out[0] if is_single(acts) else out
+        return out[0] if is_single(acts) else out  # type: ignore[index,return-value]  # set by the first batch
 
 
-def saliency_pool(a, s, readout="sum", *, sigma=2.0, lam=0.0, tau=0.55, threshold=0.0, power=2.0, max_iter=20,
-                  box_scale=2.0, num_threads=None):
+def saliency_pool(a: ArrayInput, s: ArrayInput, readout: str = "sum", *, sigma: float = 2.0, lam: float = 0.0,
+                  tau: float = 0.55, threshold: float = 0.0, power: float = 2.0, max_iter: int = 20,
+                  box_scale: float = 2.0, num_threads: int | None = None) -> Array:
     """Descriptors of images from a saliency map each, by one of the read-outs.
 
     The same read-outs as ``ObjectSaliency.describe``, for any map: an OS map,
@@ -444,9 +540,26 @@ def saliency_pool(a, s, readout="sum", *, sigma=2.0, lam=0.0, tau=0.55, threshol
     sigma, lam, tau, threshold, power, max_iter, box_scale : keyword-only
         EGM settings (default: the paper's OS settings).
 
+    num_threads : int, optional, keyword-only
+
     Returns
     -------
     (C,) or (B, C), L2-normalized, float32 (float64 for float64 activations).
+
+    Raises
+    ------
+    ValueError
+        An unknown readout, an EGM setting out of range, maps that do not
+        match a's, negative or non-finite values.
+    TypeError
+        CuPy input (numpy only for now), non-real maps.
+
+    See Also
+    --------
+    ObjectSaliency.describe : the same read-outs of OS maps.
+    describe : ``"fs.egm"`` is ``saliency_pool(a, feature_saliency(a),
+        "sum", sigma=2.5, threshold=0.4, power=5)``.
+    weighted_sum_pool : the ``"spatial"`` read-out.
 
     Examples
     --------

@@ -45,6 +45,29 @@ def regions(image_or_map, regions, ax=None, *, map_shape=None, color="red", cmap
     Returns
     -------
     The Axes drawn on.
+
+    Raises
+    ------
+    ValueError
+        A picture that is not (H, W) or (H, W, 3|4); regions of several maps.
+    ImportError
+        Without matplotlib.
+
+    See Also
+    --------
+    matplotlib.axes.Axes.imshow : draws the picture.
+    deepret.egm : finds the regions.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np, deepret, deepret.plot
+    >>> yy, xx = np.mgrid[0:12, 0:16]
+    >>> s = np.exp(-((yy - 4) ** 2 + (xx - 5) ** 2) / 6)
+    >>> ax = deepret.plot.regions(s, deepret.egm(s))
+    >>> len(ax.patches)                  # one box per region
+    1
     """
     plt, patches = _pyplot()
     picture = _host(image_or_map)
@@ -94,6 +117,26 @@ def fs_vs_os(acts, saliency, *, titles=None, images=None, figsize_per_image=(5.0
     Returns
     -------
     The matplotlib Figure (B rows, 2 columns).
+
+    Raises
+    ------
+    ValueError
+        No images, titles of another length.
+
+    See Also
+    --------
+    regions, deepret.ObjectSaliency.saliency
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np, deepret, deepret.plot
+    >>> acts = [np.random.default_rng(i).random((8, 6, 7), dtype=np.float32) for i in range(4)]
+    >>> os_ = deepret.ObjectSaliency(k=5).fit(deepret.RegionSet.from_activations(acts))
+    >>> figure = deepret.plot.fs_vs_os(acts[:2], os_)
+    >>> len(figure.axes)
+    4
     """
     from .regions import egm
     from .saliency import feature_saliency

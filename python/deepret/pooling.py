@@ -11,11 +11,16 @@ numpy input runs on the CPU engine, CuPy input on the CUDA engine.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _arrays, _backend
 from .saliency import activations, raise_on_status
+from ._typing import Array, ArrayInput
+
+if TYPE_CHECKING:
+    from .regions import Regions
 
 __all__ = ["gem", "mac", "regional_max_pool", "rmac", "rmac_regions", "spoc"]
 
@@ -45,18 +50,134 @@ def _global(name, a, kind, p, eps, normalize, num_threads):
     return out[0] if single else out
 
 
-def mac(a, *, normalize=True, num_threads=None):
-    """MAC: per-channel max over positions. a (C, H, W) -> (C,), (B, C, H, W) -> (B, C)."""
+def mac(a: ArrayInput, *, normalize: bool = True, num_threads: int | None = None) -> Array:
+    """MAC: the maximum activation of each channel over the map.
+
+    ``v_c = max_p a[c, p]``, then L2-normalized.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like
+        Activations of one image or a batch (any real dtype; computed in
+        float32, or float64 for float64 and wide integers); finite.
+    normalize : bool, keyword-only
+        L2-normalize, ``v / (||v|| + 1e-6)`` (default True).
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    (C,) or (B, C) array
+        float32 (float64 for float64 input); CuPy for CuPy input.
+
+    Raises
+    ------
+    ValueError
+        Wrong ndim, an empty map, NaN or Inf.
+    TypeError
+        A non-real dtype.
+
+    See Also
+    --------
+    torch.nn.functional.adaptive_max_pool2d : ``(a, 1)``, before the L2
+        normalization (cirtorch's ``mac``).
+    numpy.amax : ``a.max(axis=(-2, -1))``.
+    spoc, gem, rmac
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.array([[[0, 3], [4, 0]], [[1, 0], [0, 0]]], np.float32)   # C=2, H=W=2
+    >>> deepret.mac(a, normalize=False)
+    array([4., 1.], dtype=float32)
+    >>> deepret.mac(a).round(4)
+    array([0.9701, 0.2425], dtype=float32)
+    """
     return _global("mac", a, _MAC, 1.0, 0.0, normalize, num_threads)
 
 
-def spoc(a, *, normalize=True, num_threads=None):
-    """SPoC: per-channel sum over positions. a (C, H, W) -> (C,), (B, C, H, W) -> (B, C)."""
+def spoc(a: ArrayInput, *, normalize: bool = True, num_threads: int | None = None) -> Array:
+    """SPoC: the sum of each channel over the map (sum pooling).
+
+    ``v_c = sum_p a[c, p]``, then L2-normalized.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like
+        Activations of one image or a batch (any real dtype; computed in
+        float32, or float64 for float64 and wide integers); finite.
+    normalize : bool, keyword-only
+        L2-normalize, ``v / (||v|| + 1e-6)`` (default True).
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    (C,) or (B, C) array
+        float32 (float64 for float64 input); CuPy for CuPy input.
+
+    Raises
+    ------
+    ValueError
+        Wrong ndim, an empty map, NaN or Inf.
+    TypeError
+        A non-real dtype.
+
+    See Also
+    --------
+    numpy.sum : ``a.sum(axis=(-2, -1))``.
+    mac, gem
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.array([[[0, 3], [4, 0]], [[1, 0], [0, 0]]], np.float32)
+    >>> deepret.spoc(a, normalize=False)
+    array([7., 1.], dtype=float32)
+    """
     return _global("spoc", a, _SPOC, 1.0, 0.0, normalize, num_threads)
 
 
-def gem(a, p=3.0, eps=1e-6, *, normalize=True, num_threads=None):
-    """GeM: (mean over positions of max(a, eps)**p)**(1/p) per channel."""
+def gem(a: ArrayInput, p: float = 3.0, eps: float = 1e-6, *, normalize: bool = True,
+        num_threads: int | None = None) -> Array:
+    """GeM: generalized-mean pooling, (mean_p max(a, eps)^p)^(1/p) per channel.
+
+    p = 1 is average pooling, p -> infinity MAC; then L2-normalized.
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like
+        Activations, finite.
+    p : float > 0
+        The exponent (3 in Radenovic et al.).
+    eps : float > 0
+        Activations are clamped at eps first (cirtorch's ``clamp(min=eps)``).
+    normalize : bool, keyword-only
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    (C,) or (B, C) array
+        float32 (float64 for float64 input); CuPy for CuPy input.
+
+    Raises
+    ------
+    ValueError
+        p or eps not positive and finite; wrong ndim, empty map, NaN or Inf.
+
+    See Also
+    --------
+    torch.nn.functional.avg_pool2d : cirtorch's ``gem`` is
+        ``avg_pool2d(a.clamp(min=eps).pow(p), (H, W)).pow(1/p)``.
+    mac, spoc
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.array([[[0, 3], [4, 0]], [[1, 0], [0, 0]]], np.float32)
+    >>> deepret.gem(a, p=1.0, normalize=False).round(3)     # the mean
+    array([1.75, 0.25], dtype=float32)
+    >>> deepret.gem(a, p=3.0, normalize=False).round(3)
+    array([2.834, 0.63 ], dtype=float32)
+    """
     for name, value in (("p", p), ("eps", eps)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
                 or not np.isfinite(value) or value <= 0:
@@ -64,7 +185,7 @@ def gem(a, p=3.0, eps=1e-6, *, normalize=True, num_threads=None):
     return _global("gem", a, _GEM, p, eps, normalize, num_threads)
 
 
-def rmac_regions(h, w, levels=3, overlap=0.4):
+def rmac_regions(h: int, w: int, levels: int = 3, overlap: float = 0.4) -> Array:
     """The R-MAC region grid of cirtorch (Radenovic et al.), box for box.
 
     Parameters
@@ -115,8 +236,10 @@ def rmac_regions(h, w, levels=3, overlap=0.4):
 
     Examples
     --------
-    >>> deepret.rmac_regions(16, 16)[:3].tolist()
-    [[0, 0, 15, 15], [0, 0, 15, 15], [0, 0, 9, 9]]
+    >>> import deepret
+    >>> boxes = deepret.rmac_regions(16, 16)
+    >>> len(boxes), boxes[:3].tolist()
+    (15, [[0, 0, 15, 15], [0, 0, 15, 15], [0, 0, 9, 9]])
     """
     h, w = _arrays.positive_int("h", h), _arrays.positive_int("w", w)
     levels = _arrays.positive_int("levels", levels)
@@ -150,9 +273,44 @@ def rmac_regions(h, w, levels=3, overlap=0.4):
     return np.array(boxes, dtype=np.int64).reshape(-1, 4)
 
 
-def rmac(a, levels=3, *, num_threads=None):
-    """R-MAC: L2N(sum over the whole map and the R-MAC grid regions of
-    L2N(regional MAC)). a (C, H, W) -> (C,), (B, C, H, W) -> (B, C)."""
+def rmac(a: ArrayInput, levels: int = 3, *, num_threads: int | None = None) -> Array:
+    """R-MAC: regional MAC over the standard grid, summed.
+
+    ``L2N(sum_R L2N(max_{p in R} a[:, p]))`` over the whole map and the
+    R-MAC grid regions (:func:`rmac_regions`, overlap 0.4).
+
+    Parameters
+    ----------
+    a : (C, H, W) or (B, C, H, W) array_like
+        Activations, finite.
+    levels : int >= 1
+        Grid scales (cirtorch's ``L``, default 3).
+    num_threads : int, optional, keyword-only
+
+    Returns
+    -------
+    (C,) or (B, C) array, L2-normalized
+        float32 (float64 for float64 input); CuPy for CuPy input.
+
+    Raises
+    ------
+    ValueError
+        levels not an int >= 1; wrong ndim, empty map, NaN or Inf.
+
+    See Also
+    --------
+    rmac_regions : the grid.
+    regional_max_pool : max pooling over any boxes.
+    mac
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.random.default_rng(0).random((8, 10, 12), dtype=np.float32)
+    >>> v = deepret.rmac(a, levels=3)
+    >>> v.shape, round(float(np.linalg.norm(v)), 4)
+    ((8,), 1.0)
+    """
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"levels must be an int >= 1, got {levels!r}")
     threads = _backend.threads_arg(num_threads)
@@ -177,7 +335,8 @@ def rmac(a, levels=3, *, num_threads=None):
     return out[0] if single else out
 
 
-def regional_max_pool(a, boxes, *, counts=None, normalize=True, num_threads=None):
+def regional_max_pool(a: ArrayInput, boxes: ArrayInput | Regions, *, counts: ArrayInput | None = None,
+                      normalize: bool = True, num_threads: int | None = None) -> Array:
     """Max pooling over boxes: one descriptor per box.
 
     Parameters
@@ -192,9 +351,36 @@ def regional_max_pool(a, boxes, *, counts=None, normalize=True, num_threads=None
     normalize : bool, keyword-only
         L2-normalize each descriptor (default True).
 
+    num_threads : int, optional, keyword-only
+
     Returns
     -------
-    (K, C) array, rows in box order.
+    (K, C) array, rows in box order
+        float32 (float64 for float64 input); CuPy for CuPy input.
+
+    Raises
+    ------
+    ValueError
+        boxes not (K, 4) or not finite, a box holding no pixel centre,
+        counts missing for a batch or not summing to K.
+    TypeError
+        CuPy activations with host boxes.
+
+    See Also
+    --------
+    torchvision.ops.roi_pool : max pooling over boxes, with its own
+        quantization of the box edges (here: the pixel centres inside).
+    egm : regions whose boxes this pools.
+    rmac
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)   # C=2, H=3, W=4
+    >>> boxes = [[0, 0, 1, 1], [1, 2, 2, 3]]                          # (y0, x0, y1, x1)
+    >>> deepret.regional_max_pool(a, boxes, normalize=False)
+    array([[ 5., 17.],
+           [11., 23.]], dtype=float32)
     """
     from .regions import Regions
 

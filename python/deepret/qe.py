@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _arrays, _backend
 from .knn import knn
+from ._typing import Array, ArrayInput
 
 __all__ = ["alpha_qe", "average_qe"]
 
@@ -84,7 +85,7 @@ def _check_alpha(alpha):
     return alpha
 
 
-def average_qe(queries, x, n=10, *, num_threads=None):
+def average_qe(queries: ArrayInput, x: ArrayInput, n: int = 10, *, num_threads: int | None = None) -> Array:
     """Average query expansion: L2N(q + sum of its n nearest database rows).
 
     Parameters
@@ -118,13 +119,21 @@ def average_qe(queries, x, n=10, *, num_threads=None):
 
     Examples
     --------
-    >>> qx = deepret.average_qe(x[query_ids], x, n=5)
-    >>> scores, ranks = deepret.knn(x, qx, k=100)
+    >>> import numpy as np, deepret
+    >>> x = np.array([[1, 0], [0.6, 0.8], [0, 1]], np.float32)
+    >>> deepret.average_qe(x[0], x, n=2).round(3)          # q + x_0 + x_1, normalized
+    array([0.956, 0.294], dtype=float32)
+    >>> qx = deepret.average_qe(x[:2], x, n=2)
+    >>> scores, ranks = deepret.knn(x, qx, k=3)            # search again with the expanded queries
+    >>> ranks
+    array([[0, 1, 2],
+           [1, 2, 0]])
     """
     return _expand("average_qe", queries, x, n, 0.0, num_threads)
 
 
-def alpha_qe(queries, x, n=10, alpha=3.0, *, num_threads=None):
+def alpha_qe(queries: ArrayInput, x: ArrayInput, n: int = 10, alpha: float = 3.0, *,
+             num_threads: int | None = None) -> Array:
     """alpha-weighted query expansion (Radenovic, Tolias & Chum):
     L2N(q + sum_{i<=n} max(0, s_i)^alpha x_{r_i}).
 
@@ -159,6 +168,9 @@ def alpha_qe(queries, x, n=10, alpha=3.0, *, num_threads=None):
 
     Examples
     --------
-    >>> qx = deepret.alpha_qe(x[query_ids], x, n=2, alpha=3.0)
+    >>> import numpy as np, deepret
+    >>> x = np.array([[1, 0], [0.6, 0.8], [0, 1]], np.float32)
+    >>> deepret.alpha_qe(x[0], x, n=2, alpha=3.0).round(3)  # q + 1 x_0 + 0.6^3 x_1
+    array([0.997, 0.081], dtype=float32)
     """
     return _expand("alpha_qe", queries, x, n, _check_alpha(alpha), num_threads)

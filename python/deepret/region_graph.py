@@ -11,6 +11,7 @@ from . import _arrays, _backend
 from .graph import graph_from_knn
 from .knn import knn
 from .regionset import RegionSet
+from ._typing import Array, Sparse
 
 __all__ = ["region_graph", "region_neighbors"]
 
@@ -29,11 +30,52 @@ def _check_region_set(region_set):
     return region_set
 
 
-def region_neighbors(region_set, k=200, same_image=False, *, progress=False, num_threads=None):
-    """(scores, ids), each (K, k'), of every region's nearest regions (inner
-    product, best first), excluding itself and, unless ``same_image``, the
-    regions of its own image; rows with fewer candidates are padded with id -1.
-    k' = min(k, the largest number of candidates)."""
+def region_neighbors(region_set: RegionSet, k: int = 200, same_image: bool = False, *, progress: bool = False,
+                     num_threads: int | None = None) -> tuple[Array, Array]:
+    """The nearest regions of every region of a RegionSet.
+
+    Inner product, best first, excluding the region itself and, unless
+    ``same_image``, the regions of its own image.
+
+    Parameters
+    ----------
+    region_set : RegionSet
+    k : int
+        Neighbours per region.
+    same_image : bool
+        Whether regions of the same image may be neighbours.
+    progress, num_threads : keyword-only
+
+    Returns
+    -------
+    scores : (K, k') float32 array
+    ids : (K, k') int64 array
+        Rows with fewer candidates are padded with id -1 (and the score
+        after the last real one). k' = min(k, the largest number of
+        candidates).
+
+    Raises
+    ------
+    TypeError
+        Not a RegionSet.
+    ValueError
+        Fewer than 2 regions; ``same_image=False`` with one image only.
+
+    See Also
+    --------
+    knn : the search; region_graph : the graph of these lists.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> from deepret.region_graph import region_neighbors
+    >>> acts = [np.random.default_rng(i).random((8, 6, 6), dtype=np.float32) for i in range(3)]
+    >>> rs = deepret.RegionSet.from_activations(acts)
+    >>> scores, ids = region_neighbors(rs, k=2)
+    >>> other = rs.image[ids] != rs.image[:, None]          # always another image's region
+    >>> bool(other[ids >= 0].all())
+    True
+    """
     rs = _check_region_set(region_set)
     k = _arrays.positive_int("k", k)
     x = rs.float32_descriptors()
@@ -53,8 +95,8 @@ def region_neighbors(region_set, k=200, same_image=False, *, progress=False, num
     return out_scores, out_ids
 
 
-def region_graph(region_set, k=200, gamma=3.0, mutual=True, same_image=False, *, progress=False,
-                 num_threads=None):
+def region_graph(region_set: RegionSet, k: int = 200, gamma: float = 3.0, mutual: bool = True,
+                 same_image: bool = False, *, progress: bool = False, num_threads: int | None = None) -> Sparse:
     """The normalized kNN graph over a RegionSet's regional descriptors.
 
     Parameters
@@ -77,6 +119,16 @@ def region_graph(region_set, k=200, gamma=3.0, mutual=True, same_image=False, *,
     Returns
     -------
     scipy.sparse.csr_array (K, K), float32, symmetric.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`deepret.region_graph.region_neighbors` and
+        :func:`deepret.graph_from_knn`.
+
+    See Also
+    --------
+    knn_graph : the same graph over any descriptors.
 
     Examples
     --------

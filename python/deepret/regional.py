@@ -13,6 +13,7 @@ score(q, m) = Σ_{i in R(m)} f^q_i (``pooling="sum"``) or max_{i in R(m)} f^q_i
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +24,7 @@ from .graph import _check_gamma
 from .knn import knn
 from .region_graph import _check_region_set, region_graph
 from .regionset import RegionSet
+from ._typing import Array, ArrayInput
 
 __all__ = ["RegionalDiffusionIndex"]
 
@@ -53,6 +55,17 @@ class RegionalDiffusionIndex:
         Region scores to image scores.
     tol, maxiter : keyword-only
         CG stopping (``last_info`` keeps the outcome).
+    progress, num_threads : keyword-only
+
+    Raises
+    ------
+    ValueError, TypeError
+        A parameter out of range; a region set of fewer than 2 regions.
+
+    See Also
+    --------
+    DiffusionIndex : diffusion over global descriptors, one node per image.
+    region_graph, RegionSet
 
     Examples
     --------
@@ -115,7 +128,7 @@ class RegionalDiffusionIndex:
             raise ValueError("queries contain NaN or infinity")
         return desc, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
-    def search(self, queries, topk=100):
+    def search(self, queries: RegionSet | ArrayInput | Sequence[ArrayInput], topk: int = 100) -> tuple[Array, Array]:
         """Rank database images for each query.
 
         Parameters
@@ -129,6 +142,12 @@ class RegionalDiffusionIndex:
             Pooled diffusion scores, best first.
         images : (nq, topk) int64
             Database image ids (ties by the smaller id).
+
+        Raises
+        ------
+        ValueError
+            topk larger than the database, queries of another dimension,
+            empty or non-finite queries.
         """
         topk = _arrays.positive_int("topk", topk)
         rs = self.region_set

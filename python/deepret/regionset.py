@@ -13,6 +13,7 @@ represented.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -154,8 +155,35 @@ class RegionSet:
     params : dict
         The EGM settings the regions were found with (queries reuse them).
 
+    Notes
+    -----
     ``counts`` (B,), ``offsets`` (B + 1,), ``len(rs)`` (regions),
     ``rs.n_images``, ``rs.regions_of(m)`` (a slice of rows).
+
+    Build one with :meth:`from_activations`; the constructor takes the
+    fields as they are (it checks their lengths and the image order).
+
+    Raises
+    ------
+    ValueError
+        (constructor) descriptors not 2-D, fields of different lengths,
+        image ids not sorted or out of range.
+
+    See Also
+    --------
+    ObjectSaliency, RegionalDiffusionIndex, region_graph : what it feeds.
+    describe : ``"fs.egm"`` sums these regional descriptors per image.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> acts = [np.random.default_rng(i).random((8, 5, 6), dtype=np.float32) for i in range(3)]
+    >>> rs = deepret.RegionSet.from_activations(acts)
+    >>> rs.n_images, rs.channels, int(rs.counts.sum()) == len(rs)
+    (3, 8, True)
+    >>> rows = rs.regions_of(1)
+    >>> bool((rs.image[rows] == 1).all())
+    True
     """
 
     def __init__(self, descriptors, image, boxes, means, variances, weights, fallback, shapes, params):
@@ -250,20 +278,24 @@ class RegionSet:
     # ------------------------------------------------------------- access
     @property
     def offsets(self) -> np.ndarray:
+        """(B + 1,) int64: image m's rows are ``offsets[m]:offsets[m + 1]``."""
         return np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
 
     @property
     def n_images(self) -> int:
+        """The number of images B."""
         return len(self.shapes)
 
     @property
     def channels(self) -> int:
+        """The descriptors' dimension C."""
         return int(self.descriptors.shape[1])
 
     def __len__(self) -> int:
+        """The number of regions K."""
         return len(self.image)
 
-    def regions_of(self, m) -> slice:
+    def regions_of(self, m: int) -> slice:
         """The rows of image m's regions."""
         if isinstance(m, bool) or not isinstance(m, numbers.Integral):
             raise TypeError(f"m must be an int, got {type(m).__name__}")
@@ -273,6 +305,7 @@ class RegionSet:
         return slice(int(lo), int(hi))
 
     def float32_descriptors(self) -> np.ndarray:
+        """The descriptors as a C-contiguous float32 array (a copy for float16 storage)."""
         return np.ascontiguousarray(self.descriptors, dtype=np.float32)
 
     def __repr__(self) -> str:
@@ -280,14 +313,27 @@ class RegionSet:
                 f"{self.descriptors.dtype})")
 
     # -------------------------------------------------------- persistence
-    def save(self, path) -> None:
-        """Write to a .npz file (plain arrays, no pickles)."""
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to a .npz file (plain arrays, no pickles).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np, deepret
+        >>> acts = [np.random.default_rng(i).random((4, 5, 5), dtype=np.float32) for i in range(2)]
+        >>> rs = deepret.RegionSet.from_activations(acts)
+        >>> path = os.path.join(tempfile.mkdtemp(), "regions.npz")
+        >>> rs.save(path)
+        >>> back = deepret.RegionSet.load(path)
+        >>> bool((back.descriptors == rs.descriptors).all()), back.params == rs.params
+        (True, True)
+        """
         arrays = {f: getattr(self, f) for f in _FIELDS}
         arrays.update({f"param_{k}": np.asarray(v) for k, v in self.params.items()})
         np.savez(path, **arrays)
 
     @classmethod
-    def load(cls, path) -> "RegionSet":
+    def load(cls, path: str | os.PathLike[str]) -> RegionSet:
         """Read a file written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as z:
             missing = [f for f in _FIELDS if f not in z.files]

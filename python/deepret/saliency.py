@@ -1,11 +1,13 @@
 """Feature saliency (FS) maps from CNN activations, CroW-style (Kalantidis,
-Mellina & Osindero 2016; the FS maps of Siméoni et al. 2018)."""
+Mellina & Osindero 2016; the FS maps of Siméoni et al. 2018). The formulas:
+docs/algorithms/saliency_pooling.md."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from . import _arrays, _backend
+from ._typing import Array, ArrayInput
 
 __all__ = ["feature_saliency"]
 
@@ -33,7 +35,7 @@ def raise_on_status(status, message: str) -> None:
         raise ValueError(message)
 
 
-def feature_saliency(a, eps=1e-6, *, num_threads=None):
+def feature_saliency(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> Array:
     """Feature-saliency map(s) of non-negative activations.
 
     With q_j the fraction of positions where channel j is non-zero, the
@@ -55,8 +57,30 @@ def feature_saliency(a, eps=1e-6, *, num_threads=None):
 
     Raises
     ------
-    TypeError for a non-real dtype; ValueError for a wrong ndim, a negative,
-    NaN or Inf activation, or eps <= 0.
+    TypeError
+        A non-real dtype.
+    ValueError
+        A wrong ndim, a negative, NaN or Inf activation, or eps <= 0.
+
+    See Also
+    --------
+    crow_weights : CroW's spatial weights, from the summed activations.
+    egm : regions of these maps (FS.EGM).
+
+    Notes
+    -----
+    Formulas: the documentation's "Saliency and pooling" page
+    (docs/algorithms/saliency_pooling.md).
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> a = np.zeros((2, 2, 3), np.float32)
+    >>> a[0] = 1.0                   # a dense channel: q = 1, weight log(7/6) = 0.15
+    >>> a[1, 0, 0] = 3.0             # a sparse one: q = 1/6, weight log(7) = 1.95
+    >>> deepret.feature_saliency(a).round(3)
+    array([[0.999, 0.16 , 0.16 ],
+           [0.16 , 0.16 , 0.16 ]], dtype=float32)
     """
     if not (isinstance(eps, (int, float, np.floating)) and not isinstance(eps, bool)
             and np.isfinite(eps) and eps > 0):

@@ -12,10 +12,13 @@ scipy defines the modes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import _arrays, _backend
 from .conv import _CUDA_DTYPES, _check_out
+from ._typing import Array, ArrayInput
 
 __all__ = ["convolve2d", "correlate2d"]
 
@@ -202,7 +205,8 @@ def _correlate(function, in1, in2, mode, boundary, fillvalue, out, num_threads, 
     return out
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None, num_threads=None):
+def convolve2d(in1: ArrayInput, in2: ArrayInput, mode: str = "full", boundary: str = "fill", fillvalue: Any = 0, *,
+               out: Array | None = None, num_threads: int | None = None) -> Array:
     """Convolve two 2-D arrays, as scipy.signal.convolve2d.
 
     Parameters
@@ -231,14 +235,87 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None,
     go to scipy.signal.convolve2d, whose exception is by definition scipy's.
     Unlike scipy, an empty image with boundary 'wrap' or 'symm' raises
     ValueError instead of crashing the interpreter.
+
+    Raises
+    ------
+    ValueError
+        Where scipy.signal.convolve2d raises it, with scipy's messages:
+        inputs not 2-D, an unknown mode or boundary, a 'valid' mode where
+        neither input is at least as large as the other in every
+        dimension, a ``fillvalue`` that does not convert; also ``out`` of the
+        wrong shape or dtype.
+    TypeError
+        ``out`` not an array; CuPy and host inputs mixed; a dtype the GPU
+        engine does not compute.
+
+    See Also
+    --------
+    scipy.signal.convolve2d : the function this one mirrors.
+    correlate2d : cross-correlation (kernel not flipped).
+    conv2d : the multi-channel CNN layer, as torch.nn.functional.conv2d.
+    convolve : the 1-D case, as numpy.convolve.
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> image = np.arange(16.0).reshape(4, 4)
+    >>> kernel = np.array([[1.0, 0.0, -1.0]])          # a horizontal gradient
+    >>> deepret.convolve2d(image, kernel, mode="same")
+    array([[  1.,   2.,   2.,  -2.],
+           [  5.,   2.,   2.,  -6.],
+           [  9.,   2.,   2., -10.],
+           [ 13.,   2.,   2., -14.]])
+    >>> deepret.convolve2d(image, kernel, mode="same", boundary="symm")
+    array([[1., 2., 2., 1.],
+           [1., 2., 2., 1.],
+           [1., 2., 2., 1.],
+           [1., 2., 2., 1.]])
     """
     return _correlate("convolve2d", in1, in2, mode, boundary, fillvalue, out, num_threads, True)
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None, num_threads=None):
-    """Cross-correlate two 2-D arrays, as scipy.signal.correlate2d
-    (``in2`` conjugated; in 'valid' mode with swapped inputs the result is
-    reversed, as scipy returns it). Parameters and returns as
-    :func:`convolve2d`.
+def correlate2d(in1: ArrayInput, in2: ArrayInput, mode: str = "full", boundary: str = "fill", fillvalue: Any = 0, *,
+                out: Array | None = None, num_threads: int | None = None) -> Array:
+    """Cross-correlate two 2-D arrays, as scipy.signal.correlate2d.
+
+    ``out[m, n] = sum_{j,k} in1[m + j - top, n + k - left] * conj(in2[j, k])``
+    with the image extended by the boundary rule; in 'valid' mode with
+    swapped inputs the result is reversed, as scipy returns it.
+
+    Parameters
+    ----------
+    in1, in2 : array_like, 2-D
+    mode : {'full', 'valid', 'same'}, optional
+    boundary : {'fill', 'wrap', 'symm'} or scipy's aliases, optional
+    fillvalue : scalar, optional
+    out : ndarray, optional, keyword-only
+    num_threads : int, optional, keyword-only
+        As in :func:`convolve2d`.
+
+    Returns
+    -------
+    ndarray
+        scipy's result dtype and shape (CuPy for CuPy input).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`convolve2d`.
+
+    See Also
+    --------
+    scipy.signal.correlate2d : the function this one mirrors.
+    convolve2d : convolution (kernel flipped).
+
+    Examples
+    --------
+    >>> import numpy as np, deepret
+    >>> image = np.zeros((3, 3)); image[1, 1] = 1.0
+    >>> template = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> deepret.correlate2d(image, template)               # the template, flipped, at (1, 1)
+    array([[0., 0., 0., 0.],
+           [0., 4., 3., 0.],
+           [0., 2., 1., 0.],
+           [0., 0., 0., 0.]])
     """
     return _correlate("correlate2d", in1, in2, mode, boundary, fillvalue, out, num_threads, False)

@@ -21,9 +21,11 @@ b x b matrices. Memory: four n x (r + p) float64 blocks.
 from __future__ import annotations
 
 import numbers
+import os
 import time
 import warnings
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Literal, NamedTuple, overload
 
 import numpy as np
 import scipy.linalg
@@ -33,15 +35,29 @@ from . import _arrays, _backend
 from .diffusion import _as_csr, _check_alpha, query_vector
 from .graph import graph_from_knn
 from .knn import knn
+from ._typing import Array, ArrayInput, Sparse
 from .whitening import PCAWhitening, index_whitening
 
 __all__ = ["EigsInfo", "SpectralIndex", "graph_eigs"]
 
 
 class EigsInfo(NamedTuple):
-    """How graph_eigs went: per eigenpair the residual |W u - lambda u|
+    """How graph_eigs went: per eigenpair the residual ‖W u - lambda u‖
     (u of unit norm), the filter iterations done, the sparse products spent
-    (in columns: one product of an n x b block counts b) and the seconds."""
+    (in columns: one product of an n x b block counts b) and the seconds.
+
+    See Also
+    --------
+    graph_eigs : returns it with ``return_info=True``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, deepret
+    >>> ring = sp.csr_array(sp.diags([0.5, 0.5], [1, -1], shape=(20, 20)) + sp.diags([0.5, 0.5], [19, -19], shape=(20, 20)))
+    >>> lam, U, info = deepret.graph_eigs(ring, 1, return_info=True)
+    >>> round(float(lam[0]), 6), bool(info.residuals[0] < 1e-6), info.iterations >= 1
+    (1.0, True, True)
+    """
 
     residuals: np.ndarray  # (r,) float64
     iterations: int
@@ -146,8 +162,17 @@ def _chebyshev(op, X, degree, lo, hi, top):
 _LOCK = 1e-2  # lock pairs with residual <= _LOCK * tol
 
 
-def graph_eigs(W, r, *, block=None, degree=12, tol=1e-6, maxiter=300, seed=0, return_info=False,
-               progress=False, num_threads=None):
+@overload
+def graph_eigs(W: Sparse, r: int, *, block: int | None = ..., degree: int = ..., tol: float = ...,
+               maxiter: int = ..., seed: int = ..., return_info: Literal[False] = ..., progress: bool = ...,
+               num_threads: int | None = ...) -> tuple[Array, Array]: ...
+@overload
+def graph_eigs(W: Sparse, r: int, *, block: int | None = ..., degree: int = ..., tol: float = ...,
+               maxiter: int = ..., seed: int = ..., return_info: Literal[True], progress: bool = ...,
+               num_threads: int | None = ...) -> tuple[Array, Array, EigsInfo]: ...
+def graph_eigs(W: Sparse, r: int, *, block: int | None = None, degree: int = 12, tol: float = 1e-6,
+               maxiter: int = 300, seed: int = 0, return_info: bool = False, progress: bool = False,
+               num_threads: int | None = None) -> tuple[Array, Array] | tuple[Array, Array, EigsInfo]:
     """The r largest (algebraic) eigenpairs of a symmetric sparse graph.
 
     Parameters
@@ -166,7 +191,7 @@ def graph_eigs(W, r, *, block=None, degree=12, tol=1e-6, maxiter=300, seed=0, re
         Degree of the Chebyshev filter (sparse products per iteration and
         active vector).
     tol : float, keyword-only
-        A pair is converged once |W u - lambda u| <= tol (u of unit norm).
+        A pair is converged once ‖W u - lambda u‖ <= tol (u of unit norm).
     maxiter : int, keyword-only
         At most this many filter iterations; a ConvergenceWarning says when
         some pair stopped above tol.
@@ -199,8 +224,16 @@ def graph_eigs(W, r, *, block=None, degree=12, tol=1e-6, maxiter=300, seed=0, re
 
     Examples
     --------
-    >>> W = deepret.knn_graph(x, k=50)
-    >>> lam, U = deepret.graph_eigs(W, 400, progress=True)
+    >>> import numpy as np, scipy.sparse.linalg, deepret
+    >>> x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
+    >>> W = deepret.knn_graph(x, k=10)
+    >>> lam, U, info = deepret.graph_eigs(W, 5, return_info=True)
+    >>> lam.shape, U.shape, bool(info.residuals.max() <= 1e-6)
+    ((5,), (300, 5), True)
+    >>> reference = scipy.sparse.linalg.eigsh(W.astype(np.float64), k=5, which="LA")[0]
+    >>> bool(np.allclose(lam, reference[::-1], atol=1e-8))
+    True
     """
     from .diffusion import ConvergenceWarning
 
@@ -363,10 +396,26 @@ class SpectralIndex:
 
     Examples
     --------
-    >>> index = deepret.SpectralIndex(x, rank=400, alpha=0.99)
-    >>> scores, ids = index.search(queries, topk=100)
-    >>> scores2, ids2 = deepret.knn(index.embedding, index.query_embedding(queries), k=100)
+    With rank = n the ranking is diffusion's, up to the factor 1 - alpha:
+
+    >>> import numpy as np, deepret
+    >>> x = np.random.default_rng(0).standard_normal((120, 8)).astype(np.float32)
+    >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
+    >>> index = deepret.SpectralIndex(x, rank=120, alpha=0.9, k=10)
+    >>> scores, ids = index.search(x[:3], topk=5)
+    >>> exact = deepret.DiffusionIndex(x, k=10, alpha=0.9, tol=1e-9, maxiter=500)
+    >>> bool((ids == exact.search(x[:3], topk=5)[1]).all())
+    True
+
+    Online, the embedding serves any dot-product search:
+
+    >>> z = index.query_embedding(x[:3])
+    >>> bool((deepret.knn(index.embedding, z, k=5)[1] == ids).all())
+    True
     """
+
+    W: Sparse | None             # None for an index read by load()
+    eigs_info: EigsInfo | None   # None for an index read by load()
 
     def __init__(self, x, rank=400, alpha=0.99, k=50, gamma=3.0, mutual=True, *, h="diffusion",
                  graph=None, query_k=10, k_includes_self=False, eigs=None, whitening=None,
@@ -406,9 +455,21 @@ class SpectralIndex:
         dtype = np.float64 if self.x is None else self.x.dtype
         self.embedding = np.ascontiguousarray(U * np.sqrt(filt), dtype=dtype)
 
-    def query_embedding(self, queries=None, *, y=None):
-        """z = V^T y (nq, r) for query descriptors (their y as in query_vector)
-        or for given right-hand sides ``y`` (n,) / (n, nq), dense or sparse."""
+    def query_embedding(self, queries: ArrayInput | None = None, *, y: ArrayInput | Sparse | None = None) -> Array:
+        """The queries' embeddings z = V^T y, (nq, r).
+
+        Parameters
+        ----------
+        queries : (nq, d) or (d,) array, optional
+            Query descriptors; their y as in :func:`query_vector`.
+        y : (n,) or (n, nq) array or scipy.sparse matrix, keyword-only
+            Right-hand sides instead of descriptors (needed for an index
+            built from ``graph=`` alone).
+
+        Returns
+        -------
+        (nq, r) array in the embedding's dtype
+        """
         if y is None:
             if self.x is None:
                 raise ValueError("this SpectralIndex was built from a graph: pass y=")
@@ -431,9 +492,25 @@ class SpectralIndex:
             raise ValueError(f"y must have {self.embedding.shape[0]} rows, got shape {y.shape}")
         return (self.embedding.T @ y.reshape(len(y), -1)).T
 
-    def search(self, queries=None, topk=100, *, y=None):
-        """(scores, ids), each (nq, topk), best first: scores V z of the
-        database items for each query (descriptors, or right-hand sides y)."""
+    def search(self, queries: ArrayInput | None = None, topk: int = 100, *,
+               y: ArrayInput | Sparse | None = None) -> tuple[Array, Array]:
+        """The topk database items for each query, by spectral score V z.
+
+        Parameters
+        ----------
+        queries : (nq, d) or (d,) array, optional
+        topk : int
+        y : right-hand sides, keyword-only (as in :meth:`query_embedding`)
+
+        Returns
+        -------
+        scores, ids : (nq, topk) arrays, best first
+
+        Raises
+        ------
+        ValueError
+            topk larger than the database; no queries nor y.
+        """
         from .diffusion import _top
 
         topk = _arrays.positive_int("topk", topk)
@@ -444,7 +521,7 @@ class SpectralIndex:
         scores = self.embedding @ z.T  # (n, nq): BLAS
         return _top(scores, topk)
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the index (eigenpairs, descriptors, parameters, whitening) to
         a .npz file; a callable h is not saved (load then needs h=)."""
         white = {} if self.whitening is None else {
@@ -455,7 +532,8 @@ class SpectralIndex:
                  h=self.h if isinstance(self.h, str) else "", **white)
 
     @classmethod
-    def load(cls, path, *, h=None, num_threads=None):
+    def load(cls, path: str | os.PathLike[str], *, h: str | Callable[[Array], ArrayInput] | None = None,
+             num_threads: int | None = None) -> SpectralIndex:
         """A SpectralIndex from a file written by save (no graph, no eigensolve)."""
         with np.load(path, allow_pickle=False) as f:
             obj = cls.__new__(cls)

@@ -14,10 +14,13 @@ CuPy out.
 from __future__ import annotations
 
 import numbers
+import os
+from typing import Any
 
 import numpy as np
 
 from . import _arrays
+from ._typing import Array, ArrayInput
 
 __all__ = ["PCAWhitening"]
 
@@ -58,14 +61,38 @@ class PCAWhitening:
     --------
     alpha_qe, DiffusionIndex
 
+    See Also
+    --------
+    sklearn.decomposition.PCA : ``PCA(n_components, whiten=True)`` gives the
+        same projection up to the signs (and without the L2 normalization).
+    alpha_qe, DiffusionIndex
+
     Examples
     --------
-    >>> w = deepret.PCAWhitening(n_components=64).fit(x)
-    >>> xw = w.transform(x)                      # (n, 64), unit rows
-    >>> w.save("white.npz"); w2 = deepret.PCAWhitening.load("white.npz")
+    >>> import os, tempfile
+    >>> import numpy as np, deepret
+    >>> x = np.random.default_rng(0).standard_normal((200, 8)) * np.arange(1, 9)
+    >>> w = deepret.PCAWhitening(n_components=4).fit(x)
+    >>> xw = w.transform(x)                       # (n, 4), unit rows
+    >>> xw.shape, bool(np.allclose(np.linalg.norm(xw, axis=1), 1, atol=1e-5))
+    ((200, 4), True)
+    >>> P = w.projection_                          # whitened: P C P^T = I
+    >>> bool(np.allclose(P @ np.cov(x.T, bias=True) @ P.T, np.eye(4), atol=1e-8))
+    True
+    >>> path = os.path.join(tempfile.mkdtemp(), "white.npz")
+    >>> w.save(path)
+    >>> bool(np.allclose(deepret.PCAWhitening.load(path).transform(x), xw))
+    True
     """
 
-    def __init__(self, n_components=None, *, shrinkage=0.0, eps=1e-12):
+    n_components: int | None
+    shrinkage: float
+    eps: float
+    mean_: Any          # (d,) array once fitted, else None
+    projection_: Any    # (n_components, d) array once fitted, else None
+    eigenvalues_: Any   # (d,) array once fitted, else None
+
+    def __init__(self, n_components: int | None = None, *, shrinkage: float = 0.0, eps: float = 1e-12) -> None:
         if n_components is not None:
             n_components = _arrays.positive_int("n_components", n_components)
         if isinstance(shrinkage, bool) or not isinstance(shrinkage, numbers.Real) \
@@ -78,8 +105,20 @@ class PCAWhitening:
         self.eps = float(eps)
         self.mean_ = self.projection_ = self.eigenvalues_ = None
 
-    def fit(self, x):
-        """Learn the mean and the whitening projection from x (n, d), n >= 2."""
+    def fit(self, x: ArrayInput) -> PCAWhitening:
+        """Learn the mean and the whitening projection from x (n, d), n >= 2.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Fewer than 2 rows, non-finite values, n_components > d, zero variance.
+        TypeError
+            A dtype other than float32/float64.
+        """
         xp = _module(x)
         x = xp.asarray(x)
         if x.ndim != 2 or x.shape[0] < 2:
@@ -113,7 +152,7 @@ class PCAWhitening:
             raise ValueError("x has (numerically) zero variance; raise eps or shrinkage")
         return self
 
-    def transform(self, x):
+    def transform(self, x: ArrayInput) -> Array:
         """Whiten x (n, d) or (d,): L2N(P (x - m)), ``v / (||v|| + 1e-6)`` as in cirtorch."""
         if self.projection_ is None:
             raise ValueError("PCAWhitening.transform called before fit (or load)")
@@ -130,11 +169,11 @@ class PCAWhitening:
         out /= xp.linalg.norm(out, axis=1, keepdims=True) + 1e-6
         return out[0] if single else out
 
-    def fit_transform(self, x):
+    def fit_transform(self, x: ArrayInput) -> Array:
         """fit(x).transform(x)."""
         return self.fit(x).transform(x)
 
-    def _state(self):
+    def _state(self) -> dict[str, Any]:
         """The fitted arrays and parameters as numpy values (what save writes)."""
         if self.projection_ is None:
             raise ValueError("PCAWhitening.save called before fit")
@@ -145,7 +184,7 @@ class PCAWhitening:
                 "n_components": -1 if self.n_components is None else self.n_components}
 
     @classmethod
-    def _from_state(cls, state):
+    def _from_state(cls, state: dict[str, Any]) -> PCAWhitening:
         n_components = int(state["n_components"])
         obj = cls(None if n_components < 0 else n_components, shrinkage=float(state["shrinkage"]),
                   eps=float(state["eps"]))
@@ -153,18 +192,18 @@ class PCAWhitening:
         obj.eigenvalues_ = state["eigenvalues"]
         return obj
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted whitening to a .npz file (numpy arrays)."""
         np.savez(path, **self._state())
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> PCAWhitening:
         """A PCAWhitening from a file written by save (numpy arrays)."""
         with np.load(path, allow_pickle=False) as f:
             return cls._from_state({name: f[name] for name in f.files})
 
 
-def index_whitening(whitening, x):
+def index_whitening(whitening: PCAWhitening | None, x: Any) -> tuple[PCAWhitening | None, Any]:
     """The whitening an index applies, and x whitened by it.
 
     ``whitening``: None (no whitening: x unchanged), a fitted PCAWhitening

@@ -17,12 +17,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 __all__ = ["GROUND_TRUTHS", "RetrievalData", "load_ground_truth", "load_oxford5k"]
 
+#: The names :func:`load_ground_truth` accepts.
 GROUND_TRUTHS = ("oxford5k", "paris6k", "roxford5k", "rparis6k")
 _ID_KEYS = ("ok", "junk", "easy", "hard")
 
@@ -50,12 +54,25 @@ class RetrievalData:
     descriptors : (n_images, d) float32 array or None
         One global descriptor per database image, as shipped (not
         L2-normalized); None when only the ground truth is shipped.
+
+    See Also
+    --------
+    load_oxford5k, load_ground_truth
+
+    Examples
+    --------
+    >>> from deepret import datasets
+    >>> data = datasets.load_oxford5k()
+    >>> data
+    RetrievalData(name='oxford5k', n_images=5063, n_queries=55, descriptors=(5063, 128) float32)
+    >>> data.queries.shape, sorted(data.gnd[0])
+    ((55, 128), ['bbx', 'junk', 'ok'])
     """
 
     name: str
-    gnd: list
-    imlist: list
-    qimlist: list
+    gnd: list[dict[str, Any]]
+    imlist: list[str]
+    qimlist: list[str]
     query_indices: Optional[np.ndarray] = None
     descriptors: Optional[np.ndarray] = None
 
@@ -73,11 +90,11 @@ class RetrievalData:
                 f"n_queries={len(self.qimlist)}, descriptors={desc})")
 
 
-def _resource(name: str, filename: str):
+def _resource(name: str, filename: str) -> Traversable:
     return resources.files(__name__) / "data" / name / filename
 
 
-def _check_name(name) -> str:
+def _check_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     if name not in GROUND_TRUTHS:
@@ -85,8 +102,8 @@ def _check_name(name) -> str:
     return name
 
 
-def _gnd_entry(entry: dict) -> dict:
-    out = {}
+def _gnd_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, value in entry.items():
         if key in _ID_KEYS:
             out[key] = np.asarray(value, dtype=np.int64).reshape(-1)
@@ -112,6 +129,24 @@ def load_ground_truth(name: str) -> RetrievalData:
     -------
     RetrievalData
         With ``descriptors=None``.
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    TypeError
+        name not a str.
+
+    See Also
+    --------
+    deepret.evaluate.compute_map_revisited : evaluates against the revisited sets.
+
+    Examples
+    --------
+    >>> from deepret import datasets
+    >>> rox = datasets.load_ground_truth("roxford5k")
+    >>> len(rox.imlist), len(rox.gnd), sorted(rox.gnd[0])
+    (4993, 70, ['bbx', 'easy', 'hard', 'junk'])
     """
     name = _check_name(name)
     raw = json.loads(_resource(name, "gnd.json").read_text(encoding="utf-8"))
@@ -138,12 +173,18 @@ def load_oxford5k() -> RetrievalData:
         ``imlist``) and ``bbx``; ``query_indices``: (55,) int64, the row of
         each query image in ``descriptors``; ``imlist``, ``qimlist``: names.
 
+    See Also
+    --------
+    load_ground_truth, deepret.evaluate.compute_map
+
     Examples
     --------
-    >>> ds = load_oxford5k()
+    >>> import numpy as np
+    >>> from deepret import datasets, evaluate
+    >>> ds = datasets.load_oxford5k()
     >>> x = ds.descriptors / np.linalg.norm(ds.descriptors, axis=1, keepdims=True)
     >>> ranks = np.argsort(-(x @ x[ds.query_indices].T), axis=0, kind="stable")
-    >>> round(deepret.evaluate.compute_map(ranks, ds.gnd).map, 3)  # doctest: +SKIP
+    >>> round(evaluate.compute_map(ranks, ds.gnd).map, 3)      # cosine similarity
     0.403
     """
     base = load_ground_truth("oxford5k")
