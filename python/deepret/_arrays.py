@@ -193,3 +193,4 @@ def check_csr(name: str, shape, indptr, indices, data, xp=np) -> None:
             bad = low if low < 0 else high
             raise ValueError(f"{name} is not a valid CSR structure: column index {bad} outside "
                              f"[0, {cols})")
+

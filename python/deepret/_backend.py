@@ -7,7 +7,7 @@ statically and only talks to the driver when a CUDA function is called.
 
 from __future__ import annotations
 
-from . import _core
+from . import _arrays, _core
 
 try:
     from . import _core_cuda
@@ -55,3 +55,36 @@ def threads_arg(num_threads) -> int:
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
     return num_threads
+
+
+class _CudaCall:
+    """What a call into the CUDA engine needs besides its arrays: the engine,
+    the current stream of the arrays' device (a cudaStream_t as an int) and
+    a scratch allocator on that device (``allocate(nbytes)`` -> a uint8
+    device array from CuPy's memory pool, stream-ordered on that stream)."""
+
+    def __init__(self, function: str, array):
+        self.core = cuda_core(function)
+        self._cp = _arrays.cupy_module()
+        self._device = self._cp.cuda.Device(array.device.id)
+        self.stream = 0
+
+    def allocate(self, nbytes: int):
+        return self._cp.empty(int(nbytes), dtype=self._cp.uint8)
+
+    def __enter__(self):
+        self._device.__enter__()
+        self.stream = self._cp.cuda.get_current_stream().ptr
+        return self
+
+    def __exit__(self, *exc):
+        return self._device.__exit__(*exc)
+
+
+def cuda_call(function: str, array) -> _CudaCall:
+    """``with cuda_call("knn", x) as call: call.core.knn_search(...,
+    allocate=call.allocate, stream=call.stream)``: the engine on x's device
+    (made current for the block, as CuPy's own functions expect), its
+    current stream, and scratch from CuPy's pool. The binding checks every
+    array again and makes their device current itself."""
+    return _CudaCall(function, array)

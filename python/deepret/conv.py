@@ -114,13 +114,9 @@ def _with_numpy(reference, a, v, mode, out):
     return out
 
 
-_CUDA_DTYPES = {
-    "b": {1: "bool"},
-    "i": {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"},
-    "u": {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"},
-    "f": {4: "float32", 8: "float64"},
-    "c": {8: "complex64", 16: "complex128"},
-}
+# dtype kind -> item sizes the CUDA convolutions compute (the binding reads
+# the dtype from each array itself).
+_CUDA_DTYPES = {"b": {1}, "i": {1, 2, 4, 8}, "u": {1, 2, 4, 8}, "f": {4, 8}, "c": {8, 16}}
 
 
 def _run(function, a, v, left, length, conjugate_v, result_dtype, out, threads):
@@ -142,12 +138,8 @@ def _run(function, a, v, left, length, conjugate_v, result_dtype, out, threads):
     if target is None:
         target = xp.empty(length, dtype=work)
     if on_gpu:
-        core = _backend.cuda_core(function)
-        core.correlate1d(
-            getattr(core.DType, _CUDA_DTYPES[work.kind][work.itemsize]), a.data.ptr, a.size,
-            v.data.ptr, v.size, target.data.ptr, length, left, conjugate_v,
-            xp.cuda.get_current_stream().ptr,
-        )
+        with _backend.cuda_call(function, a) as call:
+            call.core.correlate1d(a, v, target, left=left, conjugate_v=conjugate_v, stream=call.stream)
     else:
         _backend._core.correlate1d(a, v, target, left, conjugate_v, threads)
     if out is None:

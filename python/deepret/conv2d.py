@@ -170,11 +170,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     if xp is np:
         _backend._core.conv2d(x, w, b, target, stride, (top, left), dilation, groups, threads)
     else:
-        core = _backend.cuda_core("conv2d")
-        code = int(core.DType.float32 if x.dtype == np.float32 else core.DType.float64)
-        core.conv2d(code, x.data.ptr, w.data.ptr, 0 if b is None else b.data.ptr, target.data.ptr,
-                    x.shape, (o, kh, kw), (oh, ow), stride, (top, left), dilation, groups,
-                    xp.cuda.get_current_stream().ptr)
+        with _backend.cuda_call("conv2d", x) as call:
+            call.core.conv2d(x, w, b, target, stride=stride, padding=(top, left), dilation=dilation,
+                             groups=groups, stream=call.stream)
     if out is not None:
         if not xp.may_share_memory(target, out):
             out[...] = target.reshape(out.shape)

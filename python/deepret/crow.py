@@ -42,10 +42,10 @@ def crow_weights(a, eps=1e-6, *, num_threads=None):
     spatial = xp.empty((b, h * w), dtype=x.dtype)
     channel = xp.empty((b, c), dtype=x.dtype)
     if on_gpu:
-        core = _backend.cuda_core("crow_weights")
         status = xp.zeros(1, dtype=xp.int32)
-        core.crow_weights(x.dtype == np.float64, x.data.ptr, b, c, h * w, eps, spatial.data.ptr, channel.data.ptr,
-                          status.data.ptr, xp.cuda.get_current_stream().ptr)
+        flat = x.reshape(b, c, h * w)
+        with _backend.cuda_call("crow_weights", flat) as call:
+            call.core.crow_weights(flat, spatial, channel, status, eps=eps, stream=call.stream)
         raise_on_status(status, "a must be finite and non-negative (activations after a ReLU)")
     else:
         _backend._core.crow_weights(x.reshape(b, c, h * w), eps, spatial, channel,
@@ -97,10 +97,10 @@ def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_t
         cw = xp.ascontiguousarray(cw.reshape(b, c), dtype=x.dtype)
     out = xp.empty((b, c), dtype=x.dtype)
     if on_gpu:
-        core = _backend.cuda_core("weighted_sum_pool")
         status = xp.zeros(1, dtype=xp.int32)
-        core.weighted_pool(x.dtype == np.float64, x.data.ptr, s.data.ptr, 0 if cw is None else cw.data.ptr, b, c,
-                           h * w, bool(normalize), out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+        flat = x.reshape(b, c, h * w)
+        with _backend.cuda_call("weighted_sum_pool", flat) as call:
+            call.core.weighted_pool(flat, s, cw, out, status, normalize=bool(normalize), stream=call.stream)
         raise_on_status(status, "a, weights and channel_weights must be finite")
     else:
         _backend._core.weighted_pool(x.reshape(b, c, h * w), s, cw, out, bool(normalize),

@@ -236,7 +236,7 @@ def _is_cupyx_sparse(W) -> bool:
 
 def _diffuse_cuda(W, y, alpha, tol, maxiter):
     """The CUDA engine: W a cupyx.scipy.sparse matrix, y a CuPy array (both on the GPU)."""
-    core = _backend.cuda_core("diffuse")
+    _backend.cuda_core("diffuse")  # a clear error on a build without CUDA
     if not (_is_cupyx_sparse(W) and _arrays.is_cupy_array(y)):
         raise TypeError("diffuse on the GPU needs W as a cupyx.scipy.sparse matrix and y as a CuPy "
                         "array (no silent host-device copies)")
@@ -259,10 +259,9 @@ def _diffuse_cuda(W, y, alpha, tol, maxiter):
     f = cp.empty_like(columns)
     iterations = cp.empty(m, dtype=cp.int64)
     residuals = cp.empty(m, dtype=cp.float64)
-    core.batched_cg(dtype == np.float64, indices.dtype.itemsize == 8, n, indptr.data.ptr,
-                    indices.data.ptr, data.data.ptr, alpha, columns.data.ptr, m, f.data.ptr, tol,
-                    maxiter, iterations.data.ptr, residuals.data.ptr,
-                    cp.cuda.get_current_stream().ptr)
+    with _backend.cuda_call("diffuse", columns) as call:
+        call.core.batched_cg(indptr, indices, data, columns, f, iterations, residuals, alpha=alpha,
+                             tol=tol, maxiter=maxiter, allocate=call.allocate, stream=call.stream)
     return f.reshape(y.shape), CgInfo(iterations, residuals)
 
 

@@ -128,14 +128,13 @@ def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cov
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     out = xp.empty((b, h, w), dtype=x.dtype)
     if on_gpu:
-        core = _backend.cuda_core("object_saliency")
         if not (bool(xp.isfinite(desc).all()) and bool(xp.isfinite(wt).all())):
             raise ValueError("descriptors and weights must be finite")
         status = xp.zeros(1, dtype=xp.int32)
         dev_offsets = xp.asarray(offsets)
-        core.object_saliency(x.dtype == np.float64, x.data.ptr, fs.data.ptr, b, c, h, w, desc.data.ptr,
-                             bx.data.ptr, wt.data.ptr, dev_offsets.data.ptr, cover == "box", out.data.ptr,
-                             status.data.ptr, xp.cuda.get_current_stream().ptr)
+        with _backend.cuda_call("object_saliency", x) as call:
+            call.core.object_saliency(x, fs, desc, bx, wt, dev_offsets, out, status, box_cover=cover == "box",
+                                      stream=call.stream)
         raise_on_status(status, "a and fs must be finite and non-negative")
     else:
         _backend._core.object_saliency(x, fs, desc, bx, wt, offsets, cover == "box", out, threads)

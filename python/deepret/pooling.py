@@ -33,12 +33,11 @@ def _global(name, a, kind, p, eps, normalize, num_threads):
     out = xp.empty((b, c), dtype=x.dtype)
     flat = x.reshape(b, c, h * w)
     if on_gpu:
-        core = _backend.cuda_core(name)
         status = xp.zeros(1, dtype=xp.int32)
         if out.size:
-            core.global_pool(x.dtype == np.float64, flat.data.ptr, b, c, h * w, kind, float(p),
-                             float(eps), bool(normalize), out.data.ptr, status.data.ptr,
-                             xp.cuda.get_current_stream().ptr)
+            with _backend.cuda_call(name, flat) as call:
+                call.core.global_pool(flat, out, status, kind=kind, p=float(p), eps=float(eps),
+                                      normalize=bool(normalize), stream=call.stream)
         raise_on_status(status, "a must be finite")
     else:
         _backend._core.global_pool(flat, out, kind, float(p), float(eps), bool(normalize), threads)
@@ -165,12 +164,11 @@ def rmac(a, levels=3, *, num_threads=None):
     out = xp.empty((b, c), dtype=x.dtype)
     regions = rmac_regions(h, w, levels)
     if on_gpu:
-        core = _backend.cuda_core("rmac")
         boxes = xp.asarray(regions.astype(np.float64))
         status = xp.zeros(1, dtype=xp.int32)
         if out.size:
-            core.rmac(x.dtype == np.float64, x.data.ptr, b, c, h, w, boxes.data.ptr, len(regions),
-                      out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+            with _backend.cuda_call("rmac", x) as call:
+                call.core.rmac(x, boxes, out, status, allocate=call.allocate, stream=call.stream)
         raise_on_status(status, "a must be finite")
     else:
         _backend._core.rmac(x, regions, out, threads)
@@ -231,7 +229,6 @@ def _image_index(single, counts, b, k):
 def _regional_cuda(a, boxes, counts, normalize):
     from .regions import Regions
 
-    core = _backend.cuda_core("regional_max_pool")
     cp = _arrays.cupy_module()
     if isinstance(boxes, Regions):
         counts = boxes.counts if counts is None else counts
@@ -250,8 +247,7 @@ def _regional_cuda(a, boxes, counts, normalize):
     b, c, h, w = x.shape
     status = cp.zeros(1, dtype=cp.int32)
     if out.size:
-        core.regional_max(x.dtype == np.float64, x.data.ptr, b, c, h, w, bx.data.ptr, image.data.ptr,
-                          len(bx), bool(normalize), out.data.ptr, status.data.ptr,
-                          cp.cuda.get_current_stream().ptr)
+        with _backend.cuda_call("regional_max_pool", x) as call:
+            call.core.regional_max(x, bx, image, out, status, normalize=bool(normalize), stream=call.stream)
     raise_on_status(status, "a must be finite and every box must hold a pixel centre of the map")
     return out

@@ -197,7 +197,7 @@ def egm(s, sigma=2.5, lam=0.0, tau=0.55, threshold=0.4, power=5.0, max_iter=20, 
 
 
 def _egm_cuda(s, params):
-    core = _backend.cuda_core("egm")
+    _backend.cuda_core("egm")  # a clear error on a build without CUDA
     cp = _arrays.cupy_module()
     maps, single = _as_maps(s, cp)
     b, h, w = maps.shape
@@ -208,8 +208,11 @@ def _egm_cuda(s, params):
     boxes = cp.empty((rows, 4), dtype=cp.float64)
     counts = cp.zeros(b, dtype=cp.int64)
     if rows:
-        core.egm(maps.data.ptr, b, h, w, *params, means.data.ptr, variances.data.ptr,
-                 weights.data.ptr, boxes.data.ptr, counts.data.ptr, cp.cuda.get_current_stream().ptr)
+        sigma, lam, tau, threshold, power, max_iter, box_scale = params
+        with _backend.cuda_call("egm", maps) as call:
+            call.core.egm(maps, means, variances, weights, boxes, counts, sigma=sigma, lam=lam, tau=tau,
+                          threshold=threshold, power=power, max_iter=max_iter, box_scale=box_scale,
+                          allocate=call.allocate, stream=call.stream)
     host_counts = counts.get()
     if (host_counts < 0).any():
         bad = int(np.flatnonzero(host_counts < 0)[0])

@@ -69,11 +69,11 @@ def feature_saliency(a, eps=1e-6, *, num_threads=None):
     out = xp.empty((b, h * w), dtype=x.dtype)
     flat = x.reshape(b, c, h * w)
     if on_gpu:
-        core = _backend.cuda_core("feature_saliency")
         status = xp.zeros(1, dtype=xp.int32)
         if x.size:
-            core.feature_saliency(x.dtype == np.float64, flat.data.ptr, b, c, h * w, float(eps),
-                                  out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+            with _backend.cuda_call("feature_saliency", flat) as call:
+                call.core.feature_saliency(flat, out, status, eps=float(eps), allocate=call.allocate,
+                                           stream=call.stream)
         raise_on_status(status, "a must be finite and non-negative (activations after a ReLU)")
     else:
         _backend._core.feature_saliency(flat, out, float(eps), threads)

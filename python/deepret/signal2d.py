@@ -145,13 +145,11 @@ def _run(function, image, weights, geometry, boundary, fill, dtype, out, threads
     if xp is np:
         _backend._core.correlate2d(image, weights, target, top, left, engine_boundary, fill, threads)
         return _copied_out(target, out)
-    core = _backend.cuda_core(function)
     if dtype.itemsize not in _CUDA_DTYPES.get(dtype.kind, {}) or dtype.kind == "b":
         raise TypeError(f"deepret.{function} on the GPU does not support dtype {dtype}")
-    code = int(getattr(core.DType, _CUDA_DTYPES[dtype.kind][dtype.itemsize]))
-    core.correlate2d(code, image.data.ptr, image.shape[0], image.shape[1], weights.data.ptr,
-                     weights.shape[0], weights.shape[1], target.data.ptr, oh, ow, top, left,
-                     engine_boundary, fill, xp.cuda.get_current_stream().ptr)
+    with _backend.cuda_call(function, image) as call:
+        call.core.correlate2d(image, weights, target, top=top, left=left, boundary=engine_boundary,
+                              fill=fill, stream=call.stream)
     return _copied_out(target, out)
 
 
