@@ -156,6 +156,7 @@ def _as_1d_input(x, xp):
     return x if x.ndim >= 1 else x.reshape(1)
 
 
+@_arrays.torch_interop
 def convolve(a, v, mode="full", *, out=None, num_threads=None):
     """Discrete linear convolution of two 1-D sequences, as numpy.convolve.
 
@@ -200,6 +201,7 @@ def convolve(a, v, mode="full", *, out=None, num_threads=None):
     return _run("convolve", a1, v1[::-1], left, length, False, _result_dtype(a1, v1), out, threads)
 
 
+@_arrays.torch_interop
 def correlate(a, v, mode="valid", *, out=None, num_threads=None):
     """Cross-correlation of two 1-D sequences, as numpy.correlate:
     ``c[k] = sum_n a[n + k] * conj(v[n])``.

@@ -69,6 +69,7 @@ def _array_module(function, *arrays):
     return _arrays.cupy_module()
 
 
+@_arrays.torch_interop
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
            num_threads=None):
     """2-D convolution layer, as torch.nn.functional.conv2d.

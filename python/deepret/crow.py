@@ -26,6 +26,7 @@ def _eps(eps):
     return float(eps)
 
 
+@_arrays.torch_interop
 def crow_weights(a, eps=1e-6, *, num_threads=None):
     """CroW's spatial (H, W) and channel (C,) weights (batched: (B, H, W), (B, C)).
 
@@ -54,6 +55,7 @@ def crow_weights(a, eps=1e-6, *, num_threads=None):
     return (spatial[0], channel[0]) if single else (spatial, channel)
 
 
+@_arrays.torch_interop
 def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_threads=None):
     """Σ_p weights(p) a_p per channel, times channel_weights, L2-normalized.
 
@@ -108,6 +110,7 @@ def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_t
     return out[0] if single else out
 
 
+@_arrays.torch_interop
 def crow(a, eps=1e-6, *, num_threads=None):
     """CroW descriptor(s): (C, H, W) -> (C,), (B, C, H, W) -> (B, C), L2-normalized.
 

@@ -35,6 +35,7 @@ __all__ = ["METHODS", "describe"]
 METHODS = ("mac", "spoc", "gem", "rmac", "fs.egm", "crow")  # and "os.egm", which needs saliency=
 
 
+@_arrays.torch_interop
 def describe(activations, method="mac", *, levels=3, p=3.0, sigma=2.5, threshold=0.4, power=5.0,
              saliency=None, num_threads=None):
     """Global descriptors of images from their CNN activations.

@@ -122,6 +122,7 @@ def _auto_order(W):
     return order if near >= _NEAR_ENOUGH else None
 
 
+@_arrays.torch_interop
 def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order="auto",
             num_threads=None):
     """Solve (I - alpha W) f = y for one or many right-hand sides at once.
@@ -227,7 +228,7 @@ def _warn_if_stalled(residuals, tol, maxiter):
         warnings.warn(
             f"diffuse: {int(stalled.sum())} of {len(residuals)} columns ended above tol={tol:g} "
             f"after at most maxiter={maxiter} iterations ({detail})",
-            ConvergenceWarning, stacklevel=3)
+            ConvergenceWarning, stacklevel=4)  # the caller of diffuse (through its torch_interop wrapper)
 
 
 def _is_cupyx_sparse(W) -> bool:
@@ -274,22 +275,37 @@ def katz(W, alpha=0.99, tol=1e-6, maxiter=20, *, num_threads=None):
     return diffuse(W, ones, alpha, tol, maxiter, num_threads=num_threads)
 
 
+@_arrays.torch_interop
 def query_vector(x, queries, k=10, gamma=3.0, *, num_threads=None):
     """Sparse right-hand sides for unseen queries: column j holds, at the k
     database rows nearest to query j (inner product), the weight
-    max(0, s)^gamma. Returns a scipy.sparse.csc_array of shape (n, nq)."""
+    max(0, s)^gamma. Returns a scipy.sparse.csc_array of shape (n, nq)
+    (a cupyx.scipy.sparse.csc_matrix for CuPy x and queries, computed on
+    the GPU)."""
     gamma = _check_gamma(gamma)
-    queries = np.asarray(queries)
+    on_gpu = _arrays.device_of("query_vector", x, queries) == "cuda"
+    xp = _arrays.cupy_module() if on_gpu else np
+    x, queries = xp.asarray(x), xp.asarray(queries)
     if queries.ndim == 1:
         queries = queries[None, :]
     scores, ids = knn(x, queries, k=k, metric="ip", num_threads=num_threads)
     with np.errstate(over="ignore"):
-        weights = np.maximum(scores, 0) ** gamma
-    if not np.isfinite(weights).all():
+        weights = xp.maximum(scores, 0) ** gamma
+    if not bool(xp.isfinite(weights).all()):
         raise ValueError(f"query weights max(0, s)^gamma overflow {weights.dtype} (largest score "
                          f"{float(scores.max()):.3g}, gamma {gamma:g}); rescale the descriptors")
-    n, nq = np.asarray(x).shape[0], len(queries)
-    return sp.csc_array((weights.ravel(), ids.ravel(), np.arange(0, nq * k + 1, k)), shape=(n, nq))
+    n, nq = x.shape[0], len(queries)
+    parts = (weights.ravel(), ids.ravel(), xp.arange(0, nq * k + 1, k))
+    if on_gpu:
+        import cupyx.scipy.sparse
+
+        # cupyx's sparse indices are int32 (n < 2^31 on the GPU, as knn checks).
+        if nq * k >= 2**31:
+            raise ValueError(f"query_vector on the GPU holds at most 2^31 - 1 entries, got nq * k = {nq * k}")
+        data, rows, indptr = parts
+        return cupyx.scipy.sparse.csc_matrix((data, rows.astype(xp.int32), indptr.astype(xp.int32)),
+                                             shape=(n, nq))
+    return sp.csc_array(parts, shape=(n, nq))
 
 
 def _top(f, topk):

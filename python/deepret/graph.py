@@ -138,6 +138,7 @@ def _graph_cuda(scores, indices, gamma, mutual, l2, normalize):
     return graph
 
 
+@_arrays.torch_interop
 def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normalize=True, *, num_threads=None):
     """Symmetric sparse affinity graph from precomputed k nearest neighbours.
 
@@ -207,6 +208,7 @@ def graph_from_knn(scores, indices, gamma=3.0, mutual=True, metric="ip", normali
     return _csr_cpu(data, cols, indptr, scores.shape[0])
 
 
+@_arrays.torch_interop
 def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, progress=False,
               k_includes_self=False, num_threads=None):
     """Sparse kNN affinity graph of the rows of ``x``: ``deepret.knn`` (exact,

@@ -69,6 +69,7 @@ def _database_class(dtype):
     return _backend._core.KnnDatabaseF32 if dtype == np.float32 else _backend._core.KnnDatabaseF64
 
 
+@_arrays.torch_interop
 def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, progress=False,
         num_threads=None):
     """The k nearest database rows of each query, exactly.

@@ -57,6 +57,7 @@ COVERS = ("box", "all")
 READOUTS = ("sum", "weighted", "heaviest", "spatial")
 
 
+@_arrays.torch_interop
 def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cover="box", num_threads=None):
     """Object-saliency maps S(p) = F̂(p) Σ_{i in N_p} max(0, <v_i, u_p>) c_i.
 
@@ -423,6 +424,7 @@ class ObjectSaliency:
         return out[0] if is_single(acts) else out
 
 
+@_arrays.torch_interop
 def saliency_pool(a, s, readout="sum", *, sigma=2.0, lam=0.0, tau=0.55, threshold=0.0, power=2.0, max_iter=20,
                   box_scale=2.0, num_threads=None):
     """Descriptors of images from a saliency map each, by one of the read-outs.

@@ -44,16 +44,19 @@ def _global(name, a, kind, p, eps, normalize, num_threads):
     return out[0] if single else out
 
 
+@_arrays.torch_interop
 def mac(a, *, normalize=True, num_threads=None):
     """MAC: per-channel max over positions. a (C, H, W) -> (C,), (B, C, H, W) -> (B, C)."""
     return _global("mac", a, _MAC, 1.0, 0.0, normalize, num_threads)
 
 
+@_arrays.torch_interop
 def spoc(a, *, normalize=True, num_threads=None):
     """SPoC: per-channel sum over positions. a (C, H, W) -> (C,), (B, C, H, W) -> (B, C)."""
     return _global("spoc", a, _SPOC, 1.0, 0.0, normalize, num_threads)
 
 
+@_arrays.torch_interop
 def gem(a, p=3.0, eps=1e-6, *, normalize=True, num_threads=None):
     """GeM: (mean over positions of max(a, eps)**p)**(1/p) per channel."""
     for name, value in (("p", p), ("eps", eps)):
@@ -149,6 +152,7 @@ def rmac_regions(h, w, levels=3, overlap=0.4):
     return np.array(boxes, dtype=np.int64).reshape(-1, 4)
 
 
+@_arrays.torch_interop
 def rmac(a, levels=3, *, num_threads=None):
     """R-MAC: L2N(sum over the whole map and the R-MAC grid regions of
     L2N(regional MAC)). a (C, H, W) -> (C,), (B, C, H, W) -> (B, C)."""
@@ -175,6 +179,7 @@ def rmac(a, levels=3, *, num_threads=None):
     return out[0] if single else out
 
 
+@_arrays.torch_interop
 def regional_max_pool(a, boxes, *, counts=None, normalize=True, num_threads=None):
     """Max pooling over boxes: one descriptor per box.
 

@@ -84,6 +84,7 @@ def _check_alpha(alpha):
     return alpha
 
 
+@_arrays.torch_interop
 def average_qe(queries, x, n=10, *, num_threads=None):
     """Average query expansion: L2N(q + sum of its n nearest database rows).
 
@@ -124,6 +125,7 @@ def average_qe(queries, x, n=10, *, num_threads=None):
     return _expand("average_qe", queries, x, n, 0.0, num_threads)
 
 
+@_arrays.torch_interop
 def alpha_qe(queries, x, n=10, alpha=3.0, *, num_threads=None):
     """alpha-weighted query expansion (Radenovic, Tolias & Chum):
     L2N(q + sum_{i<=n} max(0, s_i)^alpha x_{r_i}).

@@ -134,6 +134,7 @@ def _as_maps(s, xp):
     return s, single
 
 
+@_arrays.torch_interop
 def egm(s, sigma=2.5, lam=0.0, tau=0.55, threshold=0.4, power=5.0, max_iter=20, box_scale=2.0, *,
         num_threads=None, progress=False):
     """Salient regions of a non-negative map by expanding Gaussian mixtures.

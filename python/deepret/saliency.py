@@ -33,6 +33,7 @@ def raise_on_status(status, message: str) -> None:
         raise ValueError(message)
 
 
+@_arrays.torch_interop
 def feature_saliency(a, eps=1e-6, *, num_threads=None):
     """Feature-saliency map(s) of non-negative activations.
 

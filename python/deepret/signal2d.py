@@ -200,6 +200,7 @@ def _correlate(function, in1, in2, mode, boundary, fillvalue, out, num_threads, 
     return out
 
 
+@_arrays.torch_interop
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None, num_threads=None):
     """Convolve two 2-D arrays, as scipy.signal.convolve2d.
 
@@ -233,6 +234,7 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None,
     return _correlate("convolve2d", in1, in2, mode, boundary, fillvalue, out, num_threads, True)
 
 
+@_arrays.torch_interop
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None, num_threads=None):
     """Cross-correlate two 2-D arrays, as scipy.signal.correlate2d
     (``in2`` conjugated; in 'valid' mode with swapped inputs the result is
