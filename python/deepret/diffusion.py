@@ -168,7 +168,7 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, order=
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
     maxiter = _arrays.positive_int("maxiter", maxiter)
-    if _is_cupyx_sparse(W) or _arrays.is_cupy_array(y):
+    if _is_cupyx_sparse(W) or _is_cupyx_sparse(y) or _arrays.is_cupy_array(y):
         f, info = _diffuse_cuda(W, y, alpha, tol, maxiter)
         _warn_if_stalled(info.residuals.get(), tol, maxiter)
         return (f, info) if return_info else f
@@ -238,6 +238,8 @@ def _is_cupyx_sparse(W) -> bool:
 def _diffuse_cuda(W, y, alpha, tol, maxiter):
     """The CUDA engine: W a cupyx.scipy.sparse matrix, y a CuPy array (both on the GPU)."""
     _backend.cuda_core("diffuse")  # a clear error on a build without CUDA
+    if _is_cupyx_sparse(y):  # query_vector's right-hand sides on the GPU
+        y = y.toarray()
     if not (_is_cupyx_sparse(W) and _arrays.is_cupy_array(y)):
         raise TypeError("diffuse on the GPU needs W as a cupyx.scipy.sparse matrix and y as a CuPy "
                         "array (no silent host-device copies)")
@@ -312,6 +314,10 @@ def _top(f, topk):
     """Best-first (scores, ids) of each column of f (n, m): (m, topk) each,
     ties by the smaller id (what a stable descending argsort gives)."""
     n, m = f.shape
+    if _arrays.is_cupy_array(f):  # CuPy's argsort is stable (a radix sort)
+        cp = _arrays.cupy_module()
+        order = cp.argsort(-f, axis=0)[:topk].T
+        return cp.take_along_axis(f.T, order, axis=1), order
     if topk * 8 >= n:
         order = np.argsort(-f, axis=0, kind="stable")[:topk].T
     else:  # select first: sorting all n rows of every column costs far more than topk
@@ -382,7 +388,10 @@ class DiffusionIndex:
     def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
                  truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,
                  maxiter=20, progress=False, num_threads=None):
-        self.x = np.ascontiguousarray(x)
+        # CuPy x: the graph, the queries' right-hand sides, the CG and the
+        # ranking all on x's GPU (the same code, the CUDA engine below it).
+        self._xp = _arrays.cupy_module() if _arrays.is_cupy_array(x) else np
+        self.x = self._xp.ascontiguousarray(x)
         self.k, self.gamma, self.mutual = k, float(gamma), mutual
         self.k_includes_self = bool(k_includes_self)
         self.alpha = _check_alpha(alpha)
@@ -395,13 +404,19 @@ class DiffusionIndex:
         if truncation not in ("renormalize", "restrict"):
             raise ValueError(f"truncation must be 'renormalize' or 'restrict', got {truncation!r}")
         self.truncation = truncation
+        if self.truncate is not None and self._xp is not np:
+            raise ValueError("DiffusionIndex(truncate=...) runs on the CPU engine only (no CUDA truncated "
+                             "solve yet); pass numpy x, or truncate=None on the GPU")
         scores, ids = knn(self.x, k=k, exclude_self=not self.k_includes_self, progress=progress,
                           num_threads=num_threads)
         self.W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
-        # Built here, hence valid: search() does not read its structure again
-        # (its index arrays become read-only; see _arrays.trust_csr).
-        _arrays.trust_csr(self.W)
-        self._order = _auto_order(self.W)
+        if self._xp is np:
+            # Built here, hence valid: search() does not read its structure again
+            # (its index arrays become read-only; see _arrays.trust_csr).
+            _arrays.trust_csr(self.W)
+            self._order = _auto_order(self.W)
+        else:
+            self._order = None  # the CUDA CG solves in the given row order
         # The unnormalized affinities, for renormalized truncated subgraphs.
         self._A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,
                                   num_threads=num_threads)
@@ -412,7 +427,9 @@ class DiffusionIndex:
         """(scores, ids), each (nq, topk), best first: the diffusion scores f
         and the database rows they rank. ``last_info`` keeps the CgInfo."""
         topk = _arrays.positive_int("topk", topk)
-        queries = np.asarray(queries)
+        # Queries on x's device (TypeError for a mix: no silent host-device copy).
+        _arrays.device_of("DiffusionIndex.search", self.x, queries)
+        queries = self._xp.asarray(queries)
         if queries.ndim == 1:
             queries = queries[None, :]
         if self.truncate is not None:
