@@ -290,6 +290,13 @@ def test_gpu_diffusion_index_and_query_vector_match_cpu():
     np.testing.assert_allclose(gpu[0].get(), cpu[0], rtol=1e-4, atol=1e-6)
     agree = np.mean([len(set(a) & set(b)) / 50 for a, b in zip(gpu[1].get(), cpu[1])])
     assert agree > 0.99, agree  # ranks may swap only where scores tie to float32 rounding
+    W = deepret.knn_graph(x, k=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", deepret.ConvergenceWarning)
+        g_cpu = deepret.katz(W)
+        g_gpu = deepret.katz(deepret.knn_graph(cp.asarray(x), k=20))
+    assert type(g_gpu) is cp.ndarray
+    np.testing.assert_allclose(g_gpu.get(), g_cpu, rtol=1e-4, atol=1e-6)
     with pytest.raises(TypeError, match="CuPy"):
         deepret.DiffusionIndex(cp.asarray(x), k=20).search(queries, topk=5)  # host queries: no silent copy
     with pytest.raises(ValueError, match="CPU engine only"):

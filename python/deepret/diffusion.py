@@ -270,9 +270,14 @@ def _diffuse_cuda(W, y, alpha, tol, maxiter):
 
 def katz(W, alpha=0.99, tol=1e-6, maxiter=20, *, num_threads=None):
     """Katz-like centrality g with L_alpha g = 1, L_alpha = (I - alpha W) / (1 - alpha),
-    i.e. (I - alpha W) g = (1 - alpha) 1; returns g of shape (n,)."""
-    W = _as_csr(W)
+    i.e. (I - alpha W) g = (1 - alpha) 1; returns g of shape (n,) (a CuPy
+    array, solved on the GPU, for a cupyx.scipy.sparse W)."""
     alpha = _check_alpha(alpha)
+    if _is_cupyx_sparse(W):
+        cp = _arrays.cupy_module()
+        ones = cp.full(W.shape[0], 1.0 - alpha, dtype=W.dtype)
+        return diffuse(W, ones, alpha, tol, maxiter, num_threads=num_threads)
+    W = _as_csr(W)
     ones = np.full(W.shape[0], 1.0 - alpha, dtype=W.dtype)
     return diffuse(W, ones, alpha, tol, maxiter, num_threads=num_threads)
 
