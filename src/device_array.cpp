@@ -68,6 +68,8 @@ DType parse_typestr(const std::string& typestr, const std::string& name) {
   throw bad();
 }
 
+void read_layout(DeviceArray& a, const py::dict& cai, py::handle object, bool writable);
+
 }  // namespace
 
 index_t DeviceArray::size() const {
@@ -98,9 +100,16 @@ DeviceArray device_array(py::handle object, const char* name, bool writable) {
     a.ptr = reinterpret_cast<void*>(data[0].cast<std::uintptr_t>());
     a.readonly = data[1].cast<bool>();
     a.dtype = parse_typestr(get("typestr").cast<std::string>(), a.name);
+    read_layout(a, cai, object, writable);
   } catch (const py::cast_error&) {
-    throw TypeError(a.name + "'s __cuda_array_interface__ is malformed (shape, data or typestr)");
+    throw TypeError(a.name + "'s __cuda_array_interface__ is malformed (a field of the wrong type)");
   }
+  return a;
+}
+
+namespace {
+
+void read_layout(DeviceArray& a, const py::dict& cai, py::handle object, bool writable) {
   for (index_t d : a.shape) check(d >= 0, a.name + " has a negative dimension in shape " + shape_text(a.shape));
   check(!cai.contains("mask") || cai["mask"].is_none(), a.name + " must not be a masked array");
   // C-contiguous: strides None, or the row-major strides (any stride on a
@@ -131,8 +140,14 @@ DeviceArray device_array(py::handle object, const char* name, bool writable) {
           a.name + " must be on a CUDA device, got DLPack device type " + std::to_string(type));
     a.device = device[1].cast<int>();
   }
-  return a;
+  // The kernels' typed loads need the element's alignment (a complex
+  // number's: its parts'); a byte offset into a buffer may break it.
+  const std::size_t align = dtype_size(a.dtype) / (a.dtype == DType::C64 || a.dtype == DType::C128 ? 2 : 1);
+  check(reinterpret_cast<std::uintptr_t>(a.ptr) % align == 0,
+        a.name + " must be aligned to its " + std::to_string(align) + "-byte elements");
 }
+
+}  // namespace
 
 std::optional<DeviceArray> optional_device_array(py::handle object, const char* name, bool writable) {
   if (object.is_none()) return std::nullopt;

@@ -25,10 +25,10 @@ class FakeDeviceArray:
     """An object that looks like a C-contiguous CUDA array on device 0."""
 
     def __init__(self, shape, typestr, *, strides=None, readonly=False, device=(2, 0), mask=None,
-                 stream=None, version=3):
+                 stream=None, version=3, offset=0):
         self._device = device
         self.__cuda_array_interface__ = {
-            "shape": tuple(shape), "typestr": typestr, "data": (0x7F0000000000, readonly),
+            "shape": tuple(shape), "typestr": typestr, "data": (0x7F0000000000 + offset, readonly),
             "strides": strides, "version": version, "stream": stream,
         }
         if mask is not None:
@@ -190,6 +190,21 @@ def test_non_contiguous_is_a_value_error(name, array):
     strides = [2 * s for s in strides]  # every other element: a strided view
     with pytest.raises(ValueError, match=f"{array} must be C-contiguous"):
         _call(name, _arrays(name, **{array: {"strides": tuple(strides)}}))
+
+
+@pytest.mark.parametrize(("name", "array"), _each_array())
+def test_misaligned_pointer_is_a_value_error(name, array):
+    with pytest.raises(ValueError, match=f"{array} must be aligned"):
+        _call(name, _arrays(name, **{array: {"offset": 2}}))
+
+
+@pytest.mark.parametrize(("name", "array"), _each_array())
+def test_malformed_interface_is_a_type_error(name, array):
+    class Malformed:
+        __cuda_array_interface__ = {"shape": "3", "typestr": "<f4", "data": (0, False), "version": 3}
+
+    with pytest.raises(TypeError, match=array):
+        _call(name, _arrays(name, **{array: {"object": Malformed()}}))
 
 
 @pytest.mark.parametrize(("name", "array"), _each_array())

@@ -9,7 +9,7 @@
 // consecutive columns of a row) and owns a fixed set of rows
 // (launch::cg_geometry). Every per-column sum is deterministic: each thread
 // adds its rows in order, the block adds its threads in a fixed tree, and a
-// one-block kernel adds the blocks' partials in block order. No atomics.
+// per-column kernel adds the blocks' partials in block order. No atomics.
 // Per-column scalars stay on the device; the host reads one flag per
 // iteration to stop once every column has converged.
 #include <cstdint>
@@ -27,7 +27,7 @@ namespace {
 using deepret::cuda::Scratch;
 using launch::CgGeometry;
 
-constexpr int kColumnThreads = 256;  // the one-block per-column kernels
+constexpr int kColumnThreads = 256;  // the per-column kernels
 
 // Per-column state.
 struct State {
@@ -176,8 +176,11 @@ __device__ double sum_blocks(const double* partial, index_t blocks, index_t m, i
   return sum;
 }
 
-// The per-column kernels run as one block looping over the columns.
-#define DEEPRET_FOR_COLUMNS(c, m) for (index_t c = threadIdx.x; c < (m); c += blockDim.x)
+// The per-column kernels: a thread per column, grid-stride (check_kernel
+// runs as one block, for its block-wide "any column left" vote).
+#define DEEPRET_FOR_COLUMNS(c, m)                                                             \
+  for (index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < (m); \
+       c += static_cast<index_t>(gridDim.x) * blockDim.x)
 
 __global__ void start_kernel(State s, const double* partial, index_t blocks, index_t m, double tol) {
   DEEPRET_FOR_COLUMNS(c, m) {
@@ -240,6 +243,7 @@ void run(index_t n, const I* indptr, const I* indices, const T* data, T alpha, c
   const dim3 grid(g.grid.x, g.grid.y), threads(g.columns, g.rows);
   const std::size_t shared = sizeof(double) * g.columns * g.rows;
   const index_t blocks = g.grid.x;
+  const unsigned column_blocks = launch::blocks_1d(m, kColumnThreads);
   T* const r = scratch.array<T>(n * m);
   T* const p = scratch.array<T>(n * m);
   T* const q = scratch.array<T>(n * m);
@@ -249,7 +253,7 @@ void run(index_t n, const I* indptr, const I* indices, const T* data, T alpha, c
   const State s{scalars,         scalars + m, scalars + 2 * m, scalars + 3 * m, scalars + 4 * m,
                 flags,           flags + m,   iterations,      residuals};
   init_kernel<T><<<grid, threads, shared, stream>>>(y, f, r, n, m, partial);
-  start_kernel<<<1, kColumnThreads, 0, stream>>>(s, partial, blocks, m, tol);
+  start_kernel<<<column_blocks, kColumnThreads, 0, stream>>>(s, partial, blocks, m, tol);
   cuda_check(cudaGetLastError(), "diffuse: kernel launch");
   for (index_t it = 0; it < maxiter; ++it) {
     check_kernel<<<1, kColumnThreads, 0, stream>>>(s, m);
@@ -261,15 +265,15 @@ void run(index_t n, const I* indptr, const I* indices, const T* data, T alpha, c
     const T* const d = it == 0 ? r : p;
     product_kernel<T, I><<<grid, threads, shared, stream>>>(indptr, indices, data, alpha, d, r, q,
                                                             n, m, s.active, partial);
-    step_kernel<<<1, kColumnThreads, 0, stream>>>(s, partial, blocks, m);
+    step_kernel<<<column_blocks, kColumnThreads, 0, stream>>>(s, partial, blocks, m);
     update_kernel<T><<<grid, threads, shared, stream>>>(f, r, d, p, q, n, m, s.step, s.turn,
                                                         s.active, partial);
-    advance_kernel<<<1, kColumnThreads, 0, stream>>>(s, partial, blocks, m);
+    advance_kernel<<<column_blocks, kColumnThreads, 0, stream>>>(s, partial, blocks, m);
     cuda_check(cudaGetLastError(), "diffuse: kernel launch");
   }
   residual_kernel<T, I><<<grid, threads, shared, stream>>>(indptr, indices, data, double(alpha),
                                                            y, f, n, m, partial);
-  finish_kernel<<<1, kColumnThreads, 0, stream>>>(s, partial, blocks, m);
+  finish_kernel<<<column_blocks, kColumnThreads, 0, stream>>>(s, partial, blocks, m);
   cuda_check(cudaGetLastError(), "diffuse: kernel launch");
 }
 
