@@ -40,6 +40,23 @@ def cuda_core(function: str):
     return _core_cuda
 
 
+def array_module(function: str, *arrays, engine: bool = True):
+    """The array module a call computes with: numpy for host inputs (numpy
+    arrays, lists, scalars; torch CPU tensors arrive here as numpy, see
+    _arrays.torch_interop), cupy when every input is a CuPy array. A mix is a
+    TypeError (no silent copies); with `engine`, CuPy inputs on a build
+    without the CUDA engine raise CudaUnavailableError naming `function`.
+    ``None`` entries (absent optional arrays) are skipped."""
+    present = [a for a in arrays if a is not None]
+    if _arrays.device_of(function, *present) == "cpu":
+        import numpy
+
+        return numpy
+    if engine:
+        cuda_core(function)
+    return _arrays.cupy_module()
+
+
 def simd_path() -> str:
     """The SIMD path the CPU kernels take on this machine: 'avx512f' (AVX-512F
     kernels in the families that have them, AVX2+FMA in the others),

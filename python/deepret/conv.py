@@ -82,12 +82,8 @@ def _check_out(out, shape, dtype, xp):
 
 
 def _array_module(function, a, v):
-    """numpy, or cupy when both inputs are CuPy arrays (after checking that this
-    build has the CUDA engine)."""
-    if _arrays.device_of(function, a, v) == "cpu":
-        return np
-    _backend.cuda_core(function)
-    return _arrays.cupy_module()
+    """numpy, or cupy when both inputs are CuPy arrays (CUDA engine checked)."""
+    return _backend.array_module(function, a, v)
 
 
 def _result_dtype(a, v) -> np.dtype:

@@ -63,10 +63,7 @@ def _padding(padding, kernel, dilation, stride):
 
 
 def _array_module(function, *arrays):
-    if _arrays.device_of(function, *arrays) == "cpu":
-        return np
-    _backend.cuda_core(function)
-    return _arrays.cupy_module()
+    return _backend.array_module(function, *arrays)
 
 
 @_arrays.torch_interop

@@ -36,8 +36,8 @@ def crow_weights(a, eps=1e-6, *, num_threads=None):
         Wrong ndim, negative or non-finite activations, eps <= 0.
     """
     eps = _eps(eps)
-    on_gpu = _arrays.device_of("crow_weights", a) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("crow_weights", a)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     spatial = xp.empty((b, h * w), dtype=x.dtype)
@@ -79,9 +79,8 @@ def weighted_sum_pool(a, weights, *, channel_weights=None, normalize=True, num_t
     >>> d.shape
     (4,)
     """
-    arrays = (a, weights) + (() if channel_weights is None else (channel_weights,))
-    on_gpu = _arrays.device_of("weighted_sum_pool", *arrays) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("weighted_sum_pool", a, weights, channel_weights)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     s = xp.asarray(weights)

@@ -290,8 +290,8 @@ def query_vector(x, queries, k=10, gamma=3.0, *, num_threads=None):
     (a cupyx.scipy.sparse.csc_matrix for CuPy x and queries, computed on
     the GPU)."""
     gamma = _check_gamma(gamma)
-    on_gpu = _arrays.device_of("query_vector", x, queries) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("query_vector", x, queries)
+    on_gpu = xp is not np
     x, queries = xp.asarray(x), xp.asarray(queries)
     if queries.ndim == 1:
         queries = queries[None, :]

@@ -50,11 +50,7 @@ def _check_magnitude(largest: float, d: int, dtype, metric: str) -> None:
 
 def _array_module(x, queries):
     """numpy, or cupy when the inputs are CuPy arrays (CUDA engine checked)."""
-    arrays = (x,) if queries is None else (x, queries)
-    if _arrays.device_of("knn", *arrays) == "cpu":
-        return np
-    _backend.cuda_core("knn")
-    return _arrays.cupy_module()
+    return _backend.array_module("knn", x, queries)
 
 
 def _check_k(k, candidates: int, exclude_self: bool) -> int:

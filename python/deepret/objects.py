@@ -98,9 +98,8 @@ def object_saliency(a, descriptors, boxes, weights, *, counts=None, fs=None, cov
     if isinstance(boxes, Regions):
         counts = boxes.counts if counts is None else counts
         boxes = boxes.boxes
-    arrays = (a, descriptors, boxes, weights) + (() if fs is None else (fs,))
-    on_gpu = _arrays.device_of("object_saliency", *arrays) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("object_saliency", a, descriptors, boxes, weights, fs)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     desc = xp.ascontiguousarray(descriptors, dtype=np.float32)

@@ -24,8 +24,8 @@ _MAC, _SPOC, _GEM = 0, 1, 2
 
 def _global(name, a, kind, p, eps, normalize, num_threads):
     threads = _backend.threads_arg(num_threads)
-    on_gpu = _arrays.device_of(name, a) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module(name, a)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     if h * w == 0:
@@ -159,8 +159,8 @@ def rmac(a, levels=3, *, num_threads=None):
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"levels must be an int >= 1, got {levels!r}")
     threads = _backend.threads_arg(num_threads)
-    on_gpu = _arrays.device_of("rmac", a) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("rmac", a)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     if h * w == 0:

@@ -24,8 +24,7 @@ __all__ = ["alpha_qe", "average_qe"]
 
 
 def _check_inputs(name, queries, x):
-    on_gpu = _arrays.device_of(name, queries, x) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module(name, queries, x, engine=False)  # the kNN inside checks the engine
     queries, x = xp.asarray(queries), xp.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"x must be 2-D (n, d), got shape {tuple(x.shape)}")

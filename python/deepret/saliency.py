@@ -63,8 +63,8 @@ def feature_saliency(a, eps=1e-6, *, num_threads=None):
             and np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
     threads = _backend.threads_arg(num_threads)
-    on_gpu = _arrays.device_of("feature_saliency", a) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("feature_saliency", a)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     out = xp.empty((b, h * w), dtype=x.dtype)

@@ -164,10 +164,8 @@ def _copied_out(target, out):
 
 def _correlate(function, in1, in2, mode, boundary, fillvalue, out, num_threads, flip):
     threads = _backend.threads_arg(num_threads)
-    on_gpu = _arrays.device_of(function, in1, in2) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
-    if on_gpu:
-        _backend.cuda_core(function)
+    xp = _backend.array_module(function, in1, in2)
+    on_gpu = xp is not np
     a, b = xp.asarray(in1), xp.asarray(in2)
     if not a.ndim == b.ndim == 2:
         raise ValueError(f"{function} inputs must both be 2-D arrays")

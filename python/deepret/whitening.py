@@ -17,13 +17,13 @@ import numbers
 
 import numpy as np
 
-from . import _arrays
+from . import _arrays, _backend
 
 __all__ = ["PCAWhitening"]
 
 
 def _module(*arrays):
-    return _arrays.cupy_module() if _arrays.device_of("PCAWhitening", *arrays) == "cuda" else np
+    return _backend.array_module("PCAWhitening", *arrays, engine=False)  # CuPy's own operations only
 
 
 class PCAWhitening:
