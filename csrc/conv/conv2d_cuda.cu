@@ -74,29 +74,29 @@ correlate2d_tiled(const T* __restrict__ image, index_t h, index_t w,   // [h, w]
   // grid is capped (launch.h), the image is not.
   for (index_t m0 = static_cast<index_t>(blockIdx.y) * kTileH; m0 < oh; m0 += index_t(gridDim.y) * kTileH)
   for (index_t n0 = static_cast<index_t>(blockIdx.x) * kTileW; n0 < ow; n0 += index_t(gridDim.x) * kTileW) {
-  for (int i = tid; i < win_h * win_w; i += kThreads2d) {
-    const int r = i / win_w, c = i % win_w;
-    window[i] = extended(image, h, w, m0 - top + r, n0 - left + c, boundary, fill);
-  }
-  for (int i = tid; i < kh * kw; i += kThreads2d) taps[i] = weights[i];
-  __syncthreads();
-  T acc[kRowsPerThread];
-#pragma unroll
-  for (int r = 0; r < kRowsPerThread; ++r) acc[r] = zero<T>();
-  const int col = threadIdx.x, row0 = threadIdx.y * kRowsPerThread;
-  for (int j = 0; j < kh; ++j)
-    for (int k = 0; k < kw; ++k) {
-      const T tap = taps[j * kw + k];
-#pragma unroll
-      for (int r = 0; r < kRowsPerThread; ++r)
-        acc[r] = madd(acc[r], window[(row0 + r + j) * win_w + col + k], tap);
+    for (int i = tid; i < win_h * win_w; i += kThreads2d) {
+      const int r = i / win_w, c = i % win_w;
+      window[i] = extended(image, h, w, m0 - top + r, n0 - left + c, boundary, fill);
     }
+    for (int i = tid; i < kh * kw; i += kThreads2d) taps[i] = weights[i];
+    __syncthreads();
+    T acc[kRowsPerThread];
 #pragma unroll
-  for (int r = 0; r < kRowsPerThread; ++r) {
-    const index_t m = m0 + row0 + r, n = n0 + col;
-    if (m < oh && n < ow) out[m * ow + n] = acc[r];
-  }
-  __syncthreads();  // the next tile overwrites the window
+    for (int r = 0; r < kRowsPerThread; ++r) acc[r] = zero<T>();
+    const int col = threadIdx.x, row0 = threadIdx.y * kRowsPerThread;
+    for (int j = 0; j < kh; ++j)
+      for (int k = 0; k < kw; ++k) {
+        const T tap = taps[j * kw + k];
+#pragma unroll
+        for (int r = 0; r < kRowsPerThread; ++r)
+          acc[r] = madd(acc[r], window[(row0 + r + j) * win_w + col + k], tap);
+      }
+#pragma unroll
+    for (int r = 0; r < kRowsPerThread; ++r) {
+      const index_t m = m0 + row0 + r, n = n0 + col;
+      if (m < oh && n < ow) out[m * ow + n] = acc[r];
+    }
+    __syncthreads();  // the next tile overwrites the window
   }
 }
 
@@ -162,57 +162,57 @@ conv2d_gemm_kernel(const T* __restrict__ input,   // [n, c, h, w]
   for (index_t z = blockIdx.z; z < s.n * s.groups; z += gridDim.z)
   for (index_t o0 = static_cast<index_t>(blockIdx.y) * kBM; o0 < og; o0 += index_t(gridDim.y) * kBM)
   for (index_t p0 = static_cast<index_t>(blockIdx.x) * kBN; p0 < P; p0 += index_t(gridDim.x) * kBN) {
-  const index_t b = z / s.groups, g = z % s.groups;
-  const T* planes = input + (b * s.c + g * cg) * s.h * s.w;
-  T acc[4][4];
+    const index_t b = z / s.groups, g = z % s.groups;
+    const T* planes = input + (b * s.c + g * cg) * s.h * s.w;
+    T acc[4][4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 4; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
-  for (index_t k0 = 0; k0 < K; k0 += kBK) {
-    for (int e = tid; e < kBK * kBM; e += 256) {  // weights: k fastest for coalescing
-      const int kk = e % kBK, oo = e / kBK;
-      const index_t o = o0 + oo, k = k0 + kk;
-      as[kk][oo] = (o < og && k < K) ? weight[(g * og + o) * K + k] : T(0);
-    }
-    for (int e = tid; e < kBK * kBN; e += 256) {  // im2col: pixels fastest
-      const int pp = e % kBN, kk = e / kBN;
-      const index_t p = p0 + pp, k = k0 + kk;
-      T value = T(0);
-      if (p < P && k < K) {
-        const index_t c = k / khw, j = (k / s.kw) % s.kh, jk = k % s.kw;
-        const index_t iy = (p / s.ow) * s.sh - s.ph + j * s.dh;
-        const index_t ix = (p % s.ow) * s.sw - s.pw + jk * s.dw;
-        if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) value = planes[(c * s.h + iy) * s.w + ix];
+      for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
+    for (index_t k0 = 0; k0 < K; k0 += kBK) {
+      for (int e = tid; e < kBK * kBM; e += 256) {  // weights: k fastest for coalescing
+        const int kk = e % kBK, oo = e / kBK;
+        const index_t o = o0 + oo, k = k0 + kk;
+        as[kk][oo] = (o < og && k < K) ? weight[(g * og + o) * K + k] : T(0);
       }
-      bs[kk][pp] = value;
+      for (int e = tid; e < kBK * kBN; e += 256) {  // im2col: pixels fastest
+        const int pp = e % kBN, kk = e / kBN;
+        const index_t p = p0 + pp, k = k0 + kk;
+        T value = T(0);
+        if (p < P && k < K) {
+          const index_t c = k / khw, j = (k / s.kw) % s.kh, jk = k % s.kw;
+          const index_t iy = (p / s.ow) * s.sh - s.ph + j * s.dh;
+          const index_t ix = (p % s.ow) * s.sw - s.pw + jk * s.dw;
+          if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) value = planes[(c * s.h + iy) * s.w + ix];
+        }
+        bs[kk][pp] = value;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < kBK; ++kk) {
+        T a[4], bv[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) a[i] = as[kk][ty + 16 * i];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) bv[j] = bs[kk][tx + 16 * j];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * bv[j];
+      }
+      __syncthreads();
     }
-    __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < kBK; ++kk) {
-      T a[4], bv[4];
+    for (int i = 0; i < 4; ++i) {
+      const index_t o = o0 + ty + 16 * i;
+      if (o >= og) continue;
+      const T base = bias ? bias[g * og + o] : T(0);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) a[i] = as[kk][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = bs[kk][tx + 16 * j];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * bv[j];
+      for (int j = 0; j < 4; ++j) {
+        const index_t p = p0 + tx + 16 * j;
+        if (p < P) out[(b * s.o + g * og + o) * P + p] = base + acc[i][j];
+      }
     }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const index_t o = o0 + ty + 16 * i;
-    if (o >= og) continue;
-    const T base = bias ? bias[g * og + o] : T(0);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const index_t p = p0 + tx + 16 * j;
-      if (p < P) out[(b * s.o + g * og + o) * P + p] = base + acc[i][j];
-    }
-  }
   }
 }
 
@@ -224,21 +224,21 @@ __global__ void conv2d_depthwise_kernel(const T* __restrict__ input, const T* __
   const index_t P = s.oh * s.ow, total = s.n * s.o * P;
   for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += index_t(gridDim.x) * blockDim.x) {
-  const index_t p = i % P, o = (i / P) % s.o, b = i / (P * s.o);
-  const index_t og = s.o / s.groups;
-  const T* x = input + (b * s.c + o / og) * s.h * s.w;
-  const T* w = weight + o * s.kh * s.kw;
-  const index_t y0 = (p / s.ow) * s.sh - s.ph, x0 = (p % s.ow) * s.sw - s.pw;
-  T acc = bias ? bias[o] : T(0);
-  for (index_t j = 0; j < s.kh; ++j) {
-    const index_t iy = y0 + j * s.dh;
-    if (iy < 0 || iy >= s.h) continue;
-    for (index_t k = 0; k < s.kw; ++k) {
-      const index_t ix = x0 + k * s.dw;
-      if (ix >= 0 && ix < s.w) acc += x[iy * s.w + ix] * w[j * s.kw + k];
+    const index_t p = i % P, o = (i / P) % s.o, b = i / (P * s.o);
+    const index_t og = s.o / s.groups;
+    const T* x = input + (b * s.c + o / og) * s.h * s.w;
+    const T* w = weight + o * s.kh * s.kw;
+    const index_t y0 = (p / s.ow) * s.sh - s.ph, x0 = (p % s.ow) * s.sw - s.pw;
+    T acc = bias ? bias[o] : T(0);
+    for (index_t j = 0; j < s.kh; ++j) {
+      const index_t iy = y0 + j * s.dh;
+      if (iy < 0 || iy >= s.h) continue;
+      for (index_t k = 0; k < s.kw; ++k) {
+        const index_t ix = x0 + k * s.dw;
+        if (ix >= 0 && ix < s.w) acc += x[iy * s.w + ix] * w[j * s.kw + k];
+      }
     }
-  }
-  out[i] = acc;
+    out[i] = acc;
   }
 }
 

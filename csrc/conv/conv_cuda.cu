@@ -65,33 +65,33 @@ correlate_kernel(const T* __restrict__ a, index_t n,    // [n]
   // Tiles tile_start = blockIdx.x * kTile, then gridDim.x tiles on (grid-stride).
   for (index_t tile_start = static_cast<index_t>(blockIdx.x) * kTile; tile_start < out_len;
        tile_start += static_cast<index_t>(gridDim.x) * kTile) {
-  T acc[kItems];
+    T acc[kItems];
 #pragma unroll
-  for (int i = 0; i < kItems; ++i) acc[i] = zero<T>();
+    for (int i = 0; i < kItems; ++i) acc[i] = zero<T>();
 
-  for (index_t j0 = 0; j0 < m; j0 += kTaps) {
-    const int chunk = static_cast<int>(m - j0 < kTaps ? m - j0 : kTaps);
-    const index_t first = tile_start - left + j0;  // signal index of window[0]
-    for (int w = threadIdx.x; w < kTile + chunk - 1; w += kThreads) {
-      const index_t q = first + w;
-      window[w] = (q >= 0 && q < n) ? a[q] : zero<T>();
+    for (index_t j0 = 0; j0 < m; j0 += kTaps) {
+      const int chunk = static_cast<int>(m - j0 < kTaps ? m - j0 : kTaps);
+      const index_t first = tile_start - left + j0;  // signal index of window[0]
+      for (int w = threadIdx.x; w < kTile + chunk - 1; w += kThreads) {
+        const index_t q = first + w;
+        window[w] = (q >= 0 && q < n) ? a[q] : zero<T>();
+      }
+      for (int j = threadIdx.x; j < chunk; j += kThreads) taps[j] = maybe_conj(v[j0 + j], conjugate_v);
+      __syncthreads();
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        const T* src = window + threadIdx.x + i * kThreads;
+        T sum = acc[i];
+        for (int j = 0; j < chunk; ++j) sum = step(sum, src[j], taps[j]);
+        acc[i] = sum;
+      }
+      __syncthreads();
     }
-    for (int j = threadIdx.x; j < chunk; j += kThreads) taps[j] = maybe_conj(v[j0 + j], conjugate_v);
-    __syncthreads();
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {
-      const T* src = window + threadIdx.x + i * kThreads;
-      T sum = acc[i];
-      for (int j = 0; j < chunk; ++j) sum = step(sum, src[j], taps[j]);
-      acc[i] = sum;
+      const index_t o = tile_start + threadIdx.x + i * kThreads;
+      if (o < out_len) out[o] = acc[i];
     }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < kItems; ++i) {
-    const index_t o = tile_start + threadIdx.x + i * kThreads;
-    if (o < out_len) out[o] = acc[i];
-  }
   }
 }
 
