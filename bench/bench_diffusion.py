@@ -16,6 +16,7 @@ held-out points; tol 1e-6 and maxiter 20 for everyone, alpha 0.99.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import warnings
 
@@ -184,3 +185,65 @@ def test_numpy_copy_bandwidth(benchmark, request):
     benchmark.pedantic(lambda: np.copyto(target, source), rounds=1 if benchmark.disabled else 20,
                        iterations=1, warmup_rounds=1)
     assert target[-1] == 1.0
+
+
+# ----------------------------------------------------------------------- GPU
+def _gpu_deepret(cp, W, Y):
+    def run():
+        f = _quiet(lambda: deepret.diffuse(W, Y, ALPHA, TOL, MAXITER))()
+        cp.cuda.Device().synchronize()
+        return f
+    return run
+
+
+def _gpu_cupyx_cg_loop(cp, W, Y):
+    """The reference practice on the GPU: cupyx.scipy.sparse.linalg.cg per query."""
+    import cupyx.scipy.sparse as csp
+    import cupyx.scipy.sparse.linalg as cspl
+
+    A = (csp.identity(W.shape[0], dtype=W.dtype, format="csr") - ALPHA * W).tocsr()
+    # CuPy names the relative tolerance `tol` (scipy's old name) or, in newer releases, `rtol`.
+    relative = "rtol" if "rtol" in inspect.signature(cspl.cg).parameters else "tol"
+
+    def run():
+        f = cp.stack([cspl.cg(A, Y[:, c], atol=0.0, maxiter=MAXITER, **{relative: TOL})[0]
+                      for c in range(Y.shape[1])], axis=1)
+        cp.cuda.Device().synchronize()
+        return f
+    return run
+
+
+GPU_CONTENDERS = {"deepret": _gpu_deepret, "cupyx cg looped": _gpu_cupyx_cg_loop}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("queries", [256, 1])
+@pytest.mark.parametrize("contender", list(GPU_CONTENDERS))
+def test_gpu_diffuse(benchmark, cupy_device, request, contender, queries):
+    # 256 queries at once over 100,000 rows: the batch `deepret rank --gpu`
+    # solves (its grid stays within CUDA's limits at any n, launch.h).
+    cp, gpu_name = cupy_device
+    import cupyx.scipy.sparse as csp
+
+    n = _n(request, N)
+    W_host, Y_host = problem("manifold", n)
+    Y_host = np.ascontiguousarray(np.tile(Y_host, (1, -(-queries // Y_host.shape[1])))[:, :queries])
+    W, Y = csp.csr_matrix(W_host), cp.asarray(Y_host)
+    function = GPU_CONTENDERS[contender](cp, W, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", deepret.ConvergenceWarning)
+        f_cpu, info_cpu = deepret.diffuse(W_host, Y_host, ALPHA, TOL, MAXITER, return_info=True)
+        _, info_gpu = deepret.diffuse(W, Y, ALPHA, TOL, MAXITER, return_info=True)
+    # The GPU engine runs the CPU engine's recurrence and stopping rule.
+    np.testing.assert_array_equal(info_gpu.iterations.get(), info_cpu.iterations)
+    result = cp.asnumpy(function())
+    error = float(np.abs(result - f_cpu).max() / np.abs(f_cpu).max())
+    assert error < 1e-4, error
+    benchmark.group = f"gpu diffuse manifold n={n} nnz={W_host.nnz} queries={queries} alpha={ALPHA} float32"
+    benchmark.extra_info.update(
+        contender=contender, ours=contender == "deepret", device="gpu", gpu_name=gpu_name,
+        kind="diffuse_gpu", data="manifold", n=n, nnz=int(W_host.nnz), queries=queries, dtype="float32",
+        mean_iterations=float(info_cpu.iterations.mean()), max_error_vs_cpu=error,
+        flops=2 * MAXITER * (W_host.nnz + 5 * n) * queries,
+    )
+    benchmark.pedantic(function, rounds=1 if benchmark.disabled else 3, iterations=1, warmup_rounds=1)

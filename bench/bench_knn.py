@@ -279,7 +279,28 @@ def _gpu_cupy_matmul_topk(cp, x, queries):
     return run
 
 
-GPU_CONTENDERS = {"deepret": _gpu_deepret, "cupy matmul + argpartition": _gpu_cupy_matmul_topk}
+def _gpu_faiss(cp, x, queries):
+    """faiss-gpu's exact GpuIndexFlatIP (where faiss-gpu is installed:
+    bench/gpu_check.sh with GPU_CHECK_FAISS=1). Its Python API takes host
+    arrays: the database is added once outside the timing; each timed search
+    copies the queries to the device and the results back (10,000 x 128
+    floats in, 10,000 x k out: small beside the search)."""
+    faiss = pytest.importorskip("faiss")
+    if not hasattr(faiss, "StandardGpuResources"):
+        pytest.skip("faiss is installed without GPU support (faiss-cpu)")
+    resources = faiss.StandardGpuResources()
+    index = faiss.GpuIndexFlatIP(resources, x.shape[1])
+    index.add(cp.asnumpy(x))
+    host_queries = cp.asnumpy(queries)
+
+    def run():
+        scores, indices = index.search(host_queries, K)
+        return cp.asarray(scores), cp.asarray(indices)
+    return run
+
+
+GPU_CONTENDERS = {"deepret": _gpu_deepret, "cupy matmul + argpartition": _gpu_cupy_matmul_topk,
+                  "faiss-gpu GpuIndexFlatIP": _gpu_faiss}
 
 
 @pytest.mark.gpu

@@ -1,31 +1,53 @@
-// Bindings of the CUDA batched CG: device pointers in, nothing computed here.
+// Bindings of the CUDA batched CG: device arrays in (device_array.h),
+// checked here before anything reaches the GPU; nothing computed here.
 #include <cstdint>
 
 #include "bindings.h"
+#include "device_array.h"
 #include "diffusion/cg.h"
 
 namespace deepret::bind {
 
 void register_diffusion_cuda(py::module_& m) {
-  namespace dc = diffusion::cuda;
   m.def(
       "batched_cg",
-      [](bool float64, bool int64, index_t n, std::uintptr_t indptr, std::uintptr_t indices,
-         std::uintptr_t data, double alpha, std::uintptr_t y, index_t m_, std::uintptr_t f,
-         double tol, index_t maxiter, std::uintptr_t iterations, std::uintptr_t residuals,
-         std::uintptr_t stream) {
+      [](py::handle indptr_, py::handle indices_, py::handle data_, py::handle y_, py::handle f_,
+         py::handle iterations_, py::handle residuals_, double alpha, double tol, index_t maxiter,
+         py::object allocate, std::uintptr_t stream) {
+        const DeviceArray indptr = device_array(indptr_, "indptr"), indices = device_array(indices_, "indices"),
+                          data = device_array(data_, "data"), y = device_array(y_, "y"),
+                          f = device_array(f_, "f", true), iterations = device_array(iterations_, "iterations", true),
+                          residuals = device_array(residuals_, "residuals", true);
+        require_dtype(indptr, {DType::I32, DType::I64});
+        require_same_dtype(indptr, indices);
+        require_shape(indptr, {-1}, "(n + 1,)");
+        check(indptr.dim(0) >= 1, "indptr must have n + 1 >= 1 entries");
+        const index_t n = indptr.dim(0) - 1;
+        require_shape(indices, {-1}, "(nnz,)");
+        require_dtype(data, {DType::F32, DType::F64});
+        require_shape(data, {indices.dim(0)}, "(nnz,)");
+        require_same_dtype(data, y);
+        require_shape(y, {n, -1}, "(n, m)");
+        require_same_dtype(data, f);
+        require_shape(f, {n, y.dim(1)}, "(n, m)");
+        require_dtype(iterations, {DType::I64});
+        require_shape(iterations, {y.dim(1)}, "(m,)");
+        require_dtype(residuals, {DType::F64});
+        require_shape(residuals, {y.dim(1)}, "(m,)");
+        check(alpha > 0.0 && alpha < 1.0, "alpha must be in (0, 1)");
+        check(maxiter >= 0, "maxiter must be non-negative");
+        DeviceCall call({&indptr, &indices, &data, &y, &f, &iterations, &residuals}, stream);
+        PyScratch scratch(std::move(allocate));
         py::gil_scoped_release release;
-        dc::batched_cg(float64 ? dc::Value::F64 : dc::Value::F32, int64 ? dc::Index::I64 : dc::Index::I32,
-                       n, reinterpret_cast<const void*>(indptr), reinterpret_cast<const void*>(indices),
-                       reinterpret_cast<const void*>(data), alpha, reinterpret_cast<const void*>(y),
-                       m_, reinterpret_cast<void*>(f), tol, maxiter,
-                       reinterpret_cast<std::int64_t*>(iterations), reinterpret_cast<double*>(residuals),
-                       stream);
+        diffusion::cuda::batched_cg(data.dtype, indptr.dtype, n, indptr.ptr, indices.ptr, data.ptr, alpha, y.ptr,
+                                    y.dim(1), f.ptr, tol, maxiter, iterations.data<std::int64_t>(),
+                                    residuals.data<double>(), scratch, stream);
       },
-      py::arg("float64"), py::arg("int64"), py::arg("n"), py::arg("indptr"), py::arg("indices"),
-      py::arg("data"), py::arg("alpha"), py::arg("y"), py::arg("m"), py::arg("f"), py::arg("tol"),
-      py::arg("maxiter"), py::arg("iterations"), py::arg("residuals"), py::arg("stream"),
-      "Solve (I - alpha W) f = y on the GPU (device pointers; row-major y and f).");
+      py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("y"), py::arg("f"), py::arg("iterations"),
+      py::arg("residuals"), py::kw_only(), py::arg("alpha"), py::arg("tol"), py::arg("maxiter"),
+      py::arg("allocate"), py::arg("stream"),
+      "Solve (I - alpha W) f = y on the GPU for W = (data, indices, indptr) in CSR (device arrays; "
+      "row-major y and f); scratch from allocate(nbytes).");
 }
 
 }  // namespace deepret::bind

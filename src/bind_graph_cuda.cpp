@@ -1,32 +1,50 @@
-// Bindings of the CUDA kNN graph: pointers in, nothing computed here.
+// Bindings of the CUDA kNN graph: device arrays in (device_array.h),
+// checked here before anything reaches the GPU; nothing computed here.
 #include <cstdint>
 
 #include "bindings.h"
+#include "device_array.h"
 #include "graph/graph.h"
 
 namespace deepret::bind {
 
 void register_graph_cuda(py::module_& m) {
-  py::enum_<graph::cuda::DType>(m, "GraphDType")
-      .value("float32", graph::cuda::DType::F32)
-      .value("float64", graph::cuda::DType::F64);
   m.def(
       "graph_from_knn",
-      [](graph::cuda::DType dtype, std::uintptr_t scores, std::uintptr_t indices, index_t n, index_t k,
-         double gamma, bool mutual, bool l2, bool normalize, std::uintptr_t indptr, std::uintptr_t out_indices,
-         std::uintptr_t out_data, index_t capacity, std::uintptr_t stream) {
+      [](py::handle scores_, py::handle indices_, py::handle indptr_, py::handle out_indices_,
+         py::handle out_data_, double gamma, bool mutual, bool l2, bool normalize, py::object allocate,
+         std::uintptr_t stream) {
+        const DeviceArray scores = device_array(scores_, "scores"), indices = device_array(indices_, "indices"),
+                          indptr = device_array(indptr_, "indptr", true),
+                          out_indices = device_array(out_indices_, "out_indices", true),
+                          out_data = device_array(out_data_, "out_data", true);
+        require_dtype(scores, {DType::F32, DType::F64});
+        require_shape(scores, {-1, -1}, "(n, k)");
+        require_dtype(indices, {DType::I64});
+        require_shape(indices, {scores.dim(0), scores.dim(1)}, "(n, k)");
+        require_dtype(indptr, {DType::I64});
+        require_shape(indptr, {scores.dim(0) + 1}, "(n + 1,)");
+        require_dtype(out_indices, {DType::I32});
+        require_shape(out_indices, {-1}, "(capacity,)");
+        const index_t n = scores.dim(0), k = scores.dim(1);
+        check(out_indices.dim(0) >= (mutual ? n * k : 2 * n * k),
+              "out_indices and out_data must hold n * k (mutual) or 2 * n * k entries");
+        require_same_dtype(scores, out_data);
+        require_shape(out_data, {out_indices.dim(0)}, "(capacity,)");
+        check(gamma > 0, "gamma must be a finite number > 0");
         graph::Options options;
         options.gamma = gamma, options.mutual = mutual, options.l2 = l2, options.normalize = normalize;
+        DeviceCall call({&scores, &indices, &indptr, &out_indices, &out_data}, stream);
+        PyScratch scratch(std::move(allocate));
         py::gil_scoped_release release;
-        return graph::cuda::graph_from_knn(
-            dtype, reinterpret_cast<const void*>(scores), reinterpret_cast<const std::int64_t*>(indices), n, k,
-            options, reinterpret_cast<std::int64_t*>(indptr), reinterpret_cast<std::int32_t*>(out_indices),
-            reinterpret_cast<void*>(out_data), capacity, stream);
+        return graph::cuda::graph_from_knn(scores.dtype, scores.ptr, indices.data<const std::int64_t>(), n, k,
+                                           options, indptr.data<std::int64_t>(), out_indices.data<std::int32_t>(),
+                                           out_data.ptr, out_indices.dim(0), scratch, stream);
       },
-      py::arg("dtype"), py::arg("scores"), py::arg("indices"), py::arg("n"), py::arg("k"), py::arg("gamma"),
-      py::arg("mutual"), py::arg("l2"), py::arg("normalize"), py::arg("indptr"), py::arg("out_indices"),
-      py::arg("out_data"), py::arg("capacity"), py::arg("stream"),
-      "kNN graph on device pointers: writes indptr and the first nnz entries of out_indices/out_data; "
+      py::arg("scores"), py::arg("indices"), py::arg("indptr"), py::arg("out_indices"), py::arg("out_data"),
+      py::kw_only(), py::arg("gamma"), py::arg("mutual"), py::arg("l2"), py::arg("normalize"),
+      py::arg("allocate"), py::arg("stream"),
+      "kNN graph on device arrays: writes indptr and the first nnz entries of out_indices/out_data; "
       "returns nnz (synchronizes the stream).");
 }
 

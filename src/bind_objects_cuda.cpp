@@ -1,17 +1,19 @@
-// Bindings of the CUDA object-saliency family: device pointers as integers
-// in, nothing computed here.
+// Bindings of the CUDA object-saliency family: device arrays in
+// (device_array.h), checked here before anything reaches the GPU. Bad
+// values found on the device set status[0] to 1 for the caller to raise.
 #include <cstdint>
 
 #include "bindings.h"
+#include "device_array.h"
 #include "objects/objects.h"
 
 namespace deepret::bind {
 
 namespace {
 
-template <class T>
-T* ptr(std::uintptr_t p) {
-  return reinterpret_cast<T*>(p);
+void check_status(const DeviceArray& status) {
+  require_dtype(status, {DType::I32});
+  require_shape(status, {1}, "(1,)");
 }
 
 }  // namespace
@@ -19,38 +21,84 @@ T* ptr(std::uintptr_t p) {
 void register_objects_cuda(py::module_& m) {
   m.def(
       "object_saliency",
-      [](bool is_double, std::uintptr_t a, std::uintptr_t fs, index_t b, index_t c, index_t h, index_t w,
-         std::uintptr_t desc, std::uintptr_t boxes, std::uintptr_t weight, std::uintptr_t offsets, bool box_cover,
-         std::uintptr_t out, std::uintptr_t status, std::uintptr_t stream) {
+      [](py::handle a_, py::handle fs_, py::handle desc_, py::handle boxes_, py::handle weights_,
+         py::handle offsets_, py::handle out_, py::handle status_, bool box_cover, std::uintptr_t stream) {
+        const DeviceArray a = device_array(a_, "a"), fs = device_array(fs_, "fs"),
+                          desc = device_array(desc_, "descriptors"), boxes = device_array(boxes_, "boxes"),
+                          weights = device_array(weights_, "weights"), offsets = device_array(offsets_, "offsets"),
+                          out = device_array(out_, "out", true), status = device_array(status_, "status", true);
+        require_dtype(a, {DType::F32, DType::F64});
+        require_shape(a, {-1, -1, -1, -1}, "(b, c, h, w)");
+        const index_t b = a.dim(0), c = a.dim(1), h = a.dim(2), w = a.dim(3);
+        require_same_dtype(a, fs);
+        require_shape(fs, {b, h, w}, "(b, h, w)");
+        require_dtype(desc, {DType::F32});
+        require_shape(desc, {-1, c}, "(k, c)");
+        const index_t k = desc.dim(0);
+        require_dtype(boxes, {DType::F64});
+        require_shape(boxes, {k, 4}, "(k, 4)");
+        require_dtype(weights, {DType::F64});
+        require_shape(weights, {k}, "(k,)");
+        require_dtype(offsets, {DType::I64});
+        require_shape(offsets, {b + 1}, "(b + 1,)");
+        require_same_dtype(a, out);
+        require_shape(out, {b, h, w}, "(b, h, w)");
+        check_status(status);
+        DeviceCall call({&a, &fs, &desc, &boxes, &weights, &offsets, &out, &status}, stream);
         py::gil_scoped_release release;
-        objects::cuda::object_saliency(is_double, ptr<const void>(a), ptr<const void>(fs), b, c, h, w,
-                                       ptr<const float>(desc), ptr<const double>(boxes), ptr<const double>(weight),
-                                       ptr<const std::int64_t>(offsets), box_cover, ptr<void>(out), ptr<int>(status),
+        objects::cuda::object_saliency(a.dtype, a.ptr, fs.ptr, b, c, h, w, desc.data<const float>(),
+                                       boxes.data<const double>(), weights.data<const double>(),
+                                       offsets.data<const std::int64_t>(), box_cover, out.ptr, status.data<int>(),
                                        stream);
       },
-      py::arg("is_double"), py::arg("a"), py::arg("fs"), py::arg("b"), py::arg("c"), py::arg("h"), py::arg("w"),
-      py::arg("descriptors"), py::arg("boxes"), py::arg("weights"), py::arg("offsets"), py::arg("box_cover"),
-      py::arg("out"), py::arg("status"), py::arg("stream"));
+      py::arg("a"), py::arg("fs"), py::arg("descriptors"), py::arg("boxes"), py::arg("weights"), py::arg("offsets"),
+      py::arg("out"), py::arg("status"), py::kw_only(), py::arg("box_cover"), py::arg("stream"));
   m.def(
       "weighted_pool",
-      [](bool is_double, std::uintptr_t a, std::uintptr_t s, std::uintptr_t cw, index_t b, index_t c, index_t hw,
-         bool normalize, std::uintptr_t out, std::uintptr_t status, std::uintptr_t stream) {
+      [](py::handle a_, py::handle s_, py::handle cw_, py::handle out_, py::handle status_, bool normalize,
+         std::uintptr_t stream) {
+        const DeviceArray a = device_array(a_, "a"), s = device_array(s_, "weights"),
+                          out = device_array(out_, "out", true), status = device_array(status_, "status", true);
+        const std::optional<DeviceArray> cw = optional_device_array(cw_, "channel_weights");
+        require_dtype(a, {DType::F32, DType::F64});
+        require_shape(a, {-1, -1, -1}, "(b, c, h * w)");
+        require_same_dtype(a, s);
+        require_shape(s, {a.dim(0), a.dim(2)}, "(b, h * w)");
+        if (cw) {
+          require_same_dtype(a, *cw);
+          require_shape(*cw, {a.dim(0), a.dim(1)}, "(b, c)");
+        }
+        require_same_dtype(a, out);
+        require_shape(out, {a.dim(0), a.dim(1)}, "(b, c)");
+        check_status(status);
+        DeviceCall call({&a, &s, cw ? &*cw : nullptr, &out, &status}, stream);
         py::gil_scoped_release release;
-        objects::cuda::weighted_pool(is_double, ptr<const void>(a), ptr<const void>(s), ptr<const void>(cw), b, c,
-                                     hw, normalize, ptr<void>(out), ptr<int>(status), stream);
+        objects::cuda::weighted_pool(a.dtype, a.ptr, s.ptr, cw ? cw->ptr : nullptr, a.dim(0), a.dim(1), a.dim(2),
+                                     normalize, out.ptr, status.data<int>(), stream);
       },
-      py::arg("is_double"), py::arg("a"), py::arg("weights"), py::arg("channel_weights"), py::arg("b"),
-      py::arg("c"), py::arg("hw"), py::arg("normalize"), py::arg("out"), py::arg("status"), py::arg("stream"));
+      py::arg("a"), py::arg("weights"), py::arg("channel_weights"), py::arg("out"), py::arg("status"), py::kw_only(),
+      py::arg("normalize"), py::arg("stream"));
   m.def(
       "crow_weights",
-      [](bool is_double, std::uintptr_t a, index_t b, index_t c, index_t hw, double eps, std::uintptr_t spatial,
-         std::uintptr_t channel, std::uintptr_t status, std::uintptr_t stream) {
+      [](py::handle a_, py::handle spatial_, py::handle channel_, py::handle status_, double eps,
+         std::uintptr_t stream) {
+        const DeviceArray a = device_array(a_, "a"), spatial = device_array(spatial_, "spatial", true),
+                          channel = device_array(channel_, "channel", true),
+                          status = device_array(status_, "status", true);
+        require_dtype(a, {DType::F32, DType::F64});
+        require_shape(a, {-1, -1, -1}, "(b, c, h * w)");
+        require_same_dtype(a, spatial);
+        require_shape(spatial, {a.dim(0), a.dim(2)}, "(b, h * w)");
+        require_same_dtype(a, channel);
+        require_shape(channel, {a.dim(0), a.dim(1)}, "(b, c)");
+        check_status(status);
+        DeviceCall call({&a, &spatial, &channel, &status}, stream);
         py::gil_scoped_release release;
-        objects::cuda::crow_weights(is_double, ptr<const void>(a), b, c, hw, eps, ptr<void>(spatial),
-                                    ptr<void>(channel), ptr<int>(status), stream);
+        objects::cuda::crow_weights(a.dtype, a.ptr, a.dim(0), a.dim(1), a.dim(2), eps, spatial.ptr, channel.ptr,
+                                    status.data<int>(), stream);
       },
-      py::arg("is_double"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("hw"), py::arg("eps"),
-      py::arg("spatial"), py::arg("channel"), py::arg("status"), py::arg("stream"));
+      py::arg("a"), py::arg("spatial"), py::arg("channel"), py::arg("status"), py::kw_only(), py::arg("eps"),
+      py::arg("stream"));
 }
 
 }  // namespace deepret::bind

@@ -55,6 +55,7 @@ void register_regions(py::module_& m);
 void register_conv2d(py::module_& m);
 void register_objects(py::module_& m);
 void register_truncated(py::module_& m);
+void register_launch(py::module_& m);
 
 }  // namespace deepret::bind
 

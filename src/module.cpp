@@ -53,4 +53,5 @@ PYBIND11_MODULE(_core, m) {
   deepret::bind::register_conv2d(m);
   deepret::bind::register_objects(m);
   deepret::bind::register_truncated(m);
+  deepret::bind::register_launch(m);
 }

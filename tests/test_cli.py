@@ -291,7 +291,7 @@ def test_rank_failure_during_the_run_leaves_no_file(oxford_files, tmp_path, monk
     def fail(*args):
         raise ValueError("simulated failure inside the engine")
 
-    monkeypatch.setattr(rank_module, "_rank_cpu", fail)
+    monkeypatch.setattr(rank_module, "_rank", fail)
     assert cli.main(["rank", "--database", str(db), "--queries", str(queries), "--out", str(out)]) == 2
     assert "simulated failure" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db.npy", "q.npy"]

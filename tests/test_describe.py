@@ -2,6 +2,7 @@
 obvious composition of the public pieces (and for fs.egm a plain numpy
 version of regional max pooling), on the real EfficientNet activations."""
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_global_methods_are_the_pooling_functions(method, real):
     np.testing.assert_array_equal(deepret.describe(a, method), expected)
 
 
-@pytest.mark.parametrize("method", deepret.describe.__globals__["METHODS"])
+@pytest.mark.parametrize("method", inspect.unwrap(deepret.describe).__globals__["METHODS"])
 def test_single_batch_and_list_agree(method, real):
     same_size = [name for name in real if real[name].shape == real["astronaut"].shape][:4]
     batch = np.stack([real[n] for n in same_size])

@@ -270,6 +270,39 @@ def test_gpu_matches_cpu(dtype):
     np.testing.assert_array_equal(info_gpu.iterations.get(), info_cpu.iterations)
 
 
+@pytest.mark.gpu
+def test_gpu_diffusion_index_and_query_vector_match_cpu():
+    # The same DiffusionIndex code on CuPy arrays: graph, right-hand sides,
+    # CG and ranking on the GPU, the result the CPU engine's.
+    cp = pytest.importorskip("cupy")
+    if not deepret.has_cuda():
+        pytest.skip("deepret has no CUDA engine or no GPU is visible")
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((3000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    queries = x[:40] + 0.05 * rng.standard_normal((40, 32)).astype(np.float32)
+    y_cpu = deepret.query_vector(x, queries, k=10)
+    y_gpu = deepret.query_vector(cp.asarray(x), cp.asarray(queries), k=10)
+    np.testing.assert_allclose(y_gpu.get().toarray(), y_cpu.toarray(), rtol=1e-5, atol=1e-7)
+    cpu = deepret.DiffusionIndex(x, k=20).search(queries, topk=50)
+    gpu = deepret.DiffusionIndex(cp.asarray(x), k=20).search(cp.asarray(queries), topk=50)
+    assert type(gpu[0]) is cp.ndarray and type(gpu[1]) is cp.ndarray
+    np.testing.assert_allclose(gpu[0].get(), cpu[0], rtol=1e-4, atol=1e-6)
+    agree = np.mean([len(set(a) & set(b)) / 50 for a, b in zip(gpu[1].get(), cpu[1])])
+    assert agree > 0.99, agree  # ranks may swap only where scores tie to float32 rounding
+    W = deepret.knn_graph(x, k=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", deepret.ConvergenceWarning)
+        g_cpu = deepret.katz(W)
+        g_gpu = deepret.katz(deepret.knn_graph(cp.asarray(x), k=20))
+    assert type(g_gpu) is cp.ndarray
+    np.testing.assert_allclose(g_gpu.get(), g_cpu, rtol=1e-4, atol=1e-6)
+    with pytest.raises(TypeError, match="CuPy"):
+        deepret.DiffusionIndex(cp.asarray(x), k=20).search(queries, topk=5)  # host queries: no silent copy
+    with pytest.raises(ValueError, match="CPU engine only"):
+        deepret.DiffusionIndex(cp.asarray(x), k=20, truncate=100)
+
+
 def test_gpu_input_without_cuda_engine_or_mixed(monkeypatch):
     class FakeCupyArray:
         __module__ = "cupy"

@@ -171,6 +171,8 @@ def test_core_stub_names_every_engine_function():
 
     tree = ast.parse((ROOT / "python" / "deepret" / "_core.pyi").read_text(encoding="utf-8"))
     stubbed = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    stubbed |= {node.target.id for node in tree.body
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
     engine = {name for name in dir(_core) if not name.startswith("__")}
     assert engine - stubbed == set(), f"python/deepret/_core.pyi lacks {sorted(engine - stubbed)}"
     assert stubbed - engine == set(), f"python/deepret/_core.pyi names {sorted(stubbed - engine)}, not in _core"

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "common/array_view.h"
+#include "common/dtype.h"
 
 namespace deepret::conv {
 
@@ -44,17 +45,14 @@ void correlate1d_complex(const std::complex<T>* a, index_t n,    // [n]
 // the dtype is passed at run time so that callers need no CUDA headers.
 namespace deepret::conv::cuda {
 
-enum class DType : int { Bool = 0, U8, U16, U32, U64, F32, F64, C64, C128 };
-
 // The same formula as correlate1d above, on the GPU, queued on `stream`
 // (a cudaStream_t as an integer; 0 is the legacy default stream).
+// dtype: bool, any integer, float32/64, complex64/128.
 void correlate1d(DType dtype,
                  const void* a, index_t n,       // [n] on the device
                  const void* v, index_t m,       // [m] on the device
                  void* out, index_t out_len,     // [out_len] on the device
                  index_t left, bool conjugate_v, std::uintptr_t stream);
 
-// Number of visible CUDA devices (0 when there is no driver or no GPU).
-int device_count();
 
 }  // namespace deepret::conv::cuda

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "common/array_view.h"
+#include "common/dtype.h"
 #include "common/hostdevice.h"
 
 namespace deepret::conv {
@@ -68,18 +69,17 @@ void check_conv2d_shape(const Conv2dShape& s);
 
 // ---------------------------------------------------------------- CUDA engine
 // (conv2d_cuda.cu; built only with DEEPRET_CUDA). Device pointers, contiguous,
-// queued on `stream` (a cudaStream_t as an integer). dtype codes are those of
-// conv::cuda::DType in conv.h.
+// queued on `stream` (a cudaStream_t as an integer).
 namespace deepret::conv::cuda {
 
 // fill points to one host value of the dtype.
-void correlate2d(int dtype, const void* image, index_t h, index_t w,  // [h, w]
+void correlate2d(DType dtype, const void* image, index_t h, index_t w,  // [h, w]
                  const void* weights, index_t kh, index_t kw,         // [kh, kw]
                  void* out, index_t oh, index_t ow,                   // [oh, ow]
                  index_t top, index_t left, int boundary, const void* fill, std::uintptr_t stream);
 
 // dtype: F32 or F64.
-void conv2d(int dtype, const void* input, const void* weight, const void* bias, void* out,
+void conv2d(DType dtype, const void* input, const void* weight, const void* bias, void* out,
             const Conv2dShape& s, std::uintptr_t stream);
 
 }  // namespace deepret::conv::cuda

@@ -13,9 +13,11 @@
 // 4 x 4 register tile. Depthwise layers (one input channel per output channel)
 // take a direct kernel.
 #include <cstdint>
+#include <string>
 
 #include "common/complex.h"
 #include "common/cuda_check.h"
+#include "common/launch.h"
 #include "conv/conv.h"
 #include "conv/conv2d.h"
 
@@ -67,30 +69,34 @@ correlate2d_tiled(const T* __restrict__ image, index_t h, index_t w,   // [h, w]
   const int win_w = kTileW + kw - 1, win_h = kTileH + kh - 1;
   T* window = reinterpret_cast<T*>(shared_bytes);  // [win_h, win_w]
   T* taps = window + win_h * win_w;                // [kh, kw]
-  const index_t m0 = static_cast<index_t>(blockIdx.y) * kTileH;
-  const index_t n0 = static_cast<index_t>(blockIdx.x) * kTileW;
   const int tid = threadIdx.y * kTileW + threadIdx.x;
-  for (int i = tid; i < win_h * win_w; i += kThreads2d) {
-    const int r = i / win_w, c = i % win_w;
-    window[i] = extended(image, h, w, m0 - top + r, n0 - left + c, boundary, fill);
-  }
-  for (int i = tid; i < kh * kw; i += kThreads2d) taps[i] = weights[i];
-  __syncthreads();
-  T acc[kRowsPerThread];
-#pragma unroll
-  for (int r = 0; r < kRowsPerThread; ++r) acc[r] = zero<T>();
-  const int col = threadIdx.x, row0 = threadIdx.y * kRowsPerThread;
-  for (int j = 0; j < kh; ++j)
-    for (int k = 0; k < kw; ++k) {
-      const T tap = taps[j * kw + k];
-#pragma unroll
-      for (int r = 0; r < kRowsPerThread; ++r)
-        acc[r] = madd(acc[r], window[(row0 + r + j) * win_w + col + k], tap);
+  // Tile (blockIdx.x, blockIdx.y), then the tiles a grid's stride on: the
+  // grid is capped (launch.h), the image is not.
+  for (index_t m0 = static_cast<index_t>(blockIdx.y) * kTileH; m0 < oh; m0 += index_t(gridDim.y) * kTileH)
+  for (index_t n0 = static_cast<index_t>(blockIdx.x) * kTileW; n0 < ow; n0 += index_t(gridDim.x) * kTileW) {
+    for (int i = tid; i < win_h * win_w; i += kThreads2d) {
+      const int r = i / win_w, c = i % win_w;
+      window[i] = extended(image, h, w, m0 - top + r, n0 - left + c, boundary, fill);
     }
+    for (int i = tid; i < kh * kw; i += kThreads2d) taps[i] = weights[i];
+    __syncthreads();
+    T acc[kRowsPerThread];
 #pragma unroll
-  for (int r = 0; r < kRowsPerThread; ++r) {
-    const index_t m = m0 + row0 + r, n = n0 + col;
-    if (m < oh && n < ow) out[m * ow + n] = acc[r];
+    for (int r = 0; r < kRowsPerThread; ++r) acc[r] = zero<T>();
+    const int col = threadIdx.x, row0 = threadIdx.y * kRowsPerThread;
+    for (int j = 0; j < kh; ++j)
+      for (int k = 0; k < kw; ++k) {
+        const T tap = taps[j * kw + k];
+#pragma unroll
+        for (int r = 0; r < kRowsPerThread; ++r)
+          acc[r] = madd(acc[r], window[(row0 + r + j) * win_w + col + k], tap);
+      }
+#pragma unroll
+    for (int r = 0; r < kRowsPerThread; ++r) {
+      const index_t m = m0 + row0 + r, n = n0 + col;
+      if (m < oh && n < ow) out[m * ow + n] = acc[r];
+    }
+    __syncthreads();  // the next tile overwrites the window
   }
 }
 
@@ -99,15 +105,16 @@ __global__ void correlate2d_direct(const T* __restrict__ image, index_t h, index
                                    const T* __restrict__ weights, index_t kh, index_t kw,
                                    T* __restrict__ out, index_t oh, index_t ow, index_t top,
                                    index_t left, int boundary, T fill) {
-  const index_t o = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (o >= oh * ow) return;
-  const index_t m = o / ow, n = o % ow;
-  T acc = zero<T>();
-  for (index_t j = 0; j < kh; ++j)
-    for (index_t k = 0; k < kw; ++k)
-      acc = madd(acc, extended(image, h, w, m - top + j, n - left + k, boundary, fill),
-                 weights[j * kw + k]);
-  out[o] = acc;
+  for (index_t o = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; o < oh * ow;
+       o += index_t(gridDim.x) * blockDim.x) {
+    const index_t m = o / ow, n = o % ow;
+    T acc = zero<T>();
+    for (index_t j = 0; j < kh; ++j)
+      for (index_t k = 0; k < kw; ++k)
+        acc = madd(acc, extended(image, h, w, m - top + j, n - left + k, boundary, fill),
+                   weights[j * kw + k]);
+    out[o] = acc;
+  }
 }
 
 template <class T>
@@ -121,15 +128,14 @@ void launch_correlate2d(const void* image, index_t h, index_t w, const void* wei
   auto* po = static_cast<T*>(out);
   const std::size_t shared = sizeof(T) * ((kTileH + kh - 1) * (kTileW + kw - 1) + kh * kw);
   if (shared <= kMaxShared) {
-    const dim3 grid(static_cast<unsigned>((ow + kTileW - 1) / kTileW),
-                    static_cast<unsigned>((oh + kTileH - 1) / kTileH));
+    const launch::Grid3 g = launch::tiles(launch::ceil_div(ow, kTileW), launch::ceil_div(oh, kTileH), 1);
+    const dim3 grid(g.x, g.y);
     const dim3 block(kTileW, kTileH / kRowsPerThread);
     correlate2d_tiled<T><<<grid, block, shared, stream>>>(pi, h, w, pw, static_cast<int>(kh),
                                                           static_cast<int>(kw), po, oh, ow, top,
                                                           left, boundary, fill);
   } else {
-    const index_t total = oh * ow;
-    correlate2d_direct<T><<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(
+    correlate2d_direct<T><<<launch::blocks_1d(oh * ow, 256), 256, 0, stream>>>(
         pi, h, w, pw, kh, kw, po, oh, ow, top, left, boundary, fill);
   }
   cuda_check(cudaGetLastError(), "correlate2d kernel launch");
@@ -149,57 +155,63 @@ conv2d_gemm_kernel(const T* __restrict__ input,   // [n, c, h, w]
   __shared__ T bs[kBK][kBN];
   const index_t cg = s.c / s.groups, og = s.o / s.groups;
   const index_t K = cg * s.kh * s.kw, P = s.oh * s.ow, khw = s.kh * s.kw;
-  const index_t b = blockIdx.z / s.groups, g = blockIdx.z % s.groups;
-  const index_t o0 = static_cast<index_t>(blockIdx.y) * kBM, p0 = static_cast<index_t>(blockIdx.x) * kBN;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16, tid = threadIdx.x;
-  const T* planes = input + (b * s.c + g * cg) * s.h * s.w;
-  T acc[4][4];
+  // (image, group) pairs in z, output-channel tiles in y, pixel tiles in x,
+  // each looped with the grid's stride: batch x groups is not bounded by
+  // gridDim.z's 65535, nor the tiles by gridDim.y's.
+  for (index_t z = blockIdx.z; z < s.n * s.groups; z += gridDim.z)
+  for (index_t o0 = static_cast<index_t>(blockIdx.y) * kBM; o0 < og; o0 += index_t(gridDim.y) * kBM)
+  for (index_t p0 = static_cast<index_t>(blockIdx.x) * kBN; p0 < P; p0 += index_t(gridDim.x) * kBN) {
+    const index_t b = z / s.groups, g = z % s.groups;
+    const T* planes = input + (b * s.c + g * cg) * s.h * s.w;
+    T acc[4][4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 4; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
-  for (index_t k0 = 0; k0 < K; k0 += kBK) {
-    for (int e = tid; e < kBK * kBM; e += 256) {  // weights: k fastest for coalescing
-      const int kk = e % kBK, oo = e / kBK;
-      const index_t o = o0 + oo, k = k0 + kk;
-      as[kk][oo] = (o < og && k < K) ? weight[(g * og + o) * K + k] : T(0);
-    }
-    for (int e = tid; e < kBK * kBN; e += 256) {  // im2col: pixels fastest
-      const int pp = e % kBN, kk = e / kBN;
-      const index_t p = p0 + pp, k = k0 + kk;
-      T value = T(0);
-      if (p < P && k < K) {
-        const index_t c = k / khw, j = (k / s.kw) % s.kh, jk = k % s.kw;
-        const index_t iy = (p / s.ow) * s.sh - s.ph + j * s.dh;
-        const index_t ix = (p % s.ow) * s.sw - s.pw + jk * s.dw;
-        if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) value = planes[(c * s.h + iy) * s.w + ix];
+      for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
+    for (index_t k0 = 0; k0 < K; k0 += kBK) {
+      for (int e = tid; e < kBK * kBM; e += 256) {  // weights: k fastest for coalescing
+        const int kk = e % kBK, oo = e / kBK;
+        const index_t o = o0 + oo, k = k0 + kk;
+        as[kk][oo] = (o < og && k < K) ? weight[(g * og + o) * K + k] : T(0);
       }
-      bs[kk][pp] = value;
+      for (int e = tid; e < kBK * kBN; e += 256) {  // im2col: pixels fastest
+        const int pp = e % kBN, kk = e / kBN;
+        const index_t p = p0 + pp, k = k0 + kk;
+        T value = T(0);
+        if (p < P && k < K) {
+          const index_t c = k / khw, j = (k / s.kw) % s.kh, jk = k % s.kw;
+          const index_t iy = (p / s.ow) * s.sh - s.ph + j * s.dh;
+          const index_t ix = (p % s.ow) * s.sw - s.pw + jk * s.dw;
+          if (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) value = planes[(c * s.h + iy) * s.w + ix];
+        }
+        bs[kk][pp] = value;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < kBK; ++kk) {
+        T a[4], bv[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) a[i] = as[kk][ty + 16 * i];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) bv[j] = bs[kk][tx + 16 * j];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * bv[j];
+      }
+      __syncthreads();
     }
-    __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < kBK; ++kk) {
-      T a[4], bv[4];
+    for (int i = 0; i < 4; ++i) {
+      const index_t o = o0 + ty + 16 * i;
+      if (o >= og) continue;
+      const T base = bias ? bias[g * og + o] : T(0);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) a[i] = as[kk][ty + 16 * i];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = bs[kk][tx + 16 * j];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * bv[j];
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const index_t o = o0 + ty + 16 * i;
-    if (o >= og) continue;
-    const T base = bias ? bias[g * og + o] : T(0);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const index_t p = p0 + tx + 16 * j;
-      if (p < P) out[(b * s.o + g * og + o) * P + p] = base + acc[i][j];
+      for (int j = 0; j < 4; ++j) {
+        const index_t p = p0 + tx + 16 * j;
+        if (p < P) out[(b * s.o + g * og + o) * P + p] = base + acc[i][j];
+      }
     }
   }
 }
@@ -210,30 +222,32 @@ __global__ void conv2d_depthwise_kernel(const T* __restrict__ input, const T* __
                                         const T* __restrict__ bias, T* __restrict__ out,
                                         Conv2dShape s) {
   const index_t P = s.oh * s.ow, total = s.n * s.o * P;
-  const index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= total) return;
-  const index_t p = i % P, o = (i / P) % s.o, b = i / (P * s.o);
-  const index_t og = s.o / s.groups;
-  const T* x = input + (b * s.c + o / og) * s.h * s.w;
-  const T* w = weight + o * s.kh * s.kw;
-  const index_t y0 = (p / s.ow) * s.sh - s.ph, x0 = (p % s.ow) * s.sw - s.pw;
-  T acc = bias ? bias[o] : T(0);
-  for (index_t j = 0; j < s.kh; ++j) {
-    const index_t iy = y0 + j * s.dh;
-    if (iy < 0 || iy >= s.h) continue;
-    for (index_t k = 0; k < s.kw; ++k) {
-      const index_t ix = x0 + k * s.dw;
-      if (ix >= 0 && ix < s.w) acc += x[iy * s.w + ix] * w[j * s.kw + k];
+  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += index_t(gridDim.x) * blockDim.x) {
+    const index_t p = i % P, o = (i / P) % s.o, b = i / (P * s.o);
+    const index_t og = s.o / s.groups;
+    const T* x = input + (b * s.c + o / og) * s.h * s.w;
+    const T* w = weight + o * s.kh * s.kw;
+    const index_t y0 = (p / s.ow) * s.sh - s.ph, x0 = (p % s.ow) * s.sw - s.pw;
+    T acc = bias ? bias[o] : T(0);
+    for (index_t j = 0; j < s.kh; ++j) {
+      const index_t iy = y0 + j * s.dh;
+      if (iy < 0 || iy >= s.h) continue;
+      for (index_t k = 0; k < s.kw; ++k) {
+        const index_t ix = x0 + k * s.dw;
+        if (ix >= 0 && ix < s.w) acc += x[iy * s.w + ix] * w[j * s.kw + k];
+      }
     }
+    out[i] = acc;
   }
-  out[i] = acc;
 }
 
 template <class T>
 __global__ void fill_bias_kernel(const T* __restrict__ bias, T* __restrict__ out, index_t total,
                                  index_t plane, index_t channels) {
-  const index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < total) out[i] = bias ? bias[(i / plane) % channels] : T(0);
+  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += index_t(gridDim.x) * blockDim.x)
+    out[i] = bias ? bias[(i / plane) % channels] : T(0);
 }
 
 template <class T>
@@ -246,14 +260,14 @@ void launch_conv2d(const void* input, const void* weight, const void* bias, void
   const auto* b = static_cast<const T*>(bias);
   auto* y = static_cast<T*>(out);
   const index_t cg = s.c / s.groups, og = s.o / s.groups;
-  const unsigned blocks = static_cast<unsigned>((total + 255) / 256);
+  const unsigned blocks = launch::blocks_1d(total, 256);
   if (cg * s.kh * s.kw == 0) {
     fill_bias_kernel<T><<<blocks, 256, 0, stream>>>(b, y, total, P, s.o);
   } else if (cg == 1) {
     conv2d_depthwise_kernel<T><<<blocks, 256, 0, stream>>>(x, w, b, y, s);
   } else {
-    const dim3 grid(static_cast<unsigned>((P + kBN - 1) / kBN), static_cast<unsigned>((og + kBM - 1) / kBM),
-                    static_cast<unsigned>(s.n * s.groups));
+    const launch::Grid3 g = launch::tiles(launch::ceil_div(P, kBN), launch::ceil_div(og, kBM), s.n * s.groups);
+    const dim3 grid(g.x, g.y, g.z);
     conv2d_gemm_kernel<T><<<grid, 256, 0, stream>>>(x, w, b, y, s);
   }
   cuda_check(cudaGetLastError(), "conv2d kernel launch");
@@ -261,7 +275,7 @@ void launch_conv2d(const void* input, const void* weight, const void* bias, void
 
 }  // namespace
 
-void correlate2d(int dtype, const void* image, index_t h, index_t w, const void* weights, index_t kh,
+void correlate2d(DType dtype, const void* image, index_t h, index_t w, const void* weights, index_t kh,
                  index_t kw, void* out, index_t oh, index_t ow, index_t top, index_t left,
                  int boundary, const void* fill, std::uintptr_t stream_handle) {
   check(h >= 0 && w >= 0 && kh >= 0 && kw >= 0 && oh >= 0 && ow >= 0,
@@ -270,7 +284,7 @@ void correlate2d(int dtype, const void* image, index_t h, index_t w, const void*
   check(boundary == 0 || (h > 0 && w > 0) || oh * ow == 0 || kh * kw == 0,
         "correlate2d: boundary 'wrap' and 'symm' need a non-empty image");
   auto stream = reinterpret_cast<cudaStream_t>(stream_handle);
-  switch (static_cast<DType>(dtype)) {
+  switch (unsigned_twin(dtype)) {  // signed integers as their unsigned twins (same bits)
     case DType::U8: return launch_correlate2d<std::uint8_t>(image, h, w, weights, kh, kw, out, oh, ow, top, left, boundary, fill, stream);
     case DType::U16: return launch_correlate2d<std::uint16_t>(image, h, w, weights, kh, kw, out, oh, ow, top, left, boundary, fill, stream);
     case DType::U32: return launch_correlate2d<std::uint32_t>(image, h, w, weights, kh, kw, out, oh, ow, top, left, boundary, fill, stream);
@@ -281,10 +295,10 @@ void correlate2d(int dtype, const void* image, index_t h, index_t w, const void*
     case DType::C128: return launch_correlate2d<Complex<double>>(image, h, w, weights, kh, kw, out, oh, ow, top, left, boundary, fill, stream);
     default: break;
   }
-  throw TypeError("correlate2d: unsupported dtype code");
+  throw TypeError(std::string("correlate2d: unsupported dtype ") + dtype_name(dtype));
 }
 
-void conv2d(int dtype, const void* input, const void* weight, const void* bias, void* out,
+void conv2d(DType dtype, const void* input, const void* weight, const void* bias, void* out,
             const Conv2dShape& s, std::uintptr_t stream_handle) {
   check(s.n >= 0 && s.c >= 0 && s.h >= 0 && s.w >= 0 && s.o >= 0 && s.kh >= 0 && s.kw >= 0 &&
             s.oh >= 0 && s.ow >= 0,
@@ -294,9 +308,9 @@ void conv2d(int dtype, const void* input, const void* weight, const void* bias, 
   check(s.groups >= 1 && s.c % s.groups == 0 && s.o % s.groups == 0,
         "conv2d: groups must divide the input and output channels");
   auto stream = reinterpret_cast<cudaStream_t>(stream_handle);
-  if (static_cast<DType>(dtype) == DType::F32) return launch_conv2d<float>(input, weight, bias, out, s, stream);
-  if (static_cast<DType>(dtype) == DType::F64) return launch_conv2d<double>(input, weight, bias, out, s, stream);
-  throw TypeError("conv2d: unsupported dtype code (float32 or float64)");
+  if (dtype == DType::F32) return launch_conv2d<float>(input, weight, bias, out, s, stream);
+  if (dtype == DType::F64) return launch_conv2d<double>(input, weight, bias, out, s, stream);
+  throw TypeError(std::string("conv2d: unsupported dtype ") + dtype_name(dtype) + " (float32 or float64)");
 }
 
 }  // namespace deepret::conv::cuda

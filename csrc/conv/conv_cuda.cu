@@ -3,9 +3,11 @@
 // every mode runs the same loop), and each thread accumulates kItems outputs
 // spaced kThreads apart so that a warp reads consecutive shared words.
 #include <cstdint>
+#include <string>
 
 #include "common/complex.h"
 #include "common/cuda_check.h"
+#include "common/launch.h"
 #include "conv/conv.h"
 
 namespace deepret::conv::cuda {
@@ -60,33 +62,36 @@ correlate_kernel(const T* __restrict__ a, index_t n,    // [n]
   T* window = reinterpret_cast<T*>(shared_bytes);  // [kTile + kTaps - 1]
   T* taps = window + kTile + kTaps - 1;            // [kTaps]
 
-  const index_t tile_start = static_cast<index_t>(blockIdx.x) * kTile;
-  T acc[kItems];
+  // Tiles tile_start = blockIdx.x * kTile, then gridDim.x tiles on (grid-stride).
+  for (index_t tile_start = static_cast<index_t>(blockIdx.x) * kTile; tile_start < out_len;
+       tile_start += static_cast<index_t>(gridDim.x) * kTile) {
+    T acc[kItems];
 #pragma unroll
-  for (int i = 0; i < kItems; ++i) acc[i] = zero<T>();
+    for (int i = 0; i < kItems; ++i) acc[i] = zero<T>();
 
-  for (index_t j0 = 0; j0 < m; j0 += kTaps) {
-    const int chunk = static_cast<int>(m - j0 < kTaps ? m - j0 : kTaps);
-    const index_t first = tile_start - left + j0;  // signal index of window[0]
-    for (int w = threadIdx.x; w < kTile + chunk - 1; w += kThreads) {
-      const index_t q = first + w;
-      window[w] = (q >= 0 && q < n) ? a[q] : zero<T>();
+    for (index_t j0 = 0; j0 < m; j0 += kTaps) {
+      const int chunk = static_cast<int>(m - j0 < kTaps ? m - j0 : kTaps);
+      const index_t first = tile_start - left + j0;  // signal index of window[0]
+      for (int w = threadIdx.x; w < kTile + chunk - 1; w += kThreads) {
+        const index_t q = first + w;
+        window[w] = (q >= 0 && q < n) ? a[q] : zero<T>();
+      }
+      for (int j = threadIdx.x; j < chunk; j += kThreads) taps[j] = maybe_conj(v[j0 + j], conjugate_v);
+      __syncthreads();
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        const T* src = window + threadIdx.x + i * kThreads;
+        T sum = acc[i];
+        for (int j = 0; j < chunk; ++j) sum = step(sum, src[j], taps[j]);
+        acc[i] = sum;
+      }
+      __syncthreads();
     }
-    for (int j = threadIdx.x; j < chunk; j += kThreads) taps[j] = maybe_conj(v[j0 + j], conjugate_v);
-    __syncthreads();
 #pragma unroll
     for (int i = 0; i < kItems; ++i) {
-      const T* src = window + threadIdx.x + i * kThreads;
-      T sum = acc[i];
-      for (int j = 0; j < chunk; ++j) sum = step(sum, src[j], taps[j]);
-      acc[i] = sum;
+      const index_t o = tile_start + threadIdx.x + i * kThreads;
+      if (o < out_len) out[o] = acc[i];
     }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int i = 0; i < kItems; ++i) {
-    const index_t o = tile_start + threadIdx.x + i * kThreads;
-    if (o < out_len) out[o] = acc[i];
   }
 }
 
@@ -94,13 +99,12 @@ template <class T>
 void launch(const void* a, index_t n, const void* v, index_t m, void* out, index_t out_len,
             index_t left, bool conjugate_v, cudaStream_t stream) {
   if (out_len <= 0) return;
-  const index_t blocks = (out_len + kTile - 1) / kTile;
   const std::size_t shared = sizeof(T) * (kTile + 2 * kTaps - 1);
   if (shared > 48 * 1024)
     cuda_check(cudaFuncSetAttribute(correlate_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(shared)),
                "correlate1d: shared memory size");
-  correlate_kernel<T><<<static_cast<unsigned>(blocks), kThreads, shared, stream>>>(
+  correlate_kernel<T><<<launch::blocks_1d(out_len, kTile), kThreads, shared, stream>>>(
       static_cast<const T*>(a), n, static_cast<const T*>(v), m, static_cast<T*>(out), out_len, left,
       conjugate_v);
   cuda_check(cudaGetLastError(), "correlate1d kernel launch");
@@ -112,7 +116,7 @@ void correlate1d(DType dtype, const void* a, index_t n, const void* v, index_t m
                  index_t out_len, index_t left, bool conjugate_v, std::uintptr_t stream_handle) {
   check(n > 0 && m > 0, "correlate1d: both inputs must be non-empty");
   auto stream = reinterpret_cast<cudaStream_t>(stream_handle);
-  switch (dtype) {
+  switch (unsigned_twin(dtype)) {  // signed integers as their unsigned twins (same bits)
     case DType::Bool: return launch<Bool8>(a, n, v, m, out, out_len, left, false, stream);
     case DType::U8: return launch<std::uint8_t>(a, n, v, m, out, out_len, left, false, stream);
     case DType::U16: return launch<std::uint16_t>(a, n, v, m, out, out_len, left, false, stream);
@@ -124,17 +128,9 @@ void correlate1d(DType dtype, const void* a, index_t n, const void* v, index_t m
     case DType::C64: return launch<Complex<float>>(a, n, v, m, out, out_len, left, conjugate_v, stream);
     case DType::C128:
       return launch<Complex<double>>(a, n, v, m, out, out_len, left, conjugate_v, stream);
+    default: break;
   }
-  throw TypeError("correlate1d: unsupported dtype code");
-}
-
-int device_count() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no driver" error
-    return 0;
-  }
-  return count;
+  throw TypeError(std::string("correlate1d: unsupported dtype ") + dtype_name(dtype));
 }
 
 }  // namespace deepret::conv::cuda

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "common/device.h"
+#include "common/dtype.h"
 #include "diffusion/spmv.h"
 
 namespace deepret::diffusion {
@@ -49,15 +51,14 @@ double near_fraction(index_t n, const I* indptr, const I* indices,  // W's [n + 
 
 // ---------------------------------------------------------------- CUDA engine
 // (cg_cuda.cu; built only with DEEPRET_CUDA). Device pointers, row-major y and
-// f; the value type (float32/float64) and the index type (int32/int64) are
-// passed at run time. Same iterates and stopping rule as batched_cg above;
-// queued on `stream`, synchronizing once per iteration to stop early.
+// f; the value dtype (F32/F64) and the index dtype (I32/I64) are passed at run
+// time. The same recurrence and stopping rule as batched_cg above, with
+// deterministic per-column sums; scratch (3 n m values and O(m) scalars) from
+// `scratch`; queued on `stream`, synchronizing once per iteration to stop
+// early.
 namespace deepret::diffusion::cuda {
 
-enum class Value : int { F32 = 0, F64 = 1 };
-enum class Index : int { I32 = 0, I64 = 1 };
-
-void batched_cg(Value value, Index index, index_t n,
+void batched_cg(DType value, DType index, index_t n,
                 const void* indptr,   // [n + 1]
                 const void* indices,  // [nnz]
                 const void* data,     // [nnz]
@@ -67,6 +68,6 @@ void batched_cg(Value value, Index index, index_t n,
                 double tol, index_t maxiter,
                 std::int64_t* iterations,   // [m] out, on the device
                 double* residuals,          // [m] out, on the device (true residuals, as above)
-                std::uintptr_t stream);
+                deepret::cuda::Scratch& scratch, std::uintptr_t stream);
 
 }  // namespace deepret::diffusion::cuda

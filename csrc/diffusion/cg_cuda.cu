@@ -1,224 +1,304 @@
-// CUDA batched CG for diffusion: the same algorithm as cg_cpu.cpp. Row-major
-// (n x m) vectors; one thread per (row, column) in every kernel, so a warp
-// reads consecutive columns of a row. Per-column scalars (rho, <p, q>, the
-// step sizes) stay on the device; the host reads one flag per iteration to
-// stop once every column has converged.
+// CUDA batched CG for diffusion: the recurrence and stopping rule of
+// cg_cpu.cpp. Per iteration, one product pass q = d - alpha W d that also
+// sums <d, q>, <r, q> and <q, q>, which give the step a = rho / <d, q> and
+// the predicted |r - a q|^2 = rho - 2a<r, q> + a^2<q, q>, hence beta, before
+// r is updated; then one update pass f += a d, r -= a q, p = r + beta d
+// that sums the new |r|^2 from the stored r (which decides stopping).
+//
+// Row-major (n x m) vectors. A block is columns x rows threads (a warp reads
+// consecutive columns of a row) and owns a fixed set of rows
+// (launch::cg_geometry). Every per-column sum is deterministic: each thread
+// adds its rows in order, the block adds its threads in a fixed tree, and a
+// per-column kernel adds the blocks' partials in block order. No atomics.
+// Per-column scalars stay on the device; the host reads one flag per
+// iteration to stop once every column has converged.
 #include <cstdint>
+#include <string>
 
 #include "common/cuda_check.h"
 #include "common/errors.h"
+#include "common/launch.h"
 #include "diffusion/cg.h"
 
 namespace deepret::diffusion::cuda {
 
 namespace {
 
-constexpr int kColumnsPerBlock = 32;
-constexpr int kRowsPerBlock = 8;
+using deepret::cuda::Scratch;
+using launch::CgGeometry;
 
-struct Grid {
-  dim3 blocks, threads;
-};
+constexpr int kColumnThreads = 256;  // the per-column kernels
 
-Grid grid_for(index_t n, index_t m) {
-  const int columns = m < kColumnsPerBlock ? static_cast<int>(m) : kColumnsPerBlock;
-  const int rows = kColumnsPerBlock * kRowsPerBlock / columns;
-  return {dim3(static_cast<unsigned>((m + columns - 1) / columns),
-               static_cast<unsigned>((n + rows - 1) / rows)),
-          dim3(columns, rows)};
-}
-
-// Per-column state: rho = |r|^2, pq = <p, q>, target = tol * |y|, and flags.
+// Per-column state.
 struct State {
-  double* rho;
-  double* pq;
-  double* rho_new;
-  double* norm_y;
-  double* beta;
-  double* step;
-  int* active;
-  int* any_active;
-  std::int64_t* iterations;
-  double* residuals;
+  double* rho;      // [m] |r|^2 that decides stopping and the next step
+  double* target;   // [m] tol * |y|
+  double* norm_y;   // [m]
+  double* step;     // [m] a (0 for stopped columns)
+  double* turn;     // [m] beta (0 for stopped columns)
+  int* active;      // [m]
+  int* any_active;  // [1]
+  std::int64_t* iterations;  // [m] the caller's
+  double* residuals;         // [m] the caller's
 };
 
-// f = 0, r = y, rho += r^2 (per column).
+// Sums v over the block's rows (threadIdx.y) for each column (threadIdx.x)
+// in a fixed tree; thread (x, 0) gets its column's sum. shared: [rows][columns].
+__device__ double sum_rows(double v, double* shared) {
+  const int columns = blockDim.x, rows = blockDim.y, x = threadIdx.x, y = threadIdx.y;
+  shared[y * columns + x] = v;
+  __syncthreads();
+  int span = 1;
+  while (span < rows) span <<= 1;
+  for (int s = span >> 1; s > 0; s >>= 1) {
+    if (y < s && y + s < rows) shared[y * columns + x] += shared[(y + s) * columns + x];
+    __syncthreads();
+  }
+  const double out = shared[x];
+  __syncthreads();
+  return out;
+}
+
+// The rows a block visits: chunk blockIdx.x, then gridDim.x chunks on.
+#define DEEPRET_FOR_ROWS(i, n)                                                          \
+  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.y + threadIdx.y; i < (n); \
+       i += static_cast<index_t>(gridDim.x) * blockDim.y)
+// The column tiles a block visits (grid-stride in y); c may be >= m, whose
+// thread then adds nothing but still joins the block's barriers.
+#define DEEPRET_FOR_TILES(c, m)                                                   \
+  for (index_t tile = blockIdx.y; tile * blockDim.x < (m); tile += gridDim.y)     \
+    if (const index_t c = tile * blockDim.x + threadIdx.x; true)
+
+// r = y, f = 0; partial[block, c] = sum of y^2 over the block's rows.
 template <class T>
-__global__ void init_kernel(const T* y, T* f, T* r, index_t n, index_t m, double* rho) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const index_t i = static_cast<index_t>(blockIdx.y) * blockDim.y + threadIdx.y;
-  if (c >= m || i >= n) return;
-  const T value = y[i * m + c];
-  f[i * m + c] = T(0);
-  r[i * m + c] = value;
-  atomicAdd(&rho[c], double(value) * double(value));
+__global__ void init_kernel(const T* y, T* f, T* r, index_t n, index_t m, double* partial) {
+  extern __shared__ double shared[];
+  DEEPRET_FOR_TILES(c, m) {
+    double sum = 0.0;
+    if (c < m) {
+      DEEPRET_FOR_ROWS(i, n) {
+        const T value = y[i * m + c];
+        f[i * m + c] = T(0);
+        r[i * m + c] = value;
+        sum += double(value) * double(value);
+      }
+    }
+    sum = sum_rows(sum, shared);
+    if (threadIdx.y == 0 && c < m) partial[blockIdx.x * m + c] = sum;
+  }
 }
 
-__global__ void start_kernel(State s, index_t m, double tol) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= m) return;
-  s.norm_y[c] = sqrt(s.rho[c]);
-  s.active[c] = s.rho[c] > 0.0;
-  s.iterations[c] = 0;
-  s.beta[c] = 0.0;
-  (void)tol;
-}
-
-// Before an iteration: stop columns with |r| < tol |y| (scipy's rule).
-__global__ void check_kernel(State s, index_t m, double tol) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= m) return;
-  if (s.active[c] && sqrt(s.rho[c]) < tol * s.norm_y[c]) s.active[c] = 0;
-  if (!s.active[c]) s.beta[c] = 0.0;
-  if (s.active[c]) atomicOr(s.any_active, 1);
-  s.pq[c] = 0.0;
-  s.rho_new[c] = 0.0;
-}
-
-// p = r + beta p (p = r on the first iteration).
-template <class T>
-__global__ void direction_kernel(const T* r, T* p, index_t n, index_t m, const double* beta,
-                                 bool first) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const index_t i = static_cast<index_t>(blockIdx.y) * blockDim.y + threadIdx.y;
-  if (c >= m || i >= n) return;
-  p[i * m + c] = first ? r[i * m + c] : r[i * m + c] + T(beta[c]) * p[i * m + c];
-}
-
-// q = p - alpha W p and <p, q> per column.
+// q = d - alpha W d (d = p, or r on the first iteration); partials of
+// <d, q>, <r, q>, <q, q> at partial[(k * blocks + block) * m + c], k = 0, 1, 2.
 template <class T, class I>
 __global__ void product_kernel(const I* indptr, const I* indices, const T* data, T alpha,
-                               const T* p, T* q, index_t n, index_t m, double* pq) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const index_t i = static_cast<index_t>(blockIdx.y) * blockDim.y + threadIdx.y;
-  if (c >= m || i >= n) return;
-  T sum = T(0);
-  for (I e = indptr[i]; e < indptr[i + 1]; ++e) sum += data[e] * p[static_cast<index_t>(indices[e]) * m + c];
-  const T value = p[i * m + c] - alpha * sum;
-  q[i * m + c] = value;
-  atomicAdd(&pq[c], double(p[i * m + c]) * double(value));
+                               const T* d, const T* r, T* q, index_t n, index_t m,
+                               const int* active, double* partial) {
+  extern __shared__ double shared[];
+  const index_t blocks = gridDim.x;
+  DEEPRET_FOR_TILES(c, m) {
+    double dq = 0.0, rq = 0.0, qq = 0.0;
+    if (c < m && active[c]) {  // a stopped column's q is never read again
+      DEEPRET_FOR_ROWS(i, n) {
+        T sum = T(0);
+        for (I e = indptr[i]; e < indptr[i + 1]; ++e)
+          sum += data[e] * d[static_cast<index_t>(indices[e]) * m + c];
+        const T self = d[i * m + c];
+        const T value = self - alpha * sum;
+        q[i * m + c] = value;
+        dq += double(self) * double(value);
+        rq += double(r[i * m + c]) * double(value);
+        qq += double(value) * double(value);
+      }
+    }
+    dq = sum_rows(dq, shared);
+    rq = sum_rows(rq, shared);
+    qq = sum_rows(qq, shared);
+    if (threadIdx.y == 0 && c < m) {
+      partial[(0 * blocks + blockIdx.x) * m + c] = dq;
+      partial[(1 * blocks + blockIdx.x) * m + c] = rq;
+      partial[(2 * blocks + blockIdx.x) * m + c] = qq;
+    }
+  }
 }
 
-__global__ void step_kernel(State s, index_t m) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= m) return;
-  s.step[c] = s.active[c] && s.pq[c] != 0.0 ? s.rho[c] / s.pq[c] : 0.0;
-}
-
-// f += a p, r -= a q, and the new |r|^2.
+// f += a d, r -= a q, p = r + beta d (d read before r is written: on the
+// first iteration d is r); partial[block, c] = the new |r|^2 over its rows.
 template <class T>
-__global__ void update_kernel(T* f, T* r, const T* p, const T* q, index_t n, index_t m,
-                              const double* step, double* rho_new) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const index_t i = static_cast<index_t>(blockIdx.y) * blockDim.y + threadIdx.y;
-  if (c >= m || i >= n) return;
-  const T a = T(step[c]);
-  f[i * m + c] += a * p[i * m + c];
-  const T value = r[i * m + c] - a * q[i * m + c];
-  r[i * m + c] = value;
-  atomicAdd(&rho_new[c], double(value) * double(value));
-}
-
-__global__ void advance_kernel(State s, index_t m) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= m || !s.active[c]) return;
-  s.beta[c] = s.rho_new[c] / s.rho[c];
-  s.rho[c] = s.rho_new[c];
-  s.iterations[c] += 1;
+__global__ void update_kernel(T* f, T* r, const T* d, T* p, const T* q, index_t n, index_t m,
+                              const double* step, const double* turn, const int* active,
+                              double* partial) {
+  extern __shared__ double shared[];
+  DEEPRET_FOR_TILES(c, m) {
+    double sum = 0.0;
+    if (c < m && active[c]) {
+      const T a = T(step[c]), beta = T(turn[c]);
+      DEEPRET_FOR_ROWS(i, n) {
+        const T direction = d[i * m + c];
+        f[i * m + c] += a * direction;
+        const T residual = r[i * m + c] - a * q[i * m + c];
+        r[i * m + c] = residual;
+        p[i * m + c] = residual + beta * direction;
+        sum += double(residual) * double(residual);
+      }
+    }
+    sum = sum_rows(sum, shared);
+    if (threadIdx.y == 0 && c < m) partial[blockIdx.x * m + c] = sum;
+  }
 }
 
 // |y - (I - alpha W) f|^2 per column, the product summed in double: the
-// true residual of f.
+// true residual of f, as the CPU engine reports it.
 template <class T, class I>
 __global__ void residual_kernel(const I* indptr, const I* indices, const T* data, double alpha,
-                                const T* y, const T* f, index_t n, index_t m, double* rho) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const index_t i = static_cast<index_t>(blockIdx.y) * blockDim.y + threadIdx.y;
-  if (c >= m || i >= n) return;
-  double sum = 0.0;
-  for (I e = indptr[i]; e < indptr[i + 1]; ++e)
-    sum += double(data[e]) * double(f[static_cast<index_t>(indices[e]) * m + c]);
-  const double e = double(y[i * m + c]) - (double(f[i * m + c]) - alpha * sum);
-  atomicAdd(&rho[c], e * e);
-}
-
-// The reported residual is the true one (rho_new after residual_kernel), not
-// the recursive |r| that decided stopping.
-__global__ void finish_kernel(State s, index_t m) {
-  const index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= m) return;
-  s.residuals[c] = s.norm_y[c] > 0.0 ? sqrt(s.rho_new[c]) / s.norm_y[c] : 0.0;
-}
-
-template <class T>
-struct Device {
-  T* ptr = nullptr;
-  explicit Device(index_t count) {
-    cuda_check(cudaMalloc(&ptr, sizeof(T) * (count > 0 ? count : 1)), "diffuse: cudaMalloc");
+                                const T* y, const T* f, index_t n, index_t m, double* partial) {
+  extern __shared__ double shared[];
+  DEEPRET_FOR_TILES(c, m) {
+    double sum = 0.0;
+    if (c < m) {
+      DEEPRET_FOR_ROWS(i, n) {
+        double wf = 0.0;
+        for (I e = indptr[i]; e < indptr[i + 1]; ++e)
+          wf += double(data[e]) * double(f[static_cast<index_t>(indices[e]) * m + c]);
+        const double e = double(y[i * m + c]) - (double(f[i * m + c]) - alpha * wf);
+        sum += e * e;
+      }
+    }
+    sum = sum_rows(sum, shared);
+    if (threadIdx.y == 0 && c < m) partial[blockIdx.x * m + c] = sum;
   }
-  ~Device() { cudaFree(ptr); }
-  Device(const Device&) = delete;
-  Device& operator=(const Device&) = delete;
-};
+}
+
+// The partials of quantity k for column c, added in block order.
+__device__ double sum_blocks(const double* partial, index_t blocks, index_t m, int k, index_t c) {
+  double sum = 0.0;
+  for (index_t b = 0; b < blocks; ++b) sum += partial[(k * blocks + b) * m + c];
+  return sum;
+}
+
+// The per-column kernels: a thread per column, grid-stride (check_kernel
+// runs as one block, for its block-wide "any column left" vote).
+#define DEEPRET_FOR_COLUMNS(c, m)                                                             \
+  for (index_t c = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < (m); \
+       c += static_cast<index_t>(gridDim.x) * blockDim.x)
+
+__global__ void start_kernel(State s, const double* partial, index_t blocks, index_t m, double tol) {
+  DEEPRET_FOR_COLUMNS(c, m) {
+    const double rho = sum_blocks(partial, blocks, m, 0, c);
+    s.rho[c] = rho;
+    s.norm_y[c] = sqrt(rho);
+    s.target[c] = tol * s.norm_y[c];  // scipy: stop once |r| < tol * |y|
+    s.active[c] = rho > 0.0;          // y = 0: the solution is 0, no iteration
+    s.iterations[c] = 0;
+  }
+}
+
+// Before an iteration: stop the columns with |r| < tol |y|; any_active says
+// whether one is left.
+__global__ void check_kernel(State s, index_t m) {
+  int any = 0;
+  DEEPRET_FOR_COLUMNS(c, m) {
+    if (s.active[c] && sqrt(s.rho[c]) < s.target[c]) s.active[c] = 0;
+    any |= s.active[c];
+  }
+  any = __syncthreads_or(any);
+  if (threadIdx.x == 0) *s.any_active = any;
+}
+
+// a = rho / <d, q>, beta = |r - a q|^2 / rho (predicted); 0 for stopped columns.
+__global__ void step_kernel(State s, const double* partial, index_t blocks, index_t m) {
+  DEEPRET_FOR_COLUMNS(c, m) {
+    s.step[c] = s.turn[c] = 0.0;
+    if (!s.active[c]) continue;
+    const double dq = sum_blocks(partial, blocks, m, 0, c);
+    const double rq = sum_blocks(partial, blocks, m, 1, c);
+    const double qq = sum_blocks(partial, blocks, m, 2, c);
+    const double rho = s.rho[c];
+    const double a = dq != 0.0 ? rho / dq : 0.0;
+    s.step[c] = a;
+    s.turn[c] = fmax(0.0, rho - 2.0 * a * rq + a * a * qq) / rho;
+  }
+}
+
+__global__ void advance_kernel(State s, const double* partial, index_t blocks, index_t m) {
+  DEEPRET_FOR_COLUMNS(c, m) {
+    if (!s.active[c]) continue;
+    s.rho[c] = sum_blocks(partial, blocks, m, 0, c);
+    s.iterations[c] += 1;
+  }
+}
+
+__global__ void finish_kernel(State s, const double* partial, index_t blocks, index_t m) {
+  DEEPRET_FOR_COLUMNS(c, m) {
+    const double rho = sum_blocks(partial, blocks, m, 0, c);
+    s.residuals[c] = s.norm_y[c] > 0.0 ? sqrt(rho) / s.norm_y[c] : 0.0;
+  }
+}
 
 template <class T, class I>
-void run(index_t n, const I* indptr, const I* indices, const T* data, T alpha, const T* y, index_t m,
-         T* f, double tol, index_t maxiter, std::int64_t* iterations, double* residuals,
-         cudaStream_t stream) {
-  Device<T> r(n * m), p(n * m), q(n * m);
-  Device<double> scalars(6 * m);
-  Device<int> flags(m + 1);
-  State s{scalars.ptr,          scalars.ptr + m,     scalars.ptr + 2 * m, scalars.ptr + 3 * m,
-          scalars.ptr + 4 * m,  scalars.ptr + 5 * m, flags.ptr,           flags.ptr + m,
-          iterations,           residuals};
-  const Grid g = grid_for(n, m);
-  const unsigned column_blocks = static_cast<unsigned>((m + 255) / 256);
-  cuda_check(cudaMemsetAsync(s.rho, 0, sizeof(double) * m, stream), "diffuse: memset");
-  init_kernel<T><<<g.blocks, g.threads, 0, stream>>>(y, f, r.ptr, n, m, s.rho);
-  start_kernel<<<column_blocks, 256, 0, stream>>>(s, m, tol);
+void run(index_t n, const I* indptr, const I* indices, const T* data, T alpha, const T* y,
+         index_t m, T* f, double tol, index_t maxiter, std::int64_t* iterations,
+         double* residuals, Scratch& scratch, cudaStream_t stream) {
+  const CgGeometry g = launch::cg_geometry(n, m);
+  const dim3 grid(g.grid.x, g.grid.y), threads(g.columns, g.rows);
+  const std::size_t shared = sizeof(double) * g.columns * g.rows;
+  const index_t blocks = g.grid.x;
+  const unsigned column_blocks = launch::blocks_1d(m, kColumnThreads);
+  T* const r = scratch.array<T>(n * m);
+  T* const p = scratch.array<T>(n * m);
+  T* const q = scratch.array<T>(n * m);
+  double* const partial = scratch.array<double>(3 * blocks * m);
+  double* const scalars = scratch.array<double>(5 * m);
+  int* const flags = scratch.array<int>(m + 1);
+  const State s{scalars,         scalars + m, scalars + 2 * m, scalars + 3 * m, scalars + 4 * m,
+                flags,           flags + m,   iterations,      residuals};
+  init_kernel<T><<<grid, threads, shared, stream>>>(y, f, r, n, m, partial);
+  start_kernel<<<column_blocks, kColumnThreads, 0, stream>>>(s, partial, blocks, m, tol);
+  cuda_check(cudaGetLastError(), "diffuse: kernel launch");
   for (index_t it = 0; it < maxiter; ++it) {
-    cuda_check(cudaMemsetAsync(s.any_active, 0, sizeof(int), stream), "diffuse: memset");
-    check_kernel<<<column_blocks, 256, 0, stream>>>(s, m, tol);
+    check_kernel<<<1, kColumnThreads, 0, stream>>>(s, m);
     int any = 0;
     cuda_check(cudaMemcpyAsync(&any, s.any_active, sizeof(int), cudaMemcpyDeviceToHost, stream),
                "diffuse: flag copy");
     cuda_check(cudaStreamSynchronize(stream), "diffuse: synchronize");
     if (!any) break;
-    direction_kernel<T><<<g.blocks, g.threads, 0, stream>>>(r.ptr, p.ptr, n, m, s.beta, it == 0);
-    product_kernel<T, I><<<g.blocks, g.threads, 0, stream>>>(indptr, indices, data, alpha, p.ptr,
-                                                             q.ptr, n, m, s.pq);
-    step_kernel<<<column_blocks, 256, 0, stream>>>(s, m);
-    update_kernel<T><<<g.blocks, g.threads, 0, stream>>>(f, r.ptr, p.ptr, q.ptr, n, m, s.step,
-                                                         s.rho_new);
-    advance_kernel<<<column_blocks, 256, 0, stream>>>(s, m);
+    const T* const d = it == 0 ? r : p;
+    product_kernel<T, I><<<grid, threads, shared, stream>>>(indptr, indices, data, alpha, d, r, q,
+                                                            n, m, s.active, partial);
+    step_kernel<<<column_blocks, kColumnThreads, 0, stream>>>(s, partial, blocks, m);
+    update_kernel<T><<<grid, threads, shared, stream>>>(f, r, d, p, q, n, m, s.step, s.turn,
+                                                        s.active, partial);
+    advance_kernel<<<column_blocks, kColumnThreads, 0, stream>>>(s, partial, blocks, m);
     cuda_check(cudaGetLastError(), "diffuse: kernel launch");
   }
-  cuda_check(cudaMemsetAsync(s.rho_new, 0, sizeof(double) * m, stream), "diffuse: memset");
-  residual_kernel<T, I><<<g.blocks, g.threads, 0, stream>>>(indptr, indices, data, double(alpha),
-                                                            y, f, n, m, s.rho_new);
-  finish_kernel<<<column_blocks, 256, 0, stream>>>(s, m);
+  residual_kernel<T, I><<<grid, threads, shared, stream>>>(indptr, indices, data, double(alpha),
+                                                           y, f, n, m, partial);
+  finish_kernel<<<column_blocks, kColumnThreads, 0, stream>>>(s, partial, blocks, m);
   cuda_check(cudaGetLastError(), "diffuse: kernel launch");
-  cuda_check(cudaStreamSynchronize(stream), "diffuse: synchronize");  // before freeing scratch
 }
 
 }  // namespace
 
-void batched_cg(Value value, Index index, index_t n, const void* indptr, const void* indices,
+void batched_cg(DType value, DType index, index_t n, const void* indptr, const void* indices,
                 const void* data, double alpha, const void* y, index_t m, void* f, double tol,
-                index_t maxiter, std::int64_t* iterations, double* residuals,
+                index_t maxiter, std::int64_t* iterations, double* residuals, Scratch& scratch,
                 std::uintptr_t stream_handle) {
   check(alpha > 0.0 && alpha < 1.0, "diffuse: alpha must be in (0, 1)");
+  check_type(value == DType::F32 || value == DType::F64,
+             std::string("diffuse: on the GPU W must be float32 or float64, got ") + dtype_name(value));
+  check_type(index == DType::I32 || index == DType::I64,
+             std::string("diffuse: W's indices must be int32 or int64, got ") + dtype_name(index));
   if (n == 0 || m == 0) return;
   auto stream = reinterpret_cast<cudaStream_t>(stream_handle);
 #define DEEPRET_RUN(T, I)                                                                        \
   return run<T, I>(n, static_cast<const I*>(indptr), static_cast<const I*>(indices),            \
                    static_cast<const T*>(data), T(alpha), static_cast<const T*>(y), m,          \
-                   static_cast<T*>(f), tol, maxiter, iterations, residuals, stream)
-  if (value == Value::F32) {
-    if (index == Index::I32) DEEPRET_RUN(float, std::int32_t);
+                   static_cast<T*>(f), tol, maxiter, iterations, residuals, scratch, stream)
+  if (value == DType::F32) {
+    if (index == DType::I32) DEEPRET_RUN(float, std::int32_t);
     DEEPRET_RUN(float, std::int64_t);
   }
-  if (index == Index::I32) DEEPRET_RUN(double, std::int32_t);
+  if (index == DType::I32) DEEPRET_RUN(double, std::int32_t);
   DEEPRET_RUN(double, std::int64_t);
 #undef DEEPRET_RUN
 }

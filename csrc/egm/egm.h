@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common/array_view.h"
+#include "common/device.h"
 
 namespace deepret::egm {
 
@@ -77,6 +78,7 @@ void egm(const double* s,         // [b, h, w] on the device
          double* weights,         // [b * h * w] on the device
          double* boxes,           // [b * h * w, 4] on the device
          std::int64_t* counts,    // [b] on the device (-1: the map had NaN/Inf or a negative value)
+         deepret::cuda::Scratch& scratch,  // device scratch (b * h * w slots)
          std::uintptr_t stream);
 
 }  // namespace deepret::egm::cuda

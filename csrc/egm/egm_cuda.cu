@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "common/cuda_check.h"
+#include "common/launch.h"
 #include "egm/egm.h"
 #include "egm/egm_math.h"
 
@@ -223,21 +224,20 @@ __global__ void egm_kernel(Args a) {
 }  // namespace
 
 void egm(const double* s, index_t b, index_t h, index_t w, const Params& params, double* means,
-         double* variances, double* weights, double* boxes, std::int64_t* counts, std::uintptr_t stream) {
+         double* variances, double* weights, double* boxes, std::int64_t* counts, deepret::cuda::Scratch& scratch_pool,
+         std::uintptr_t stream) {
   if (b == 0) return;
+  // One block per map, in grid x (limit 2^31 - 1).
+  check(b <= launch::kMaxGridX, "egm: on the GPU at most 2^31 - 1 maps per call");
   const auto st = reinterpret_cast<cudaStream_t>(stream);
   if (h * w == 0) {
     cuda_check(cudaMemsetAsync(counts, 0, sizeof(std::int64_t) * b, st), "cudaMemsetAsync");
     return;
   }
-  double* scratch = nullptr;
-  const std::size_t bytes = sizeof(double) * static_cast<std::size_t>(b) * kSlots * h * w;
-  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&scratch), bytes, st), "cudaMallocAsync (egm scratch)");
+  double* scratch = scratch_pool.array<double>(b * kSlots * h * w);
   Args a{s, h, w, params, scratch, means, variances, weights, boxes, counts};
   egm_kernel<<<static_cast<unsigned>(b), kThreads, 0, st>>>(a);
-  const cudaError_t launch = cudaGetLastError();
-  cuda_check(cudaFreeAsync(scratch, st), "cudaFreeAsync (egm scratch)");
-  cuda_check(launch, "egm kernel launch");
+  cuda_check(cudaGetLastError(), "egm kernel launch");
 }
 
 }  // namespace deepret::egm::cuda

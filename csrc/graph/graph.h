@@ -22,6 +22,8 @@
 
 #include "common/array_view.h"
 #include "common/buffer.h"
+#include "common/device.h"
+#include "common/dtype.h"
 
 namespace deepret::graph {
 
@@ -64,8 +66,6 @@ Csr<T> graph_from_knn(const T* scores,   // [n, k]
 // returning (the caller needs nnz).
 namespace deepret::graph::cuda {
 
-enum class DType : int { F32 = 0, F64 = 1 };
-
 // Same result as graph_from_knn above. indices are int64 and already checked
 // to lie in [-1, n) and scores to be finite (the Python layer does it on the
 // device). Writes indptr [n + 1] (int64) and the first nnz entries of
@@ -78,6 +78,6 @@ index_t graph_from_knn(DType dtype,
                        std::int64_t* indptr,          // [n + 1] on the device
                        std::int32_t* out_indices,     // [capacity] on the device
                        void* out_data,                // [capacity] on the device
-                       index_t capacity, std::uintptr_t stream);
+                       index_t capacity, deepret::cuda::Scratch& scratch, std::uintptr_t stream);
 
 }  // namespace deepret::graph::cuda

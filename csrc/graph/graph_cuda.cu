@@ -10,6 +10,7 @@
 // The math is graph_math.h's, shared with the CPU engine; the result is the
 // CPU engine's, bit for bit up to the rounding of the degree sums.
 #include <cstdint>
+#include <string>
 
 #include "common/cuda_check.h"
 #include "graph/graph.h"
@@ -17,31 +18,26 @@
 
 namespace deepret::graph::cuda {
 
+using deepret::cuda::Scratch;
+
 namespace {
 
 constexpr int kThreads = 256;
 constexpr int kScanThreads = 1024;
 
+// One thread per row: n < 2^31 (checked) keeps the grid under 2^23 blocks,
+// far below gridDim.x's limit.
 unsigned blocks_for(index_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
-// Device memory for the duration of one call, freed on the stream.
+// Device memory for the duration of one call, from the caller's pool.
 template <class V>
 class DeviceBuffer {
  public:
-  DeviceBuffer(index_t count, cudaStream_t stream) : stream_(stream) {
-    const std::size_t bytes = static_cast<std::size_t>(count > 0 ? count : 1) * sizeof(V);
-    cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&ptr_), bytes, stream), "graph_from_knn: cudaMallocAsync");
-  }
-  ~DeviceBuffer() {
-    if (ptr_) cudaFreeAsync(ptr_, stream_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(index_t count, Scratch& scratch) : ptr_(scratch.array<V>(count)) {}
   V* get() const { return ptr_; }
 
  private:
-  V* ptr_ = nullptr;
-  cudaStream_t stream_;
+  V* ptr_;
 };
 
 // ptr [n + 1] = exclusive prefix sum of counts [n]; one block.
@@ -217,18 +213,19 @@ void scan(const std::int64_t* counts, std::int64_t* ptr, index_t n, cudaStream_t
 
 template <class T>
 index_t run(const T* scores, const std::int64_t* indices, index_t n, index_t k, const Options& options,
-            std::int64_t* indptr, std::int32_t* out_indices, T* out_data, index_t capacity, cudaStream_t stream) {
+            std::int64_t* indptr, std::int32_t* out_indices, T* out_data, index_t capacity, Scratch& scratch,
+            cudaStream_t stream) {
   const unsigned grid = blocks_for(n);
-  DeviceBuffer<Entry<T>> rows(n * k, stream);
-  DeviceBuffer<std::int64_t> len(n, stream), count(n, stream), ptr(n + 1, stream);
+  DeviceBuffer<Entry<T>> rows(n * k, scratch);
+  DeviceBuffer<std::int64_t> len(n, scratch), count(n, scratch), ptr(n + 1, scratch);
   directed_kernel<T><<<grid, kThreads, 0, stream>>>(scores, indices, n, k, options.gamma,
                                                      integer_gamma(options.gamma), options.l2, rows.get(), len.get());
   launched("graph_from_knn: directed kernel");
 
   // The graph before normalization, in bcol/bval at ptr.
   const index_t bound = options.mutual ? n * k : 2 * n * k;
-  DeviceBuffer<std::int32_t> bcol(bound, stream);
-  DeviceBuffer<T> bval(bound, stream);
+  DeviceBuffer<std::int32_t> bcol(bound, scratch);
+  DeviceBuffer<T> bval(bound, scratch);
   if (options.mutual) {
     mutual_kernel<T><<<grid, kThreads, 0, stream>>>(rows.get(), len.get(), n, k, count.get(), nullptr, nullptr, nullptr);
     launched("graph_from_knn: mutual count kernel");
@@ -237,9 +234,9 @@ index_t run(const T* scores, const std::int64_t* indices, index_t n, index_t k, 
                                                     bval.get());
     launched("graph_from_knn: mutual fill kernel");
   } else {
-    DeviceBuffer<unsigned long long> cursor(n, stream);
-    DeviceBuffer<std::int64_t> tptr(n + 1, stream);
-    DeviceBuffer<Entry<T>> t_rows(n * k, stream);
+    DeviceBuffer<unsigned long long> cursor(n, scratch);
+    DeviceBuffer<std::int64_t> tptr(n + 1, scratch);
+    DeviceBuffer<Entry<T>> t_rows(n * k, scratch);
     cuda_check(cudaMemsetAsync(cursor.get(), 0, sizeof(unsigned long long) * n, stream), "graph_from_knn: memset");
     indegree_kernel<T><<<grid, kThreads, 0, stream>>>(rows.get(), len.get(), n, k, cursor.get());
     launched("graph_from_knn: indegree kernel");
@@ -260,7 +257,7 @@ index_t run(const T* scores, const std::int64_t* indices, index_t n, index_t k, 
   }
 
   if (options.normalize) {
-    DeviceBuffer<double> dinv(n, stream);
+    DeviceBuffer<double> dinv(n, scratch);
     degree_kernel<T><<<grid, kThreads, 0, stream>>>(ptr.get(), bval.get(), n, dinv.get());
     launched("graph_from_knn: degree kernel");
     scale_kernel<T><<<grid, kThreads, 0, stream>>>(ptr.get(), bcol.get(), bval.get(), n, dinv.get());
@@ -285,7 +282,7 @@ index_t run(const T* scores, const std::int64_t* indices, index_t n, index_t k, 
 
 index_t graph_from_knn(DType dtype, const void* scores, const std::int64_t* indices, index_t n, index_t k,
                        const Options& options, std::int64_t* indptr, std::int32_t* out_indices, void* out_data,
-                       index_t capacity, std::uintptr_t stream_handle) {
+                       index_t capacity, Scratch& scratch, std::uintptr_t stream_handle) {
   check(n >= 0 && k >= 0, "graph_from_knn: negative shape");
   check(n < (index_t(1) << 31), "graph_from_knn: n must be below 2^31");
   check(options.gamma > 0, "gamma must be a finite number > 0");
@@ -299,12 +296,13 @@ index_t graph_from_knn(DType dtype, const void* scores, const std::int64_t* indi
   switch (dtype) {
     case DType::F32:
       return run<float>(static_cast<const float*>(scores), indices, n, k, options, indptr, out_indices,
-                        static_cast<float*>(out_data), capacity, stream);
+                        static_cast<float*>(out_data), capacity, scratch, stream);
     case DType::F64:
       return run<double>(static_cast<const double*>(scores), indices, n, k, options, indptr, out_indices,
-                         static_cast<double*>(out_data), capacity, stream);
+                         static_cast<double*>(out_data), capacity, scratch, stream);
+    default: break;
   }
-  throw TypeError("graph_from_knn: unsupported dtype code");
+  throw TypeError(std::string("graph_from_knn: scores must be float32 or float64, got ") + dtype_name(dtype));
 }
 
 }  // namespace deepret::graph::cuda

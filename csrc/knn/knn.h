@@ -11,6 +11,8 @@
 
 #include "common/array_view.h"
 #include "common/buffer.h"
+#include "common/device.h"
+#include "common/dtype.h"
 
 namespace deepret::knn {
 
@@ -85,8 +87,7 @@ double similarity_only(const PackedDatabase<T>& db,
 // contiguous; the element type is passed at run time.
 namespace deepret::knn::cuda {
 
-enum class DType : int { F32 = 0, F64 = 1 };
-
+// dtype: F32 or F64.
 // Largest k the GPU top-k handles (a shared-memory bitonic merge).
 constexpr index_t kMaxK = 1024;
 
@@ -100,6 +101,7 @@ void search(DType dtype,
             index_t k, Metric metric, index_t self_offset,
             void* scores,                         // [nq, k] out, dtype
             std::int64_t* indices,                // [nq, k] out
+            deepret::cuda::Scratch& scratch,      // device scratch (<= 256 MiB score tile)
             std::uintptr_t stream);
 
 }  // namespace deepret::knn::cuda

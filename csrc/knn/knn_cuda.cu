@@ -5,12 +5,16 @@
 // when enough have piled up, bitonic-sorted together with the kept k.
 #include <cstdint>
 #include <limits>
+#include <string>
 
 #include "common/cuda_check.h"
+#include "common/launch.h"
 #include "common/errors.h"
 #include "knn/knn.h"
 
 namespace deepret::knn::cuda {
+
+using deepret::cuda::Scratch;
 
 namespace {
 
@@ -183,11 +187,12 @@ select_kernel(const T* __restrict__ scores, index_t cols, index_t col0,  // [row
 // maximum of <q, x> - |x|^2 / 2.
 template <class T>
 __global__ void half_neg_norms_kernel(const T* __restrict__ x, index_t n, index_t d, T* out) {
-  const index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  T sum = T(0);
-  for (index_t j = 0; j < d; ++j) sum += x[i * d + j] * x[i * d + j];
-  out[i] = T(-0.5) * sum;
+  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += index_t(gridDim.x) * blockDim.x) {
+    T sum = T(0);
+    for (index_t j = 0; j < d; ++j) sum += x[i * d + j] * x[i * d + j];
+    out[i] = T(-0.5) * sum;
+  }
 }
 
 // Write the kept lists out: scores as T (distances for L2), indices as int64.
@@ -209,30 +214,22 @@ __global__ void finish_kernel(const T* __restrict__ state_score, const int* __re
 }
 
 template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(index_t count) {
-    cuda_check(cudaMalloc(&ptr, sizeof(T) * (count > 0 ? count : 1)), "knn: cudaMalloc");
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
-template <class T>
 void run(const T* x, index_t n, index_t d, const T* queries, index_t nq, index_t k, Metric metric,
-         index_t self_offset, T* scores, std::int64_t* indices, cudaStream_t stream) {
+         index_t self_offset, T* scores, std::int64_t* indices, Scratch& scratch, cudaStream_t stream) {
   // Scratch: a (query block x database chunk) score tile of at most 256 MiB.
   const index_t chunk = 16384;
   const index_t query_block = std::max<index_t>(
       kTile, std::min<index_t>(nq, (index_t(256) << 20) / (index_t(sizeof(T)) * chunk)));
-  DeviceBuffer<T> tile(query_block * chunk);
-  DeviceBuffer<T> state_score(query_block * k);
-  DeviceBuffer<int> state_index(query_block * k);
-  DeviceBuffer<int> state_count(query_block);
-  DeviceBuffer<T> bias(metric == Metric::L2 ? n : 0);
+  // The grids below are bounded by these sizes, far under CUDA's limits:
+  // similarity (chunk / kTile) x (query_block / kTile) = 256 x 64 blocks at
+  // most, select and finish one block per query of the block (<= 4096).
+  T* const tile = scratch.array<T>(query_block * chunk);
+  T* const state_score = scratch.array<T>(query_block * k);
+  int* const state_index = scratch.array<int>(query_block * k);
+  int* const state_count = scratch.array<int>(query_block);
+  T* const bias = scratch.array<T>(metric == Metric::L2 ? n : 0);
   if (metric == Metric::L2) {
-    half_neg_norms_kernel<T><<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(x, n, d, bias.ptr);
+    half_neg_norms_kernel<T><<<launch::blocks_1d(n, 256), 256, 0, stream>>>(x, n, d, bias);
     cuda_check(cudaGetLastError(), "knn: norms kernel");
   }
   const std::size_t select_shared = (sizeof(T) + sizeof(int)) * kSort;
@@ -241,34 +238,36 @@ void run(const T* x, index_t n, index_t d, const T* queries, index_t nq, index_t
              "knn: select kernel shared memory");
   for (index_t q0 = 0; q0 < nq; q0 += query_block) {
     const index_t rows = std::min(query_block, nq - q0);
-    cuda_check(cudaMemsetAsync(state_count.ptr, 0, sizeof(int) * rows, stream), "knn: memset");
+    cuda_check(cudaMemsetAsync(state_count, 0, sizeof(int) * rows, stream), "knn: memset");
     for (index_t c0 = 0; c0 < n; c0 += chunk) {
       const index_t cols = std::min(chunk, n - c0);
       const dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile),
                       static_cast<unsigned>((rows + kTile - 1) / kTile));
       similarity_kernel<T><<<grid, kGemmThreads, 0, stream>>>(
           queries + q0 * d, rows, x + c0 * d, cols, d,
-          metric == Metric::L2 ? bias.ptr + c0 : nullptr, tile.ptr);
+          metric == Metric::L2 ? bias + c0 : nullptr, tile);
       cuda_check(cudaGetLastError(), "knn: similarity kernel");
       select_kernel<T><<<static_cast<unsigned>(rows), kSelectThreads, select_shared, stream>>>(
-          tile.ptr, cols, c0, k, self_offset >= 0 ? self_offset + q0 : -1, state_score.ptr,
-          state_index.ptr, state_count.ptr);
+          tile, cols, c0, k, self_offset >= 0 ? self_offset + q0 : -1, state_score,
+          state_index, state_count);
       cuda_check(cudaGetLastError(), "knn: select kernel");
     }
     finish_kernel<T><<<static_cast<unsigned>(rows), 128, 0, stream>>>(
-        state_score.ptr, state_index.ptr, rows, k, queries + q0 * d, d, metric == Metric::L2,
+        state_score, state_index, rows, k, queries + q0 * d, d, metric == Metric::L2,
         scores + q0 * k, indices + q0 * k);
     cuda_check(cudaGetLastError(), "knn: finish kernel");
   }
-  // The scratch buffers are freed when this returns: wait for the kernels.
-  cuda_check(cudaStreamSynchronize(stream), "knn: synchronize");
+  // No synchronization: the scratch returns to the pool it came from, whose
+  // reuse is ordered on this same stream.
 }
 
 }  // namespace
 
 void search(DType dtype, const void* x, index_t n, index_t d, const void* queries, index_t nq,
             index_t k, Metric metric, index_t self_offset, void* scores, std::int64_t* indices,
-            std::uintptr_t stream_handle) {
+            Scratch& scratch, std::uintptr_t stream_handle) {
+  check_type(dtype == DType::F32 || dtype == DType::F64,
+             std::string("knn: on the GPU x must be float32 or float64, got ") + dtype_name(dtype));
   check(n >= 1 && d >= 1, "knn: the database must have at least one row and one column");
   check(k >= 1 && k <= kMaxK, "knn: on the GPU k must be between 1 and 1024");
   check(k <= n - (self_offset >= 0 ? 1 : 0), "knn: k is larger than the number of candidates");
@@ -277,9 +276,9 @@ void search(DType dtype, const void* x, index_t n, index_t d, const void* querie
   auto stream = reinterpret_cast<cudaStream_t>(stream_handle);
   if (dtype == DType::F32)
     return run<float>(static_cast<const float*>(x), n, d, static_cast<const float*>(queries), nq, k,
-                      metric, self_offset, static_cast<float*>(scores), indices, stream);
+                      metric, self_offset, static_cast<float*>(scores), indices, scratch, stream);
   run<double>(static_cast<const double*>(x), n, d, static_cast<const double*>(queries), nq, k,
-              metric, self_offset, static_cast<double*>(scores), indices, stream);
+              metric, self_offset, static_cast<double*>(scores), indices, scratch, stream);
 }
 
 }  // namespace deepret::knn::cuda

@@ -8,6 +8,8 @@
 #include <cstdint>
 
 #include "common/array_view.h"
+#include "common/device.h"
+#include "common/dtype.h"
 
 namespace deepret::objects {
 
@@ -96,7 +98,7 @@ void half_to_float(const std::uint16_t* in,  // [n]
 // zeroed) to 1; the caller turns that into ValueError.
 namespace deepret::objects::cuda {
 
-void object_saliency(bool is_double, const void* a,  // [b, c, h, w] on the device
+void object_saliency(DType dtype, const void* a,  // [b, c, h, w] on the device
                      const void* fs,                 // [b, h, w] on the device
                      index_t b, index_t c, index_t h, index_t w,
                      const float* desc,              // [k, c] on the device
@@ -106,13 +108,13 @@ void object_saliency(bool is_double, const void* a,  // [b, c, h, w] on the devi
                      bool box_cover,
                      void* out,                      // [b, h, w] on the device
                      int* status, std::uintptr_t stream);
-void weighted_pool(bool is_double, const void* a,  // [b, c, hw] on the device
+void weighted_pool(DType dtype, const void* a,  // [b, c, hw] on the device
                    const void* s,                  // [b, hw] on the device
                    const void* cw,                 // [b, c] on the device or nullptr
                    index_t b, index_t c, index_t hw, bool normalize,
                    void* out,                      // [b, c] on the device
                    int* status, std::uintptr_t stream);
-void crow_weights(bool is_double, const void* a,  // [b, c, hw] on the device
+void crow_weights(DType dtype, const void* a,  // [b, c, hw] on the device
                   index_t b, index_t c, index_t hw, double eps,
                   void* spatial,                  // [b, hw] on the device
                   void* channel,                  // [b, c] on the device

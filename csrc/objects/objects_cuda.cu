@@ -3,8 +3,11 @@
 // the pooled sums, a block per row for normalizations; double accumulation,
 // the same formulas as objects_cpu.cpp. Bad input sets *status to 1.
 #include <cstdint>
+#include <string>
 
 #include "common/cuda_check.h"
+#include "common/errors.h"
+#include "common/launch.h"
 #include "objects/objects.h"
 
 namespace deepret::objects::cuda {
@@ -136,14 +139,24 @@ __global__ void crow_kernel(const T* a, index_t c, index_t hw, double eps, T* sp
     channel[m * c + j] = T(log(qsum / (double(channel[m * c + j]) + eps)));
 }
 
+// float32 or float64; the kernels run a block per map or a thread per
+// (image, channel): within gridDim.x's limit for any array that fits in
+// memory, checked all the same.
+void checked(DType dtype, index_t grid_items, const char* what) {
+  check_type(dtype == DType::F32 || dtype == DType::F64,
+             std::string(what) + ": on the GPU the activations must be float32 or float64, got " + dtype_name(dtype));
+  check(grid_items <= launch::kMaxGridX, std::string(what) + ": on the GPU at most 2^31 - 1 rows per call");
+}
+
 }  // namespace
 
-void object_saliency(bool is_double, const void* a, const void* fs, index_t b, index_t c, index_t h, index_t w,
+void object_saliency(DType dtype, const void* a, const void* fs, index_t b, index_t c, index_t h, index_t w,
                      const float* desc, const double* boxes, const double* weight, const std::int64_t* offsets,
                      bool box_cover, void* out, int* status, std::uintptr_t stream) {
   const auto st = reinterpret_cast<cudaStream_t>(stream);
+  checked(dtype, b, "object_saliency");
   if (b * h * w == 0) return;
-  if (is_double)
+  if (dtype == DType::F64)
     os_kernel<double><<<static_cast<unsigned>(b), kThreads, 0, st>>>(
         static_cast<const double*>(a), static_cast<const double*>(fs), c, h, w, desc, boxes, weight, offsets,
         box_cover, static_cast<double*>(out), status);
@@ -154,11 +167,12 @@ void object_saliency(bool is_double, const void* a, const void* fs, index_t b, i
   cuda_check(cudaGetLastError(), "object_saliency kernel");
 }
 
-void weighted_pool(bool is_double, const void* a, const void* s, const void* cw, index_t b, index_t c, index_t hw,
+void weighted_pool(DType dtype, const void* a, const void* s, const void* cw, index_t b, index_t c, index_t hw,
                    bool normalize, void* out, int* status, std::uintptr_t stream) {
   const auto st = reinterpret_cast<cudaStream_t>(stream);
+  checked(dtype, b * c, "weighted_pool");
   if (b * c == 0) return;
-  if (is_double) {
+  if (dtype == DType::F64) {
     weighted_kernel<double><<<blocks(b * c), kThreads, 0, st>>>(
         static_cast<const double*>(a), static_cast<const double*>(s), static_cast<const double*>(cw), b, c, hw,
         static_cast<double*>(out), status);
@@ -172,11 +186,12 @@ void weighted_pool(bool is_double, const void* a, const void* s, const void* cw,
   cuda_check(cudaGetLastError(), "weighted_pool kernels");
 }
 
-void crow_weights(bool is_double, const void* a, index_t b, index_t c, index_t hw, double eps, void* spatial,
+void crow_weights(DType dtype, const void* a, index_t b, index_t c, index_t hw, double eps, void* spatial,
                   void* channel, int* status, std::uintptr_t stream) {
   const auto st = reinterpret_cast<cudaStream_t>(stream);
+  checked(dtype, b, "crow_weights");
   if (b == 0) return;
-  if (is_double)
+  if (dtype == DType::F64)
     crow_kernel<double><<<static_cast<unsigned>(b), kThreads, 0, st>>>(
         static_cast<const double*>(a), c, hw, eps, static_cast<double*>(spatial), static_cast<double*>(channel),
         status);

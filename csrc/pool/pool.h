@@ -11,6 +11,8 @@
 #include <cstdint>
 
 #include "common/array_view.h"
+#include "common/device.h"
+#include "common/dtype.h"
 #include "common/hostdevice.h"
 
 namespace deepret::pool {
@@ -79,15 +81,15 @@ DEEPRET_HD void pixel_range(double x0, double x1, index_t n, index_t* lo, index_
 // zeroed) to 1; the caller turns that into ValueError.
 namespace deepret::pool::cuda {
 
-void feature_saliency(bool is_double, const void* a,  // [b, c, hw] on the device
+void feature_saliency(DType dtype, const void* a,  // [b, c, hw] on the device
                       index_t b, index_t c, index_t hw, double eps,
                       void* out,                      // [b, hw] on the device
-                      int* status, std::uintptr_t stream);
-void global_pool(bool is_double, const void* a,  // [b, c, hw] on the device
+                      int* status, deepret::cuda::Scratch& scratch, std::uintptr_t stream);
+void global_pool(DType dtype, const void* a,  // [b, c, hw] on the device
                  index_t b, index_t c, index_t hw, Global kind, double p, double eps, bool normalize,
                  void* out,                      // [b, c] on the device
                  int* status, std::uintptr_t stream);
-void regional_max(bool is_double, const void* a,    // [b, c, h, w] on the device
+void regional_max(DType dtype, const void* a,    // [b, c, h, w] on the device
                   index_t b, index_t c, index_t h, index_t w,
                   const double* boxes,              // [k, 4] on the device
                   const std::int64_t* image,        // [k] on the device
@@ -95,12 +97,12 @@ void regional_max(bool is_double, const void* a,    // [b, c, h, w] on the devic
                   void* out,                        // [k, c] on the device
                   int* status, std::uintptr_t stream);
 // R-MAC over r shared boxes (whole map first), given as (y0, x0, y1, x1) doubles.
-void rmac(bool is_double, const void* a,  // [b, c, h, w] on the device
+void rmac(DType dtype, const void* a,  // [b, c, h, w] on the device
           index_t b, index_t c, index_t h, index_t w,
           const double* boxes,            // [r, 4] on the device
           index_t r,
           void* out,                      // [b, c] on the device
-          int* status, std::uintptr_t stream);
+          int* status, deepret::cuda::Scratch& scratch, std::uintptr_t stream);
 
 
 }  // namespace deepret::pool::cuda

@@ -4,11 +4,16 @@
 // non-finite activation, a box holding no pixel) sets *status to 1 instead
 // of raising: the caller checks it.
 #include <cstdint>
+#include <string>
 
 #include "common/cuda_check.h"
+#include "common/errors.h"
+#include "common/launch.h"
 #include "pool/pool.h"
 
 namespace deepret::pool::cuda {
+
+using deepret::cuda::Scratch;
 
 namespace {
 
@@ -139,61 +144,72 @@ __global__ void sum_groups(const T* x, index_t rows, index_t per, index_t c, T* 
 
 unsigned blocks(index_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
+// The kernels run a thread per item or a block per row, b rows at most
+// b * c items: within gridDim.x's limit for any array that fits in memory,
+// checked all the same.
+void check_rows(index_t items, const char* what) {
+  check(items <= launch::kMaxGridX, std::string(what) + ": on the GPU at most 2^31 - 1 rows per call");
+}
+
+void require_float(DType dtype, const char* what) {
+  check_type(dtype == DType::F32 || dtype == DType::F64,
+             std::string(what) + ": on the GPU the activations must be float32 or float64, got " + dtype_name(dtype));
+}
+
 template <class T>
-void saliency_t(const T* a, index_t b, index_t c, index_t hw, double eps, T* out, int* status, cudaStream_t st) {
-  double* scratch = nullptr;
-  const std::size_t bytes = sizeof(double) * static_cast<std::size_t>(b) * (c + hw);
-  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&scratch), bytes, st), "cudaMallocAsync");
+void saliency_t(const T* a, index_t b, index_t c, index_t hw, double eps, T* out, int* status, Scratch& pool,
+                cudaStream_t st) {
+  double* scratch = pool.array<double>(b * (c + hw));
   nonzero_fraction<T><<<blocks(b * c), kThreads, 0, st>>>(a, b * c, hw, scratch, status);
   saliency_kernel<T><<<static_cast<unsigned>(b), kThreads, 0, st>>>(a, c, hw, eps, scratch, scratch + b * c, out);
-  const cudaError_t launch = cudaGetLastError();
-  cuda_check(cudaFreeAsync(scratch, st), "cudaFreeAsync");
-  cuda_check(launch, "feature_saliency kernels");
+  cuda_check(cudaGetLastError(), "feature_saliency kernels");
 }
 
 template <class T>
 void rmac_t(const T* a, index_t b, index_t c, index_t h, index_t w, const double* boxes, index_t r, T* out,
-            int* status, cudaStream_t st) {
-  T* scratch = nullptr;
-  const std::size_t bytes = sizeof(T) * static_cast<std::size_t>(b) * r * c;
-  cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&scratch), bytes, st), "cudaMallocAsync");
+            int* status, Scratch& pool, cudaStream_t st) {
+  T* scratch = pool.array<T>(b * r * c);
   regional_kernel<T><<<blocks(b * r * c), kThreads, 0, st>>>(a, b, c, h, w, boxes, nullptr, r, b * r, scratch,
                                                              status);
   normalize_rows<T><<<static_cast<unsigned>(b * r), kThreads, 0, st>>>(scratch, c);
   sum_groups<T><<<blocks(b * c), kThreads, 0, st>>>(scratch, b, r, c, out);
   normalize_rows<T><<<static_cast<unsigned>(b), kThreads, 0, st>>>(out, c);
-  const cudaError_t launch = cudaGetLastError();
-  cuda_check(cudaFreeAsync(scratch, st), "cudaFreeAsync");
-  cuda_check(launch, "rmac kernels");
+  cuda_check(cudaGetLastError(), "rmac kernels");
 }
 
 }  // namespace
 
-void rmac(bool is_double, const void* a, index_t b, index_t c, index_t h, index_t w, const double* boxes,
-          index_t r, void* out, int* status, std::uintptr_t stream) {
+void rmac(DType dtype, const void* a, index_t b, index_t c, index_t h, index_t w, const double* boxes,
+          index_t r, void* out, int* status, Scratch& scratch, std::uintptr_t stream) {
   const auto st = reinterpret_cast<cudaStream_t>(stream);
+  require_float(dtype, "rmac");
   if (b * r * c == 0) return;
-  if (is_double)
-    rmac_t(static_cast<const double*>(a), b, c, h, w, boxes, r, static_cast<double*>(out), status, st);
+  check_rows(b * r, "rmac");
+  if (dtype == DType::F64)
+    rmac_t(static_cast<const double*>(a), b, c, h, w, boxes, r, static_cast<double*>(out), status, scratch, st);
   else
-    rmac_t(static_cast<const float*>(a), b, c, h, w, boxes, r, static_cast<float*>(out), status, st);
+    rmac_t(static_cast<const float*>(a), b, c, h, w, boxes, r, static_cast<float*>(out), status, scratch, st);
 }
 
-void feature_saliency(bool is_double, const void* a, index_t b, index_t c, index_t hw, double eps, void* out,
-                      int* status, std::uintptr_t stream) {
+void feature_saliency(DType dtype, const void* a, index_t b, index_t c, index_t hw, double eps, void* out,
+                      int* status, Scratch& scratch, std::uintptr_t stream) {
   const auto st = reinterpret_cast<cudaStream_t>(stream);
+  require_float(dtype, "feature_saliency");
   if (b * hw == 0) return;
-  if (is_double)
-    saliency_t(static_cast<const double*>(a), b, c, hw, eps, static_cast<double*>(out), status, st);
+  check_rows(b, "feature_saliency");
+  if (dtype == DType::F64)
+    saliency_t(static_cast<const double*>(a), b, c, hw, eps, static_cast<double*>(out), status, scratch, st);
   else
-    saliency_t(static_cast<const float*>(a), b, c, hw, eps, static_cast<float*>(out), status, st);
+    saliency_t(static_cast<const float*>(a), b, c, hw, eps, static_cast<float*>(out), status, scratch, st);
 }
 
-void global_pool(bool is_double, const void* a, index_t b, index_t c, index_t hw, Global kind, double p,
+void global_pool(DType dtype, const void* a, index_t b, index_t c, index_t hw, Global kind, double p,
                  double eps, bool normalize, void* out, int* status, std::uintptr_t stream) {
   const auto st = reinterpret_cast<cudaStream_t>(stream);
+  require_float(dtype, "global_pool");
   if (b * c == 0) return;
-  if (is_double) {
+  check_rows(b * c, "global_pool");
+  if (dtype == DType::F64) {
     global_kernel<double><<<blocks(b * c), kThreads, 0, st>>>(static_cast<const double*>(a), b * c, hw,
                                                               int(kind), p, eps, static_cast<double*>(out), status);
     if (normalize) normalize_rows<double><<<static_cast<unsigned>(b), kThreads, 0, st>>>(static_cast<double*>(out), c);
@@ -205,12 +221,14 @@ void global_pool(bool is_double, const void* a, index_t b, index_t c, index_t hw
   cuda_check(cudaGetLastError(), "global_pool kernels");
 }
 
-void regional_max(bool is_double, const void* a, index_t b, index_t c, index_t h, index_t w,
+void regional_max(DType dtype, const void* a, index_t b, index_t c, index_t h, index_t w,
                   const double* boxes, const std::int64_t* image, index_t k, bool normalize, void* out,
                   int* status, std::uintptr_t stream) {
   const auto st = reinterpret_cast<cudaStream_t>(stream);
+  require_float(dtype, "regional_max");
   if (k * c == 0) return;
-  if (is_double) {
+  check_rows(k * c, "regional_max");
+  if (dtype == DType::F64) {
     regional_kernel<double><<<blocks(k * c), kThreads, 0, st>>>(static_cast<const double*>(a), b, c, h, w, boxes,
                                                                image, 1, k, static_cast<double*>(out), status);
     if (normalize) normalize_rows<double><<<static_cast<unsigned>(k), kThreads, 0, st>>>(static_cast<double*>(out), c);

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import operator
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ def is_cupy_array(x) -> bool:
     return type(x).__module__.split(".", 1)[0] == "cupy" and hasattr(x, "__cuda_array_interface__")
 
 
-def cupy_module():
+def cupy_module() -> Any:
     """The already-imported cupy module (only called once a CuPy array was seen)."""
     return sys.modules["cupy"]
 
@@ -193,3 +194,86 @@ def check_csr(name: str, shape, indptr, indices, data, xp=np) -> None:
             bad = low if low < 0 else high
             raise ValueError(f"{name} is not a valid CSR structure: column index {bad} outside "
                              f"[0, {cols})")
+
+
+# ---------------------------------------------------------------- torch tensors
+
+def is_torch_tensor(x) -> bool:
+    """True for a torch tensor; never imports torch."""
+    return type(x).__module__.split(".", 1)[0] == "torch" and hasattr(x, "__dlpack__")
+
+
+def _holds_torch(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(is_torch_tensor(v) for v in value)
+    return is_torch_tensor(value)
+
+
+def _from_torch(tensor):
+    """The tensor's memory as a numpy (CPU) or CuPy (CUDA) array: no copy."""
+    tensor = tensor.detach()  # the same memory; autograd does not reach deepret's kernels
+    if tensor.device.type == "cpu":
+        return tensor.resolve_conj().resolve_neg().numpy()
+    if tensor.device.type == "cuda":
+        try:
+            import cupy  # the CUDA engine reads device memory through CuPy arrays
+        except ImportError:
+            raise TypeError("deepret got a torch CUDA tensor, which it reads through CuPy; "
+                            "install cupy (cupy-cuda12x or cupy-cuda13x)") from None
+        return cupy.from_dlpack(tensor)
+    raise TypeError(f"deepret got a torch tensor on device {tensor.device}; it reads CPU and CUDA tensors only")
+
+
+def _convert_in(value, seen):
+    if isinstance(value, (list, tuple)) and _holds_torch(value):
+        return type(value)(_convert_in(v, seen) for v in value)
+    if is_torch_tensor(value):
+        array = _from_torch(value)
+        seen.append((array, value))
+        return array
+    return value
+
+
+def _convert_out(value, torch, seen):
+    for array, tensor in seen:
+        if value is array:  # an input (or out=) handed back: the caller's own tensor
+            return tensor
+    if isinstance(value, tuple):
+        items = [_convert_out(v, torch, seen) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, list):
+        return [_convert_out(v, torch, seen) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind in NATIVE_KINDS:
+        import warnings
+
+        with warnings.catch_warnings():  # a read-only result stays read-only memory: no copy
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(value)
+    if is_cupy_array(value):
+        return torch.from_dlpack(value)
+    return value
+
+
+def torch_interop(function):
+    """Lets `function` take torch tensors wherever it takes arrays.
+
+    CPU tensors are read as numpy arrays and CUDA tensors as CuPy arrays on
+    the same memory (``Tensor.numpy()``, DLPack: no copy), the function runs
+    as for those, and every array in its result comes back as a torch tensor
+    on the same device (the caller's own tensor where the result is an
+    input or ``out=``; a tensor on the same memory where it is a view).
+    Without a torch tensor among the arguments nothing changes; torch is
+    never imported (a tensor's presence means it is).
+    """
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        if not (any(_holds_torch(a) for a in args) or any(_holds_torch(v) for v in kwargs.values())):
+            return function(*args, **kwargs)
+        seen = []
+        args = tuple(_convert_in(a, seen) for a in args)
+        kwargs = {k: _convert_in(v, seen) for k, v in kwargs.items()}
+        return _convert_out(function(*args, **kwargs), sys.modules["torch"], seen)
+
+    return wrapper

@@ -8,9 +8,9 @@ statically and only talks to the driver when a CUDA function is called.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Optional
+from typing import Any, Optional
 
-from . import _core
+from . import _arrays, _core
 
 try:
     from . import _core_cuda
@@ -92,6 +92,23 @@ def cuda_core(function: str) -> ModuleType:
     return _core_cuda
 
 
+def array_module(function: str, *arrays: Any, engine: bool = True) -> Any:
+    """The array module a call computes with: numpy for host inputs (numpy
+    arrays, lists, scalars; torch CPU tensors arrive here as numpy, see
+    _arrays.torch_interop), cupy when every input is a CuPy array. A mix is a
+    TypeError (no silent copies); with `engine`, CuPy inputs on a build
+    without the CUDA engine raise CudaUnavailableError naming `function`.
+    ``None`` entries (absent optional arrays) are skipped."""
+    present = [a for a in arrays if a is not None]
+    if _arrays.device_of(function, *present) == "cpu":
+        import numpy
+
+        return numpy
+    if engine:
+        cuda_core(function)
+    return _arrays.cupy_module()
+
+
 def simd_path() -> str:
     """The SIMD path the CPU kernels take on this machine.
 
@@ -123,3 +140,36 @@ def threads_arg(num_threads: Optional[int]) -> int:
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
     return num_threads
+
+
+class _CudaCall:
+    """What a call into the CUDA engine needs besides its arrays: the engine,
+    the current stream of the arrays' device (a cudaStream_t as an int) and
+    a scratch allocator on that device (``allocate(nbytes)`` -> a uint8
+    device array from CuPy's memory pool, stream-ordered on that stream)."""
+
+    def __init__(self, function: str, array: Any) -> None:
+        self.core = cuda_core(function)
+        self._cp = _arrays.cupy_module()
+        self._device = self._cp.cuda.Device(array.device.id)
+        self.stream = 0
+
+    def allocate(self, nbytes: int) -> Any:
+        return self._cp.empty(int(nbytes), dtype=self._cp.uint8)
+
+    def __enter__(self) -> _CudaCall:
+        self._device.__enter__()
+        self.stream = self._cp.cuda.get_current_stream().ptr
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._device.__exit__(*exc)
+
+
+def cuda_call(function: str, array: Any) -> _CudaCall:
+    """``with cuda_call("knn", x) as call: call.core.knn_search(...,
+    allocate=call.allocate, stream=call.stream)``: the engine on x's device
+    (made current for the block, as CuPy's own functions expect), its
+    current stream, and scratch from CuPy's pool. The binding checks every
+    array again and makes their device current itself."""
+    return _CudaCall(function, array)

@@ -26,7 +26,6 @@ import stat
 import sys
 import tempfile
 import threading
-import warnings
 
 import numpy as np
 
@@ -198,41 +197,25 @@ def _save(temporary, ranks, out: str) -> None:
         raise InputError(f"cannot write --out {out}: {error.strerror or error}") from None
 
 
-def _rank_cpu(args, database, queries, bar):
+def _rank(args, database, queries, bar):
+    """The ranks by DiffusionIndex: on the CPU engine, or with --gpu on CuPy
+    arrays (the same code on the CUDA engine)."""
     import deepret
 
+    if args.gpu:
+        if not deepret.has_cuda():
+            raise InputError("--gpu: no usable GPU (needs the CUDA engine, CuPy and a visible device)")
+        import cupy
+
+        database, queries = cupy.asarray(database), cupy.asarray(queries)
     index = deepret.DiffusionIndex(database, k=args.k, gamma=args.gamma, alpha=args.alpha,
                                    query_k=args.query_k, maxiter=args.maxiter,
                                    progress=not bar.disable)
     ranks = np.empty((len(queries), args.topk), dtype=np.int64)
     for start in range(0, len(queries), QUERY_BATCH):
         stop = min(start + QUERY_BATCH, len(queries))
-        _, ranks[start:stop] = index.search(queries[start:stop], topk=args.topk)
-        bar.update(stop - start)
-    return ranks
-
-
-def _rank_gpu(args, database, queries, bar):
-    import deepret
-    from deepret import _arrays
-
-    if not deepret.has_cuda():
-        raise InputError("--gpu: no usable GPU (needs the CUDA engine, CuPy and a visible device)")
-    cp = _arrays.cupy_module()
-    x = cp.asarray(database)
-    W = deepret.knn_graph(x, k=args.k, gamma=args.gamma)
-    n = len(database)
-    ranks = np.empty((len(queries), args.topk), dtype=np.int64)
-    for start in range(0, len(queries), QUERY_BATCH):
-        stop = min(start + QUERY_BATCH, len(queries))
-        scores, ids = deepret.knn(x, cp.asarray(queries[start:stop]), k=args.query_k)
-        y = cp.zeros((n, stop - start), dtype=x.dtype)
-        columns = cp.broadcast_to(cp.arange(stop - start)[:, None], ids.shape)
-        y[ids.ravel(), columns.ravel()] = (cp.maximum(scores, 0) ** args.gamma).ravel()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", deepret.ConvergenceWarning)
-            f = deepret.diffuse(W, y, args.alpha, 1e-6, args.maxiter)
-        ranks[start:stop] = cp.asnumpy(cp.argsort(-f, axis=0)[:args.topk].T)
+        _, ids = index.search(queries[start:stop], topk=args.topk)
+        ranks[start:stop] = ids.get() if args.gpu else ids  # type: ignore[attr-defined]  # CuPy with --gpu
         bar.update(stop - start)
     return ranks
 
@@ -260,7 +243,7 @@ def run(args) -> int:
         # disable=None: a bar only where stderr is a terminal, nothing in a log.
         with tqdm(total=len(queries), desc="diffusion", unit="query", file=sys.stderr,
                   disable=None) as bar:
-            ranks = (_rank_gpu if args.gpu else _rank_cpu)(args, database, queries, bar)
+            ranks = _rank(args, database, queries, bar)
         _save(temporary, ranks, args.out)
         temporary = None
     except (InputError, ValueError, TypeError) as error:  # deepret's own checks raise the latter two

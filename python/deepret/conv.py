@@ -83,12 +83,8 @@ def _check_out(out, shape, dtype, xp):
 
 
 def _array_module(function, a, v):
-    """numpy, or cupy when both inputs are CuPy arrays (after checking that this
-    build has the CUDA engine)."""
-    if _arrays.device_of(function, a, v) == "cpu":
-        return np
-    _backend.cuda_core(function)
-    return _arrays.cupy_module()
+    """numpy, or cupy when both inputs are CuPy arrays (CUDA engine checked)."""
+    return _backend.array_module(function, a, v)
 
 
 def _result_dtype(a, v) -> np.dtype:
@@ -115,13 +111,9 @@ def _with_numpy(reference, a, v, mode, out):
     return out
 
 
-_CUDA_DTYPES = {
-    "b": {1: "bool"},
-    "i": {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"},
-    "u": {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"},
-    "f": {4: "float32", 8: "float64"},
-    "c": {8: "complex64", 16: "complex128"},
-}
+# dtype kind -> item sizes the CUDA convolutions compute (the binding reads
+# the dtype from each array itself).
+_CUDA_DTYPES = {"b": {1}, "i": {1, 2, 4, 8}, "u": {1, 2, 4, 8}, "f": {4, 8}, "c": {8, 16}}
 
 
 def _run(function, a, v, left, length, conjugate_v, result_dtype, out, threads):
@@ -143,12 +135,8 @@ def _run(function, a, v, left, length, conjugate_v, result_dtype, out, threads):
     if target is None:
         target = xp.empty(length, dtype=work)
     if on_gpu:
-        core = _backend.cuda_core(function)
-        core.correlate1d(
-            getattr(core.DType, _CUDA_DTYPES[work.kind][work.itemsize]), a.data.ptr, a.size,
-            v.data.ptr, v.size, target.data.ptr, length, left, conjugate_v,
-            xp.cuda.get_current_stream().ptr,
-        )
+        with _backend.cuda_call(function, a) as call:
+            call.core.correlate1d(a, v, target, left=left, conjugate_v=conjugate_v, stream=call.stream)
     else:
         _backend._core.correlate1d(a, v, target, left, conjugate_v, threads)
     if out is None:
@@ -165,6 +153,7 @@ def _as_1d_input(x, xp):
     return x if x.ndim >= 1 else x.reshape(1)
 
 
+@_arrays.torch_interop
 def convolve(a: ArrayInput, v: ArrayInput, mode: str | int = "full", *, out: Array | None = None,
              num_threads: int | None = None) -> Array:
     """Discrete linear convolution of two 1-D sequences, as numpy.convolve.
@@ -230,6 +219,7 @@ def convolve(a: ArrayInput, v: ArrayInput, mode: str | int = "full", *, out: Arr
     return _run("convolve", a1, v1[::-1], left, length, False, _result_dtype(a1, v1), out, threads)
 
 
+@_arrays.torch_interop
 def correlate(a: ArrayInput, v: ArrayInput, mode: str | int = "valid", *, out: Array | None = None,
               num_threads: int | None = None) -> Array:
     """Cross-correlation of two 1-D sequences, as numpy.correlate:

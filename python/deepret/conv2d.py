@@ -64,12 +64,10 @@ def _padding(padding, kernel, dilation, stride):
 
 
 def _array_module(function, *arrays):
-    if _arrays.device_of(function, *arrays) == "cpu":
-        return np
-    _backend.cuda_core(function)
-    return _arrays.cupy_module()
+    return _backend.array_module(function, *arrays)
 
 
+@_arrays.torch_interop
 def conv2d(input: ArrayInput, weight: ArrayInput, bias: ArrayInput | None = None,
            stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | str = 0,
            dilation: int | tuple[int, int] = 1, groups: int = 1, *, out: Array | None = None,
@@ -197,11 +195,9 @@ def conv2d(input: ArrayInput, weight: ArrayInput, bias: ArrayInput | None = None
     if xp is np:
         _backend._core.conv2d(x, w, b, target, stride, (top, left), dilation, groups, threads)
     else:
-        core = _backend.cuda_core("conv2d")
-        code = int(core.DType.float32 if x.dtype == np.float32 else core.DType.float64)
-        core.conv2d(code, x.data.ptr, w.data.ptr, 0 if b is None else b.data.ptr, target.data.ptr,
-                    x.shape, (o, kh, kw), (oh, ow), stride, (top, left), dilation, groups,
-                    xp.cuda.get_current_stream().ptr)
+        with _backend.cuda_call("conv2d", x) as call:
+            call.core.conv2d(x, w, b, target, stride=stride, padding=(top, left), dilation=dilation,
+                             groups=groups, stream=call.stream)
     if out is not None:
         if not xp.may_share_memory(target, out):
             out[...] = target.reshape(out.shape)

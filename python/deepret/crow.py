@@ -27,6 +27,7 @@ def _eps(eps):
     return float(eps)
 
 
+@_arrays.torch_interop
 def crow_weights(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> tuple[Array, Array]:
     """CroW's spatial and channel weights of non-negative activations.
 
@@ -68,17 +69,17 @@ def crow_weights(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = 
     array([0.223, 1.609], dtype=float32)
     """
     eps = _eps(eps)
-    on_gpu = _arrays.device_of("crow_weights", a) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("crow_weights", a)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     spatial = xp.empty((b, h * w), dtype=x.dtype)
     channel = xp.empty((b, c), dtype=x.dtype)
     if on_gpu:
-        core = _backend.cuda_core("crow_weights")
         status = xp.zeros(1, dtype=xp.int32)
-        core.crow_weights(x.dtype == np.float64, x.data.ptr, b, c, h * w, eps, spatial.data.ptr, channel.data.ptr,
-                          status.data.ptr, xp.cuda.get_current_stream().ptr)
+        flat = x.reshape(b, c, h * w)
+        with _backend.cuda_call("crow_weights", flat) as call:
+            call.core.crow_weights(flat, spatial, channel, status, eps=eps, stream=call.stream)
         raise_on_status(status, "a must be finite and non-negative (activations after a ReLU)")
     else:
         _backend._core.crow_weights(x.reshape(b, c, h * w), eps, spatial, channel,
@@ -87,6 +88,7 @@ def crow_weights(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = 
     return (spatial[0], channel[0]) if single else (spatial, channel)
 
 
+@_arrays.torch_interop
 def weighted_sum_pool(a: ArrayInput, weights: ArrayInput, *, channel_weights: ArrayInput | None = None,
                       normalize: bool = True, num_threads: int | None = None) -> Array:
     """Σ_p weights(p) a_p per channel, times channel_weights, L2-normalized.
@@ -129,9 +131,8 @@ def weighted_sum_pool(a: ArrayInput, weights: ArrayInput, *, channel_weights: Ar
     >>> d.shape
     (4,)
     """
-    arrays = (a, weights) + (() if channel_weights is None else (channel_weights,))
-    on_gpu = _arrays.device_of("weighted_sum_pool", *arrays) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("weighted_sum_pool", a, weights, channel_weights)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     s = xp.asarray(weights)
@@ -149,10 +150,10 @@ def weighted_sum_pool(a: ArrayInput, weights: ArrayInput, *, channel_weights: Ar
         cw = xp.ascontiguousarray(cw.reshape(b, c), dtype=x.dtype)
     out = xp.empty((b, c), dtype=x.dtype)
     if on_gpu:
-        core = _backend.cuda_core("weighted_sum_pool")
         status = xp.zeros(1, dtype=xp.int32)
-        core.weighted_pool(x.dtype == np.float64, x.data.ptr, s.data.ptr, 0 if cw is None else cw.data.ptr, b, c,
-                           h * w, bool(normalize), out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+        flat = x.reshape(b, c, h * w)
+        with _backend.cuda_call("weighted_sum_pool", flat) as call:
+            call.core.weighted_pool(flat, s, cw, out, status, normalize=bool(normalize), stream=call.stream)
         raise_on_status(status, "a, weights and channel_weights must be finite")
     else:
         _backend._core.weighted_pool(x.reshape(b, c, h * w), s, cw, out, bool(normalize),
@@ -160,6 +161,7 @@ def weighted_sum_pool(a: ArrayInput, weights: ArrayInput, *, channel_weights: Ar
     return out[0] if single else out
 
 
+@_arrays.torch_interop
 def crow(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> Array:
     """CroW descriptor(s): L2N(b ⊙ sum_p s_p a_p), CroW's weights of
     :func:`crow_weights` (Kalantidis et al. 2016, alpha = beta = 2).

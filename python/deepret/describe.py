@@ -42,6 +42,7 @@ __all__ = ["METHODS", "describe"]
 METHODS = ("mac", "spoc", "gem", "rmac", "fs.egm", "crow")  # and "os.egm", which needs saliency=
 
 
+@_arrays.torch_interop
 def describe(activations: ArrayInput | Sequence[ArrayInput], method: str = "mac", *, levels: int = 3,
              p: float = 3.0, sigma: float = 2.5, threshold: float = 0.4, power: float = 5.0,
              saliency: ObjectSaliency | None = None, num_threads: int | None = None) -> Array:

@@ -217,6 +217,7 @@ def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float = ..., tol: float = 
 def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float, tol: float, maxiter: int,
             return_info: Literal[True], *, order: ArrayInput = ...,
             num_threads: int | None = ...) -> tuple[Array, CgInfo]: ...
+@_arrays.torch_interop
 def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float = 0.99, tol: float = 1e-6, maxiter: int = 20,
             return_info: bool = False, *, order: ArrayInput = "auto",
             num_threads: int | None = None) -> Array | tuple[Array, CgInfo]:
@@ -302,7 +303,7 @@ def diffuse(W: Sparse, y: ArrayInput | Sparse, alpha: float = 0.99, tol: float =
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
     maxiter = _arrays.positive_int("maxiter", maxiter)
-    if _is_cupyx_sparse(W) or _arrays.is_cupy_array(y):
+    if _is_cupyx_sparse(W) or _is_cupyx_sparse(y) or _arrays.is_cupy_array(y):
         f, info = _diffuse_cuda(W, y, alpha, tol, maxiter)
         _warn_if_stalled(info.residuals.get(), tol, maxiter)
         return (f, info) if return_info else f
@@ -362,7 +363,7 @@ def _warn_if_stalled(residuals, tol, maxiter):
         warnings.warn(
             f"diffuse: {int(stalled.sum())} of {len(residuals)} columns ended above tol={tol:g} "
             f"after at most maxiter={maxiter} iterations ({detail})",
-            ConvergenceWarning, stacklevel=3)
+            ConvergenceWarning, stacklevel=4)  # the caller of diffuse (through its torch_interop wrapper)
 
 
 def _is_cupyx_sparse(W) -> bool:
@@ -371,7 +372,9 @@ def _is_cupyx_sparse(W) -> bool:
 
 def _diffuse_cuda(W, y, alpha, tol, maxiter):
     """The CUDA engine: W a cupyx.scipy.sparse matrix, y a CuPy array (both on the GPU)."""
-    core = _backend.cuda_core("diffuse")
+    _backend.cuda_core("diffuse")  # a clear error on a build without CUDA
+    if _is_cupyx_sparse(y):  # query_vector's right-hand sides on the GPU
+        y = y.toarray()
     if not (_is_cupyx_sparse(W) and _arrays.is_cupy_array(y)):
         raise TypeError("diffuse on the GPU needs W as a cupyx.scipy.sparse matrix and y as a CuPy "
                         "array (no silent host-device copies)")
@@ -394,10 +397,9 @@ def _diffuse_cuda(W, y, alpha, tol, maxiter):
     f = cp.empty_like(columns)
     iterations = cp.empty(m, dtype=cp.int64)
     residuals = cp.empty(m, dtype=cp.float64)
-    core.batched_cg(dtype == np.float64, indices.dtype.itemsize == 8, n, indptr.data.ptr,
-                    indices.data.ptr, data.data.ptr, alpha, columns.data.ptr, m, f.data.ptr, tol,
-                    maxiter, iterations.data.ptr, residuals.data.ptr,
-                    cp.cuda.get_current_stream().ptr)
+    with _backend.cuda_call("diffuse", columns) as call:
+        call.core.batched_cg(indptr, indices, data, columns, f, iterations, residuals, alpha=alpha,
+                             tol=tol, maxiter=maxiter, allocate=call.allocate, stream=call.stream)
     return f.reshape(y.shape), CgInfo(iterations, residuals)
 
 
@@ -440,12 +442,17 @@ def katz(W: Sparse, alpha: float = 0.99, tol: float = 1e-6, maxiter: int = 20, *
     >>> g.round(4)                          # the centre is the most central
     array([1.244 , 0.8591, 0.8591, 0.8591])
     """
-    W = _as_csr(W)
     alpha = _check_alpha(alpha)
+    if _is_cupyx_sparse(W):
+        cp = _arrays.cupy_module()
+        ones = cp.full(W.shape[0], 1.0 - alpha, dtype=W.dtype)
+        return diffuse(W, ones, alpha, tol, maxiter, num_threads=num_threads)
+    W = _as_csr(W)
     ones = np.full(W.shape[0], 1.0 - alpha, dtype=W.dtype)
     return diffuse(W, ones, alpha, tol, maxiter, num_threads=num_threads)
 
 
+@_arrays.torch_interop
 def query_vector(x: ArrayInput, queries: ArrayInput, k: int = 10, gamma: float = 3.0, *,
                  num_threads: int | None = None) -> Sparse:
     """Sparse right-hand sides of diffusion for unseen queries.
@@ -488,23 +495,39 @@ def query_vector(x: ArrayInput, queries: ArrayInput, k: int = 10, gamma: float =
     ((3, 1), array([1.   , 0.512, 0.   ], dtype=float32))
     """
     gamma = _check_gamma(gamma)
-    queries = np.asarray(queries)
+    xp = _backend.array_module("query_vector", x, queries)
+    on_gpu = xp is not np
+    x, queries = xp.asarray(x), xp.asarray(queries)
     if queries.ndim == 1:
         queries = queries[None, :]
     scores, ids = knn(x, queries, k=k, metric="ip", num_threads=num_threads)
     with np.errstate(over="ignore"):
-        weights = np.maximum(scores, 0) ** gamma
-    if not np.isfinite(weights).all():
+        weights = xp.maximum(scores, 0) ** gamma
+    if not bool(xp.isfinite(weights).all()):
         raise ValueError(f"query weights max(0, s)^gamma overflow {weights.dtype} (largest score "
                          f"{float(scores.max()):.3g}, gamma {gamma:g}); rescale the descriptors")
-    n, nq = np.asarray(x).shape[0], len(queries)
-    return sp.csc_array((weights.ravel(), ids.ravel(), np.arange(0, nq * k + 1, k)), shape=(n, nq))
+    n, nq = x.shape[0], len(queries)
+    parts = (weights.ravel(), ids.ravel(), xp.arange(0, nq * k + 1, k))
+    if on_gpu:
+        import cupyx.scipy.sparse
+
+        # cupyx's sparse indices are int32 (n < 2^31 on the GPU, as knn checks).
+        if nq * k >= 2**31:
+            raise ValueError(f"query_vector on the GPU holds at most 2^31 - 1 entries, got nq * k = {nq * k}")
+        data, rows, indptr = parts
+        return cupyx.scipy.sparse.csc_matrix((data, rows.astype(xp.int32), indptr.astype(xp.int32)),
+                                             shape=(n, nq))
+    return sp.csc_array(parts, shape=(n, nq))
 
 
 def _top(f, topk):
     """Best-first (scores, ids) of each column of f (n, m): (m, topk) each,
     ties by the smaller id (what a stable descending argsort gives)."""
     n, m = f.shape
+    if _arrays.is_cupy_array(f):  # CuPy's argsort is stable (a radix sort)
+        cp = _arrays.cupy_module()
+        order = cp.argsort(-f, axis=0)[:topk].T
+        return cp.take_along_axis(f.T, order, axis=1), order
     if topk * 8 >= n:
         order = np.argsort(-f, axis=0, kind="stable")[:topk].T
     else:  # select first: sorting all n rows of every column costs far more than topk
@@ -605,7 +628,11 @@ class DiffusionIndex:
     def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
                  truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,
                  maxiter=20, whitening=None, progress=False, num_threads=None):
-        self.whitening, self.x = index_whitening(whitening, np.ascontiguousarray(x))
+        # CuPy x: the graph, the queries' right-hand sides, the CG and the
+        # ranking all on x's GPU (the same code, the CUDA engine below it).
+        self._xp = _arrays.cupy_module() if _arrays.is_cupy_array(x) else np
+        self.whitening, x = index_whitening(whitening, self._xp.asarray(x))
+        self.x = self._xp.ascontiguousarray(x)
         self.k, self.gamma, self.mutual = k, float(gamma), mutual
         self.k_includes_self = bool(k_includes_self)
         self.alpha = _check_alpha(alpha)
@@ -618,13 +645,19 @@ class DiffusionIndex:
         if truncation not in ("renormalize", "restrict"):
             raise ValueError(f"truncation must be 'renormalize' or 'restrict', got {truncation!r}")
         self.truncation = truncation
+        if self.truncate is not None and self._xp is not np:
+            raise ValueError("DiffusionIndex(truncate=...) runs on the CPU engine only (no CUDA truncated "
+                             "solve yet); pass numpy x, or truncate=None on the GPU")
         scores, ids = knn(self.x, k=k, exclude_self=not self.k_includes_self, progress=progress,
                           num_threads=num_threads)
         self.W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
-        # Built here, hence valid: search() does not read its structure again
-        # (its index arrays become read-only; see _arrays.trust_csr).
-        _arrays.trust_csr(self.W)
-        self._order = _auto_order(self.W)
+        if self._xp is np:
+            # Built here, hence valid: search() does not read its structure again
+            # (its index arrays become read-only; see _arrays.trust_csr).
+            _arrays.trust_csr(self.W)
+            self._order = _auto_order(self.W)
+        else:
+            self._order = None  # the CUDA CG solves in the given row order
         # The unnormalized affinities, for renormalized truncated subgraphs.
         self._A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,
                                   num_threads=num_threads)
@@ -667,7 +700,9 @@ class DiffusionIndex:
         [0, 1]
         """
         topk = _arrays.positive_int("topk", topk)
-        queries = np.asarray(queries)
+        # Queries on x's device (TypeError for a mix: no silent host-device copy).
+        _arrays.device_of("DiffusionIndex.search", self.x, queries)
+        queries = self._xp.asarray(queries)
         if queries.ndim == 1:
             queries = queries[None, :]
         if self.whitening is not None:

@@ -112,7 +112,7 @@ def _csr_cpu(data, indices, indptr, n):
 
 
 def _graph_cuda(scores, indices, gamma, mutual, l2, normalize):
-    core = _backend.cuda_core("graph_from_knn")
+    _backend.cuda_core("graph_from_knn")  # a clear error on a build without CUDA
     cp = _arrays.cupy_module()
     import cupyx.scipy.sparse
 
@@ -127,12 +127,10 @@ def _graph_cuda(scores, indices, gamma, mutual, l2, normalize):
     indptr = cp.empty(n + 1, dtype=cp.int64)
     out_indices = cp.empty(capacity, dtype=cp.int32)
     out_data = cp.empty(capacity, dtype=scores.dtype)
-    dtype = core.GraphDType.float32 if scores.dtype == np.float32 else core.GraphDType.float64
-    nnz = core.graph_from_knn(
-        dtype, scores.data.ptr, indices.data.ptr, n, k, gamma, mutual, l2, normalize,
-        indptr.data.ptr, out_indices.data.ptr, out_data.data.ptr, capacity,
-        cp.cuda.get_current_stream().ptr,
-    )
+    with _backend.cuda_call("graph_from_knn", scores) as call:
+        nnz = call.core.graph_from_knn(scores, indices, indptr, out_indices, out_data, gamma=gamma,
+                                       mutual=mutual, l2=l2, normalize=normalize,
+                                       allocate=call.allocate, stream=call.stream)
     graph = cupyx.scipy.sparse.csr_matrix(
         (out_data[:nnz].copy(), out_indices[:nnz].copy(), indptr.astype(cp.int32) if nnz <= _INT32_MAX
          else indptr), shape=(n, n),
@@ -141,6 +139,7 @@ def _graph_cuda(scores, indices, gamma, mutual, l2, normalize):
     return graph
 
 
+@_arrays.torch_interop
 def graph_from_knn(scores: ArrayInput, indices: ArrayInput, gamma: float = 3.0, mutual: bool = True,
                    metric: str = "ip", normalize: bool = True, *, num_threads: int | None = None) -> Sparse:
     """Symmetric sparse affinity graph from precomputed k nearest neighbours.
@@ -239,6 +238,7 @@ def graph_from_knn(scores: ArrayInput, indices: ArrayInput, gamma: float = 3.0, 
     return _csr_cpu(data, cols, indptr, scores.shape[0])
 
 
+@_arrays.torch_interop
 def knn_graph(x: ArrayInput, k: int = 50, gamma: float = 3.0, mutual: bool = True, metric: str = "ip",
               normalize: bool = True, *, progress: bool = False, k_includes_self: bool = False,
               num_threads: int | None = None) -> Sparse:

@@ -51,11 +51,7 @@ def _check_magnitude(largest: float, d: int, dtype, metric: str) -> None:
 
 def _array_module(x, queries):
     """numpy, or cupy when the inputs are CuPy arrays (CUDA engine checked)."""
-    arrays = (x,) if queries is None else (x, queries)
-    if _arrays.device_of("knn", *arrays) == "cpu":
-        return np
-    _backend.cuda_core("knn")
-    return _arrays.cupy_module()
+    return _backend.array_module("knn", x, queries)
 
 
 def _check_k(k, candidates: int, exclude_self: bool) -> int:
@@ -70,6 +66,7 @@ def _database_class(dtype):
     return _backend._core.KnnDatabaseF32 if dtype == np.float32 else _backend._core.KnnDatabaseF64
 
 
+@_arrays.torch_interop
 def knn(x: ArrayInput, queries: ArrayInput | None = None, k: int = 10, metric: str = "ip",
         exclude_self: bool = False, *, progress: bool = False,
         num_threads: int | None = None) -> tuple[Array, Array]:
@@ -178,17 +175,16 @@ def knn(x: ArrayInput, queries: ArrayInput | None = None, k: int = 10, metric: s
 
 def _knn_cuda(x, queries, k, metric, exclude_self):
     """The CUDA engine on CuPy arrays; returns CuPy (scores, indices)."""
-    core = _backend.cuda_core("knn")
-    cp = _arrays.cupy_module()
-    if k > core.KNN_MAX_K:
-        raise ValueError(f"k = {k} is above the GPU top-k's limit of {core.KNN_MAX_K}")
-    nq = queries.shape[0]
-    scores = cp.empty((nq, k), dtype=x.dtype)
-    indices = cp.empty((nq, k), dtype=cp.int64)
-    dtype = core.KnnDType.float32 if x.dtype == np.float32 else core.KnnDType.float64
-    core.knn_search(dtype, x.data.ptr, x.shape[0], x.shape[1], queries.data.ptr, nq, k,
-                    _METRICS[metric], 0 if exclude_self else -1, scores.data.ptr,
-                    indices.data.ptr, cp.cuda.get_current_stream().ptr)
+    with _backend.cuda_call("knn", x) as call:
+        if k > call.core.KNN_MAX_K:
+            raise ValueError(f"k = {k} is above the GPU top-k's limit of {call.core.KNN_MAX_K}")
+        cp = _arrays.cupy_module()
+        nq = queries.shape[0]
+        scores = cp.empty((nq, k), dtype=x.dtype)
+        indices = cp.empty((nq, k), dtype=cp.int64)
+        call.core.knn_search(x, queries, scores, indices, metric=_METRICS[metric],
+                             self_offset=0 if exclude_self else -1, allocate=call.allocate,
+                             stream=call.stream)
     return scores, indices
 
 

@@ -69,6 +69,7 @@ COVERS = ("box", "all")
 READOUTS = ("sum", "weighted", "heaviest", "spatial")
 
 
+@_arrays.torch_interop
 def object_saliency(a: ArrayInput, descriptors: ArrayInput, boxes: ArrayInput | Regions, weights: ArrayInput, *,
                     counts: ArrayInput | None = None, fs: ArrayInput | None = None, cover: str = "box",
                     num_threads: int | None = None) -> Array:
@@ -130,9 +131,8 @@ def object_saliency(a: ArrayInput, descriptors: ArrayInput, boxes: ArrayInput | 
     if isinstance(boxes, Regions):
         counts = boxes.counts if counts is None else counts
         boxes = boxes.boxes
-    arrays = (a, descriptors, boxes, weights) + (() if fs is None else (fs,))
-    on_gpu = _arrays.device_of("object_saliency", *arrays) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("object_saliency", a, descriptors, boxes, weights, fs)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     desc = xp.ascontiguousarray(descriptors, dtype=np.float32)
@@ -161,14 +161,13 @@ def object_saliency(a: ArrayInput, descriptors: ArrayInput, boxes: ArrayInput | 
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     out = xp.empty((b, h, w), dtype=x.dtype)
     if on_gpu:
-        core = _backend.cuda_core("object_saliency")
         if not (bool(xp.isfinite(desc).all()) and bool(xp.isfinite(wt).all())):
             raise ValueError("descriptors and weights must be finite")
         status = xp.zeros(1, dtype=xp.int32)
         dev_offsets = xp.asarray(offsets)
-        core.object_saliency(x.dtype == np.float64, x.data.ptr, fs.data.ptr, b, c, h, w, desc.data.ptr,
-                             bx.data.ptr, wt.data.ptr, dev_offsets.data.ptr, cover == "box", out.data.ptr,
-                             status.data.ptr, xp.cuda.get_current_stream().ptr)
+        with _backend.cuda_call("object_saliency", x) as call:
+            call.core.object_saliency(x, fs, desc, bx, wt, dev_offsets, out, status, box_cover=cover == "box",
+                                      stream=call.stream)
         raise_on_status(status, "a and fs must be finite and non-negative")
     else:
         _backend._core.object_saliency(x, fs, desc, bx, wt, offsets, cover == "box", out, threads)
@@ -519,6 +518,7 @@ class ObjectSaliency:
         return out[0] if is_single(acts) else out  # type: ignore[index,return-value]  # set by the first batch
 
 
+@_arrays.torch_interop
 def saliency_pool(a: ArrayInput, s: ArrayInput, readout: str = "sum", *, sigma: float = 2.0, lam: float = 0.0,
                   tau: float = 0.55, threshold: float = 0.0, power: float = 2.0, max_iter: int = 20,
                   box_scale: float = 2.0, num_threads: int | None = None) -> Array:

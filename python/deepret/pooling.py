@@ -29,8 +29,8 @@ _MAC, _SPOC, _GEM = 0, 1, 2
 
 def _global(name, a, kind, p, eps, normalize, num_threads):
     threads = _backend.threads_arg(num_threads)
-    on_gpu = _arrays.device_of(name, a) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module(name, a)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     if h * w == 0:
@@ -38,18 +38,18 @@ def _global(name, a, kind, p, eps, normalize, num_threads):
     out = xp.empty((b, c), dtype=x.dtype)
     flat = x.reshape(b, c, h * w)
     if on_gpu:
-        core = _backend.cuda_core(name)
         status = xp.zeros(1, dtype=xp.int32)
         if out.size:
-            core.global_pool(x.dtype == np.float64, flat.data.ptr, b, c, h * w, kind, float(p),
-                             float(eps), bool(normalize), out.data.ptr, status.data.ptr,
-                             xp.cuda.get_current_stream().ptr)
+            with _backend.cuda_call(name, flat) as call:
+                call.core.global_pool(flat, out, status, kind=kind, p=float(p), eps=float(eps),
+                                      normalize=bool(normalize), stream=call.stream)
         raise_on_status(status, "a must be finite")
     else:
         _backend._core.global_pool(flat, out, kind, float(p), float(eps), bool(normalize), threads)
     return out[0] if single else out
 
 
+@_arrays.torch_interop
 def mac(a: ArrayInput, *, normalize: bool = True, num_threads: int | None = None) -> Array:
     """MAC: the maximum activation of each channel over the map.
 
@@ -95,6 +95,7 @@ def mac(a: ArrayInput, *, normalize: bool = True, num_threads: int | None = None
     return _global("mac", a, _MAC, 1.0, 0.0, normalize, num_threads)
 
 
+@_arrays.torch_interop
 def spoc(a: ArrayInput, *, normalize: bool = True, num_threads: int | None = None) -> Array:
     """SPoC: the sum of each channel over the map (sum pooling).
 
@@ -136,6 +137,7 @@ def spoc(a: ArrayInput, *, normalize: bool = True, num_threads: int | None = Non
     return _global("spoc", a, _SPOC, 1.0, 0.0, normalize, num_threads)
 
 
+@_arrays.torch_interop
 def gem(a: ArrayInput, p: float = 3.0, eps: float = 1e-6, *, normalize: bool = True,
         num_threads: int | None = None) -> Array:
     """GeM: generalized-mean pooling, (mean_p max(a, eps)^p)^(1/p) per channel.
@@ -273,6 +275,7 @@ def rmac_regions(h: int, w: int, levels: int = 3, overlap: float = 0.4) -> Array
     return np.array(boxes, dtype=np.int64).reshape(-1, 4)
 
 
+@_arrays.torch_interop
 def rmac(a: ArrayInput, levels: int = 3, *, num_threads: int | None = None) -> Array:
     """R-MAC: regional MAC over the standard grid, summed.
 
@@ -314,8 +317,8 @@ def rmac(a: ArrayInput, levels: int = 3, *, num_threads: int | None = None) -> A
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"levels must be an int >= 1, got {levels!r}")
     threads = _backend.threads_arg(num_threads)
-    on_gpu = _arrays.device_of("rmac", a) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("rmac", a)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     if h * w == 0:
@@ -323,18 +326,18 @@ def rmac(a: ArrayInput, levels: int = 3, *, num_threads: int | None = None) -> A
     out = xp.empty((b, c), dtype=x.dtype)
     regions = rmac_regions(h, w, levels)
     if on_gpu:
-        core = _backend.cuda_core("rmac")
         boxes = xp.asarray(regions.astype(np.float64))
         status = xp.zeros(1, dtype=xp.int32)
         if out.size:
-            core.rmac(x.dtype == np.float64, x.data.ptr, b, c, h, w, boxes.data.ptr, len(regions),
-                      out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+            with _backend.cuda_call("rmac", x) as call:
+                call.core.rmac(x, boxes, out, status, allocate=call.allocate, stream=call.stream)
         raise_on_status(status, "a must be finite")
     else:
         _backend._core.rmac(x, regions, out, threads)
     return out[0] if single else out
 
 
+@_arrays.torch_interop
 def regional_max_pool(a: ArrayInput, boxes: ArrayInput | Regions, *, counts: ArrayInput | None = None,
                       normalize: bool = True, num_threads: int | None = None) -> Array:
     """Max pooling over boxes: one descriptor per box.
@@ -417,7 +420,6 @@ def _image_index(single, counts, b, k):
 def _regional_cuda(a, boxes, counts, normalize):
     from .regions import Regions
 
-    core = _backend.cuda_core("regional_max_pool")
     cp = _arrays.cupy_module()
     if isinstance(boxes, Regions):
         counts = boxes.counts if counts is None else counts
@@ -436,8 +438,7 @@ def _regional_cuda(a, boxes, counts, normalize):
     b, c, h, w = x.shape
     status = cp.zeros(1, dtype=cp.int32)
     if out.size:
-        core.regional_max(x.dtype == np.float64, x.data.ptr, b, c, h, w, bx.data.ptr, image.data.ptr,
-                          len(bx), bool(normalize), out.data.ptr, status.data.ptr,
-                          cp.cuda.get_current_stream().ptr)
+        with _backend.cuda_call("regional_max_pool", x) as call:
+            call.core.regional_max(x, bx, image, out, status, normalize=bool(normalize), stream=call.stream)
     raise_on_status(status, "a must be finite and every box must hold a pixel centre of the map")
     return out

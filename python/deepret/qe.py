@@ -25,8 +25,7 @@ __all__ = ["alpha_qe", "average_qe"]
 
 
 def _check_inputs(name, queries, x):
-    on_gpu = _arrays.device_of(name, queries, x) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module(name, queries, x, engine=False)  # the kNN inside checks the engine
     queries, x = xp.asarray(queries), xp.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"x must be 2-D (n, d), got shape {tuple(x.shape)}")
@@ -85,6 +84,7 @@ def _check_alpha(alpha):
     return alpha
 
 
+@_arrays.torch_interop
 def average_qe(queries: ArrayInput, x: ArrayInput, n: int = 10, *, num_threads: int | None = None) -> Array:
     """Average query expansion: L2N(q + sum of its n nearest database rows).
 
@@ -132,6 +132,7 @@ def average_qe(queries: ArrayInput, x: ArrayInput, n: int = 10, *, num_threads: 
     return _expand("average_qe", queries, x, n, 0.0, num_threads)
 
 
+@_arrays.torch_interop
 def alpha_qe(queries: ArrayInput, x: ArrayInput, n: int = 10, alpha: float = 3.0, *,
              num_threads: int | None = None) -> Array:
     """alpha-weighted query expansion (Radenovic, Tolias & Chum):

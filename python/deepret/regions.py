@@ -157,6 +157,7 @@ def _as_maps(s, xp):
     return s, single
 
 
+@_arrays.torch_interop
 def egm(s: ArrayInput, sigma: float = 2.5, lam: float = 0.0, tau: float = 0.55, threshold: float = 0.4,
         power: float = 5.0, max_iter: int = 20, box_scale: float = 2.0, *, num_threads: int | None = None,
         progress: bool = False) -> Regions:
@@ -249,7 +250,7 @@ def egm(s: ArrayInput, sigma: float = 2.5, lam: float = 0.0, tau: float = 0.55, 
 
 
 def _egm_cuda(s, params):
-    core = _backend.cuda_core("egm")
+    _backend.cuda_core("egm")  # a clear error on a build without CUDA
     cp = _arrays.cupy_module()
     maps, single = _as_maps(s, cp)
     b, h, w = maps.shape
@@ -260,8 +261,11 @@ def _egm_cuda(s, params):
     boxes = cp.empty((rows, 4), dtype=cp.float64)
     counts = cp.zeros(b, dtype=cp.int64)
     if rows:
-        core.egm(maps.data.ptr, b, h, w, *params, means.data.ptr, variances.data.ptr,
-                 weights.data.ptr, boxes.data.ptr, counts.data.ptr, cp.cuda.get_current_stream().ptr)
+        sigma, lam, tau, threshold, power, max_iter, box_scale = params
+        with _backend.cuda_call("egm", maps) as call:
+            call.core.egm(maps, means, variances, weights, boxes, counts, sigma=sigma, lam=lam, tau=tau,
+                          threshold=threshold, power=power, max_iter=max_iter, box_scale=box_scale,
+                          allocate=call.allocate, stream=call.stream)
     host_counts = counts.get()
     if (host_counts < 0).any():
         bad = int(np.flatnonzero(host_counts < 0)[0])

@@ -35,6 +35,7 @@ def raise_on_status(status, message: str) -> None:
         raise ValueError(message)
 
 
+@_arrays.torch_interop
 def feature_saliency(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> Array:
     """Feature-saliency map(s) of non-negative activations.
 
@@ -86,18 +87,18 @@ def feature_saliency(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | Non
             and np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
     threads = _backend.threads_arg(num_threads)
-    on_gpu = _arrays.device_of("feature_saliency", a) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
+    xp = _backend.array_module("feature_saliency", a)
+    on_gpu = xp is not np
     x, single = activations(a, "a", xp)
     b, c, h, w = x.shape
     out = xp.empty((b, h * w), dtype=x.dtype)
     flat = x.reshape(b, c, h * w)
     if on_gpu:
-        core = _backend.cuda_core("feature_saliency")
         status = xp.zeros(1, dtype=xp.int32)
         if x.size:
-            core.feature_saliency(x.dtype == np.float64, flat.data.ptr, b, c, h * w, float(eps),
-                                  out.data.ptr, status.data.ptr, xp.cuda.get_current_stream().ptr)
+            with _backend.cuda_call("feature_saliency", flat) as call:
+                call.core.feature_saliency(flat, out, status, eps=float(eps), allocate=call.allocate,
+                                           stream=call.stream)
         raise_on_status(status, "a must be finite and non-negative (activations after a ReLU)")
     else:
         _backend._core.feature_saliency(flat, out, float(eps), threads)

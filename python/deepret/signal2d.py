@@ -148,13 +148,11 @@ def _run(function, image, weights, geometry, boundary, fill, dtype, out, threads
     if xp is np:
         _backend._core.correlate2d(image, weights, target, top, left, engine_boundary, fill, threads)
         return _copied_out(target, out)
-    core = _backend.cuda_core(function)
     if dtype.itemsize not in _CUDA_DTYPES.get(dtype.kind, {}) or dtype.kind == "b":
         raise TypeError(f"deepret.{function} on the GPU does not support dtype {dtype}")
-    code = int(getattr(core.DType, _CUDA_DTYPES[dtype.kind][dtype.itemsize]))
-    core.correlate2d(code, image.data.ptr, image.shape[0], image.shape[1], weights.data.ptr,
-                     weights.shape[0], weights.shape[1], target.data.ptr, oh, ow, top, left,
-                     engine_boundary, fill, xp.cuda.get_current_stream().ptr)
+    with _backend.cuda_call(function, image) as call:
+        call.core.correlate2d(image, weights, target, top=top, left=left, boundary=engine_boundary,
+                              fill=fill, stream=call.stream)
     return _copied_out(target, out)
 
 
@@ -169,10 +167,8 @@ def _copied_out(target, out):
 
 def _correlate(function, in1, in2, mode, boundary, fillvalue, out, num_threads, flip):
     threads = _backend.threads_arg(num_threads)
-    on_gpu = _arrays.device_of(function, in1, in2) == "cuda"
-    xp = _arrays.cupy_module() if on_gpu else np
-    if on_gpu:
-        _backend.cuda_core(function)
+    xp = _backend.array_module(function, in1, in2)
+    on_gpu = xp is not np
     a, b = xp.asarray(in1), xp.asarray(in2)
     if not a.ndim == b.ndim == 2:
         raise ValueError(f"{function} inputs must both be 2-D arrays")
@@ -205,6 +201,7 @@ def _correlate(function, in1, in2, mode, boundary, fillvalue, out, num_threads, 
     return out
 
 
+@_arrays.torch_interop
 def convolve2d(in1: ArrayInput, in2: ArrayInput, mode: str = "full", boundary: str = "fill", fillvalue: Any = 0, *,
                out: Array | None = None, num_threads: int | None = None) -> Array:
     """Convolve two 2-D arrays, as scipy.signal.convolve2d.
@@ -274,6 +271,7 @@ def convolve2d(in1: ArrayInput, in2: ArrayInput, mode: str = "full", boundary: s
     return _correlate("convolve2d", in1, in2, mode, boundary, fillvalue, out, num_threads, True)
 
 
+@_arrays.torch_interop
 def correlate2d(in1: ArrayInput, in2: ArrayInput, mode: str = "full", boundary: str = "fill", fillvalue: Any = 0, *,
                 out: Array | None = None, num_threads: int | None = None) -> Array:
     """Cross-correlate two 2-D arrays, as scipy.signal.correlate2d.

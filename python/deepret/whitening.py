@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays
+from . import _arrays, _backend
 from ._typing import Array, ArrayInput
 
 __all__ = ["PCAWhitening"]
 
 
 def _module(*arrays):
-    return _arrays.cupy_module() if _arrays.device_of("PCAWhitening", *arrays) == "cuda" else np
+    return _backend.array_module("PCAWhitening", *arrays, engine=False)  # CuPy's own operations only
 
 
 class PCAWhitening:
@@ -216,5 +216,5 @@ def index_whitening(whitening: PCAWhitening | None, x: Any) -> tuple[PCAWhitenin
         raise TypeError(f"whitening must be a PCAWhitening or None, got {type(whitening).__name__}")
     if whitening.projection_ is None:
         whitening.fit(x)
-    x = np.asarray(x)
-    return whitening, np.ascontiguousarray(whitening.transform(x), dtype=x.dtype)
+    # transform() returns a new C-contiguous array on x's device
+    return whitening, whitening.transform(x).astype(x.dtype, copy=False)
