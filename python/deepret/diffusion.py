@@ -367,6 +367,20 @@ class DiffusionIndex:
     def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
                  truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,
                  maxiter=20, progress=False, num_threads=None):
+        self._configure(x, k, gamma, alpha, mutual, truncate, truncation, query_k, k_includes_self,
+                        tol, maxiter, num_threads)
+        scores, ids = knn(self.x, k=k, exclude_self=not self.k_includes_self, progress=progress,
+                          num_threads=num_threads)
+        W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
+        # The unnormalized affinities, for renormalized truncated subgraphs.
+        A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,
+                            num_threads=num_threads)
+             if self._needs_affinities() else None)
+        self._set_graphs(W, A)
+
+    def _configure(self, x, k, gamma, alpha, mutual, truncate, truncation, query_k,
+                   k_includes_self, tol, maxiter, num_threads):
+        """Parameters checked and kept (every constructor's first step)."""
         self.x = np.ascontiguousarray(x)
         self.k, self.gamma, self.mutual = k, float(gamma), mutual
         self.k_includes_self = bool(k_includes_self)
@@ -380,18 +394,19 @@ class DiffusionIndex:
         if truncation not in ("renormalize", "restrict"):
             raise ValueError(f"truncation must be 'renormalize' or 'restrict', got {truncation!r}")
         self.truncation = truncation
-        scores, ids = knn(self.x, k=k, exclude_self=not self.k_includes_self, progress=progress,
-                          num_threads=num_threads)
-        self.W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
+        self.last_info = None
+
+    def _needs_affinities(self) -> bool:
+        return bool(self.truncate) and self.truncation == "renormalize"
+
+    def _set_graphs(self, W, A):
+        """The offline graphs: W (normalized) and A (affinities, or None)."""
+        self.W = W
         # Built here, hence valid: search() does not read its structure again
         # (its index arrays become read-only; see _arrays.trust_csr).
         _arrays.trust_csr(self.W)
         self._order = _auto_order(self.W)
-        # The unnormalized affinities, for renormalized truncated subgraphs.
-        self._A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,
-                                  num_threads=num_threads)
-                   if self.truncate and truncation == "renormalize" else None)
-        self.last_info = None
+        self._A = A
 
     def search(self, queries, topk=100):
         """(scores, ids), each (nq, topk), best first: the diffusion scores f

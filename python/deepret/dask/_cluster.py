@@ -1,0 +1,98 @@
+"""The client, the input's row blocks and their checks, shared by the
+deepret.dask functions."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..knn import _check_magnitude
+
+
+def get_client(client=None):
+    """The distributed.Client to run on: ``client`` itself, a new Client to
+    the scheduler address ``client``, or the current default client.
+    RuntimeError when there is none, ConnectionError when its scheduler
+    cannot be reached."""
+    from distributed import Client, default_client
+
+    if client is None:
+        try:
+            client = default_client()
+        except ValueError:
+            raise RuntimeError(
+                "deepret.dask runs on a distributed.Client and none exists: create one first, "
+                "e.g. distributed.Client(LocalCluster()) or Client('tcp://scheduler:8786'), or pass "
+                "client=") from None
+    elif isinstance(client, str):
+        address = client
+        try:
+            client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as error:
+            raise ConnectionError(f"cannot reach the Dask scheduler at {address!r}: {error}") from error
+    elif not isinstance(client, Client):
+        raise TypeError(f"client must be a distributed.Client or a scheduler address, got "
+                        f"{type(client).__name__}")
+    if client.status != "running":
+        raise ConnectionError(f"the Dask client is not connected to its scheduler (status "
+                              f"{client.status!r}); the scheduler may have stopped")
+    return client
+
+
+class Blocks(NamedTuple):
+    """A row-chunked (n, d) array on the cluster: one future per row block."""
+
+    futures: list      # futures of the (rows, d) numpy blocks, in row order
+    starts: np.ndarray  # (blocks + 1,) int64: block b holds rows starts[b] .. starts[b + 1]
+    d: int
+    dtype: np.dtype
+    largest: float     # max |value|
+
+    @property
+    def n(self) -> int:
+        return int(self.starts[-1])
+
+    def sizes(self):
+        return np.diff(self.starts)
+
+
+def _value_range(block):
+    """(min, max) of a block; NaN propagates."""
+    return float(block.min()), float(block.max())
+
+
+def row_blocks(name: str, x, client) -> Blocks:
+    """Validates a dask array (n, d) chunked along rows only, float32 or
+    float64, finite, and computes its blocks on the cluster."""
+    import dask.array as da
+
+    if not isinstance(x, da.Array):
+        raise TypeError(f"{name} must be a dask.array.Array (n, d), got {type(x).__name__} "
+                        f"(wrap a numpy array with dask.array.from_array(x, chunks=(rows, -1)))")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, d), got shape {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    if any(np.isnan(c) for c in x.chunks[0]):
+        raise ValueError(f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {x.shape}")
+    if len(x.chunks[1]) != 1:
+        raise ValueError(
+            f"{name} must be chunked along rows only (one chunk of all {x.shape[1]} columns), got "
+            f"column chunks {x.chunks[1]}: rechunk with {name}.rechunk({{1: -1}})")
+    keep = [b for b, rows in enumerate(x.chunks[0]) if rows > 0]
+    delayed = x.to_delayed()[:, 0]
+    futures = client.compute([delayed[b] for b in keep])
+    sizes = np.array([x.chunks[0][b] for b in keep], dtype=np.int64)
+    ranges = client.gather(client.map(_value_range, futures, pure=False))
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return Blocks(futures, starts, int(x.shape[1]), np.dtype(x.dtype), max(-low, high))
+
+
+def check_magnitude(largest: float, d: int, dtype, metric: str) -> None:
+    _check_magnitude(largest, d, dtype, metric)

@@ -1,0 +1,229 @@
+"""Exact kNN of a row-chunked dask array on a Dask cluster.
+
+All-vs-all (queries=None): for B row blocks, B diagonal tasks (a block
+against itself, the engine's symmetric search) and B (B - 1) / 2 pair tasks
+(blocks a < b: every score <x_i, x_j> computed once and feeding both rows'
+lists, as the single-machine all-vs-all does). Each task returns
+best-first lists with global row numbers; the lists of one row block are
+merged by a tree of merge tasks (``split_every`` lists per task) into its
+top k. The ranking is the engine's total order (larger score, then smaller
+index) on the same score bits as the single-machine search, so the result
+equals ``deepret.knn`` exactly; L2 lists are merged on the engine's raw keys
+<q, x> - |x|^2 / 2 and turned into distances at the end, as there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _arrays, _backend
+from ..knn import _METRICS, _database_class
+from . import _cluster
+
+__all__ = ["knn"]
+
+
+def _threads(num_threads) -> int:
+    return _backend.threads_arg(num_threads)
+
+
+def _diagonal(x, k, metric, exclude_self, offset, num_threads):
+    """Block x against itself: (scores, global indices) (rows, k), raw."""
+    x = np.ascontiguousarray(x)
+    database = _database_class(x.dtype)(x, num_threads)
+    scores = np.empty((x.shape[0], k), dtype=x.dtype)
+    indices = np.empty((x.shape[0], k), dtype=np.int64)
+    database.search_self(x, k, _METRICS[metric], exclude_self, scores, indices, num_threads, None,
+                         raw=True)
+    indices += offset
+    return scores, indices
+
+
+def _pair(a, b, k, metric, offset_a, offset_b, num_threads):
+    """Blocks a and b (disjoint rows), each score once: ((a's lists from b), (b's from a))."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    ka, kb = min(k, b.shape[0]), min(k, a.shape[0])
+    database = _database_class(b.dtype)(b, num_threads)
+    a_scores = np.empty((a.shape[0], ka), dtype=a.dtype)
+    a_indices = np.empty((a.shape[0], ka), dtype=np.int64)
+    b_scores = np.empty((b.shape[0], kb), dtype=b.dtype)
+    b_indices = np.empty((b.shape[0], kb), dtype=np.int64)
+    database.search_pair(a, b, ka, kb, _METRICS[metric], a_scores, a_indices, b_scores, b_indices,
+                         num_threads)
+    a_indices += offset_b
+    b_indices += offset_a
+    return (a_scores, a_indices), (b_scores, b_indices)
+
+
+def _queries_block(queries, x, k, metric, offset, num_threads):
+    """A block of queries against a block of the database: raw lists, global indices."""
+    queries, x = np.ascontiguousarray(queries), np.ascontiguousarray(x)
+    k = min(k, x.shape[0])
+    database = _database_class(x.dtype)(x, num_threads)
+    scores = np.empty((queries.shape[0], k), dtype=x.dtype)
+    indices = np.empty((queries.shape[0], k), dtype=np.int64)
+    database.search(queries, k, _METRICS[metric], -1, scores, indices, num_threads, raw=True)
+    indices += offset
+    return scores, indices
+
+
+def _merge(k, num_threads, *lists):
+    """The best k of several best-first lists of disjoint candidates, per row."""
+    scores, indices = lists[0]
+    for other_scores, other_indices in lists[1:]:
+        width = min(k, scores.shape[1] + other_scores.shape[1])
+        out_scores = np.empty((scores.shape[0], width), dtype=scores.dtype)
+        out_indices = np.empty((scores.shape[0], width), dtype=np.int64)
+        _backend._core.knn_merge(scores, indices, other_scores, other_indices, width, out_scores,
+                                 out_indices, num_threads)
+        scores, indices = out_scores, out_indices
+    return scores, indices
+
+
+def _finish(lists, x, metric, num_threads):
+    """Raw L2 keys to squared distances (ip: unchanged)."""
+    scores, indices = lists
+    if metric == "l2":
+        scores = scores.copy()
+        _backend._core.knn_finish_distances(scores, np.ascontiguousarray(x), num_threads)
+    return scores, indices
+
+
+def _part(pair_future, side):
+    return pair_future[side]
+
+
+def _tree_merge(client, lists, k, num_threads, split_every):
+    """Futures of lists -> the future of their merge, split_every at a time."""
+    while len(lists) > 1:
+        lists = [group[0] if len(group) == 1 else
+                 client.submit(_merge, k, num_threads, *group, pure=False)
+                 for group in (lists[i:i + split_every] for i in range(0, len(lists), split_every))]
+    return lists[0]
+
+
+def _check_k(k, candidates: int, exclude_self: bool) -> int:
+    k = _arrays.positive_int("k", k)
+    if k > candidates:
+        what = "n - 1 (exclude_self)" if exclude_self else "n"
+        raise ValueError(f"k = {k} is larger than {what} = {candidates}")
+    return k
+
+
+def self_lists(client, blocks, k, metric, exclude_self, num_threads, split_every):
+    """Futures of each row block's finished (scores, indices), all-vs-all."""
+    starts, sizes, futures = blocks.starts, blocks.sizes(), blocks.futures
+    count = len(futures)
+    parts = [[] for _ in range(count)]
+    for b in range(count):
+        local = min(k, int(sizes[b]) - (1 if exclude_self else 0))
+        if local >= 1:
+            parts[b].append(client.submit(_diagonal, futures[b], local, metric, exclude_self,
+                                          int(starts[b]), num_threads, pure=False))
+    for a in range(count):
+        for b in range(a + 1, count):
+            pair = client.submit(_pair, futures[a], futures[b], k, metric, int(starts[a]),
+                                 int(starts[b]), num_threads, pure=False)
+            parts[a].append(client.submit(_part, pair, 0))
+            parts[b].append(client.submit(_part, pair, 1))
+    return [client.submit(_finish, _tree_merge(client, parts[b], k, num_threads, split_every),
+                          futures[b], metric, num_threads, pure=False)
+            for b in range(count)]
+
+
+def query_lists(client, qblocks, blocks, k, metric, num_threads, split_every):
+    """Futures of each query block's finished (scores, indices) against the database."""
+    out = []
+    for q in qblocks.futures:
+        parts = [client.submit(_queries_block, q, x, k, metric, int(start), num_threads, pure=False)
+                 for x, start in zip(blocks.futures, blocks.starts[:-1])]
+        out.append(client.submit(_finish, _tree_merge(client, parts, k, num_threads, split_every),
+                                 q, metric, num_threads, pure=False))
+    return out
+
+
+def _as_dask(client, lists, sizes, k, dtype):
+    """(scores, indices) dask arrays (n, k) over the futures of per-block lists."""
+    import dask
+    import dask.array as da
+
+    scores, indices = [], []
+    for future, rows in zip(lists, sizes):
+        s = client.submit(_part, future, 0)
+        i = client.submit(_part, future, 1)
+        scores.append(da.from_delayed(dask.delayed(s), shape=(int(rows), k), dtype=dtype))
+        indices.append(da.from_delayed(dask.delayed(i), shape=(int(rows), k), dtype=np.int64))
+    return da.concatenate(scores), da.concatenate(indices)
+
+
+def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, num_threads=None, client=None,
+        split_every=8):
+    """``deepret.knn`` of a dask array on a Dask cluster, exactly.
+
+    Parameters
+    ----------
+    x : (n, d) dask array, float32 or float64, chunked along rows only
+        The database; each row block is one unit of work (see docs/dask.md
+        for the memory a task needs: about 3 blocks of rows plus their lists).
+        Uneven chunks, and chunks smaller than k, are fine.
+    queries : (nq, d) dask array of x's dtype, chunked along rows only, optional
+        Default: x itself (all-vs-all, each block pair computed once).
+    k, metric, exclude_self
+        As in ``deepret.knn``.
+    num_threads : int, keyword-only
+        Engine threads per task; default ``OMP_NUM_THREADS``, else every CPU
+        of the worker process. With several Dask threads or workers per
+        machine, set it to cores / (tasks running at once per machine).
+    client : distributed.Client or scheduler address, keyword-only
+        Default: the current client (``distributed.default_client()``).
+    split_every : int, keyword-only
+        Lists merged per task of the tree reduction.
+
+    Returns
+    -------
+    scores, indices : (nq, k) dask arrays (x's dtype, int64) backed by results
+        held on the cluster; ``.compute()`` gathers them. Equal to
+        ``deepret.knn`` on the whole array: indices exactly, scores bit for
+        bit on workers with the same SIMD path (``deepret.simd_path()``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``deepret.knn``, and for x chunked along d (ValueError), a
+        queries dtype other than x's (TypeError), a non-dask input (TypeError).
+    RuntimeError, ConnectionError
+        No client, or its scheduler unreachable.
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
+    split_every = _arrays.positive_int("split_every", split_every)
+    if split_every < 2:
+        raise ValueError(f"split_every must be at least 2, got {split_every}")
+    if queries is not None and exclude_self:
+        raise ValueError("exclude_self needs queries=None (the queries are then x's own rows)")
+    if queries is not None:
+        _check_pair_shape(x, queries)
+    client = _cluster.get_client(client)
+    threads = _threads(num_threads)
+    blocks = _cluster.row_blocks("x", x, client)
+    if queries is None:
+        _cluster.check_magnitude(blocks.largest, blocks.d, blocks.dtype, metric)
+        k = _check_k(k, blocks.n - (1 if exclude_self else 0), exclude_self)
+        lists = self_lists(client, blocks, k, metric, bool(exclude_self), threads, split_every)
+        return _as_dask(client, lists, blocks.sizes(), k, blocks.dtype)
+    qblocks = _cluster.row_blocks("queries", queries, client)
+    _cluster.check_magnitude(max(blocks.largest, qblocks.largest), blocks.d, blocks.dtype, metric)
+    k = _check_k(k, blocks.n, False)
+    lists = query_lists(client, qblocks, blocks, k, metric, threads, split_every)
+    return _as_dask(client, lists, qblocks.sizes(), k, blocks.dtype)
+
+
+def _check_pair_shape(x, queries):
+    """dtype and d of queries against x, before any work is submitted."""
+    for name, array in (("x", x), ("queries", queries)):
+        if not hasattr(array, "dtype") or not hasattr(array, "shape"):
+            raise TypeError(f"{name} must be a dask.array.Array, got {type(array).__name__}")
+    if queries.dtype != x.dtype:
+        raise TypeError(f"queries must have x's dtype {x.dtype}, got {queries.dtype}")
+    if len(queries.shape) == 2 and len(x.shape) == 2 and queries.shape[1] != x.shape[1]:
+        raise ValueError(f"queries must have d = {x.shape[1]} columns like x, got shape {queries.shape}")
