@@ -28,7 +28,7 @@ def get_client(client=None):
     elif isinstance(client, str):
         address = client
         try:
-            client = Client(address, timeout="10s")
+            client = Client(address)  # waits distributed.comm.timeouts.connect
         except (OSError, TimeoutError) as error:
             raise ConnectionError(f"cannot reach the Dask scheduler at {address!r}: {error}") from error
     elif not isinstance(client, Client):
@@ -38,6 +38,49 @@ def get_client(client=None):
         raise ConnectionError(f"the Dask client is not connected to its scheduler (status "
                               f"{client.status!r}); the scheduler may have stopped")
     return client
+
+
+class Tasks:
+    """A client's submit/map/compute that also holds every future it returns
+    until this object goes: a future released before the scheduler has
+    registered the tasks that depend on it cancels them ("lost
+    dependencies"), so intermediate results must outlive the submission of
+    their dependents. Public functions wait for their final results before
+    letting go."""
+
+    def __init__(self, client):
+        self.client = client
+        self.held = []
+
+    def submit(self, function, *args, **kwargs):
+        future = self.client.submit(function, *args, **kwargs)
+        self.held.append(future)
+        return future
+
+    def map(self, function, *iterables, **kwargs):
+        futures = self.client.map(function, *iterables, **kwargs)
+        self.held.extend(futures)
+        return futures
+
+    def compute(self, collections):
+        futures = self.client.compute(collections)
+        self.held.extend(futures)
+        return futures
+
+    def scatter(self, data, **kwargs):
+        # A fresh key each time: an equal object scattered by an earlier call
+        # may be in the middle of being released under its content hash.
+        future = self.client.scatter(data, hash=False, **kwargs)
+        self.held.append(future)
+        return future
+
+    def gather(self, futures):
+        return self.client.gather(futures)
+
+    def wait(self, futures):
+        from distributed import wait
+
+        wait(futures)
 
 
 class Blocks(NamedTuple):
@@ -62,7 +105,7 @@ def _value_range(block):
     return float(block.min()), float(block.max())
 
 
-def row_blocks(name: str, x, client) -> Blocks:
+def row_blocks(name: str, x, tasks: Tasks) -> Blocks:
     """Validates a dask array (n, d) chunked along rows only, float32 or
     float64, finite, and computes its blocks on the cluster."""
     import dask.array as da
@@ -84,12 +127,12 @@ def row_blocks(name: str, x, client) -> Blocks:
             f"column chunks {x.chunks[1]}: rechunk with {name}.rechunk({{1: -1}})")
     keep = [b for b, rows in enumerate(x.chunks[0]) if rows > 0]
     delayed = x.to_delayed()[:, 0]
-    futures = client.compute([delayed[b] for b in keep])
+    futures = tasks.compute([delayed[b] for b in keep])
     sizes = np.array([x.chunks[0][b] for b in keep], dtype=np.int64)
-    ranges = client.gather(client.map(_value_range, futures, pure=False))
-    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    if not (np.isfinite(low) and np.isfinite(high)):
+    ranges = tasks.gather(tasks.map(_value_range, futures, pure=False))
+    if not np.isfinite(ranges).all():  # NaN propagates through each block's min and max
         raise ValueError(f"{name} contains NaN or infinity")
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     return Blocks(futures, starts, int(x.shape[1]), np.dtype(x.dtype), max(-low, high))
 

@@ -85,26 +85,26 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, column
     if isinstance(y, da.Array) and len(y.chunks[0]) != 1:
         raise ValueError(f"a dask y must hold all {n} rows in one chunk, got row chunks "
                          f"{y.chunks[0]}: rechunk with y.rechunk({{0: -1}})")
-    client = _cluster.get_client(client)
+    tasks = _cluster.Tasks(_cluster.get_client(client))
     _backend.threads_arg(num_threads)  # checked here, passed on as given
     threads = num_threads
     m = 1 if len(shape) == 1 else shape[1]
     # diffuse(order="auto")'s choice, made once for all batches from the total m.
     order = _diffusion._auto_order(W) if m >= _diffusion._REORDER_FROM_COLUMNS else None
-    shared = client.scatter(W, broadcast=True)
+    shared = tasks.scatter(W, broadcast=True)
     if isinstance(y, da.Array):
         y2 = y.reshape(n, m) if len(shape) == 1 else y
         pieces = list(y2.to_delayed()[0])
-        futures = [client.submit(_solve, shared, p, alpha, tol, maxiter, order, threads, pure=False)
-                   for p in client.compute(pieces)]
+        futures = [tasks.submit(_solve, shared, p, alpha, tol, maxiter, order, threads, pure=False)
+                   for p in tasks.compute(pieces)]
     else:
         y2 = y.reshape(n, m) if len(shape) == 1 else y
         if sp.issparse(y2):
             y2 = sp.csc_array(y2)
-        futures = [client.submit(_solve, shared, y2[:, lo:hi], alpha, tol, maxiter, order, threads,
+        futures = [tasks.submit(_solve, shared, y2[:, lo:hi], alpha, tol, maxiter, order, threads,
                                  pure=False)
                    for lo, hi in _column_batches(y2, batch)]
-    results = client.gather(futures)
+    results = tasks.gather(futures)
     f = np.concatenate([r[0] for r in results], axis=1).reshape(shape)
     info = CgInfo(np.concatenate([r[1].iterations for r in results]),
                   np.concatenate([r[1].residuals for r in results]))
@@ -131,12 +131,12 @@ def _offline_block(lists, G, row0, renormalize, alpha, tol, maxiter, num_threads
     return ids, f, iterations, residuals
 
 
-def _offline(client, blocks, G, T, renormalize, alpha, tol, maxiter, threads, split_every):
+def _offline(tasks, blocks, G, T, renormalize, alpha, tol, maxiter, threads, split_every):
     """The offline matrix (csr_array n x n, T per row) and its CgInfo."""
     n = blocks.n
-    lists = self_lists(client, blocks, T, "ip", False, threads, split_every)
-    shared = client.scatter(G, broadcast=True)
-    parts = client.gather([client.submit(_offline_block, f, shared, int(blocks.starts[b]),
+    lists = self_lists(tasks, blocks, T, "ip", False, threads, split_every)
+    shared = tasks.scatter(G, broadcast=True)
+    parts = tasks.gather([tasks.submit(_offline_block, f, shared, int(blocks.starts[b]),
                                          renormalize, alpha, tol, maxiter, threads, pure=False)
                            for b, f in enumerate(lists)])
     ids = np.concatenate([p[0] for p in parts])
@@ -183,14 +183,14 @@ def offline_diffusion(x, W, truncate, alpha=0.99, truncation="restrict", A=None,
     if G is None:
         raise ValueError("truncation='renormalize' needs A, the unnormalized affinities")
     maxiter = _arrays.positive_int("maxiter", maxiter)
-    client = _cluster.get_client(client)
-    blocks = _cluster.row_blocks("x", x, client)
+    tasks = _cluster.Tasks(_cluster.get_client(client))
+    blocks = _cluster.row_blocks("x", x, tasks)
     T = _arrays.positive_int("truncate", truncate)
     if T > blocks.n:
         raise ValueError(f"truncate = {T} is larger than n = {blocks.n}")
     if G.shape[0] != blocks.n:
         raise ValueError(f"the graph must be ({blocks.n}, {blocks.n}) like x's rows, got {G.shape}")
-    return _offline(client, blocks, G, T, truncation == "renormalize", alpha, float(tol), maxiter,
+    return _offline(tasks, blocks, G, T, truncation == "renormalize", alpha, float(tol), maxiter,
                     _backend.threads_arg(num_threads), _arrays.positive_int("split_every", split_every))
 
 
@@ -215,9 +215,9 @@ class DiffusionIndex(_diffusion.DiffusionIndex):
     def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
                  truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,
                  maxiter=20, offline=False, num_threads=None, client=None, split_every=8):
-        client = _cluster.get_client(client)
-        blocks = _cluster.row_blocks("x", x, client)
-        local = np.concatenate(client.gather(blocks.futures))
+        tasks = _cluster.Tasks(_cluster.get_client(client))
+        blocks = _cluster.row_blocks("x", x, tasks)
+        local = np.concatenate(tasks.gather(blocks.futures))
         self._configure(local, k, gamma, alpha, mutual, truncate, truncation, query_k,
                         k_includes_self, tol, maxiter, num_threads)
         if offline and self.truncate is None:
@@ -225,7 +225,7 @@ class DiffusionIndex(_diffusion.DiffusionIndex):
         threads = _backend.threads_arg(num_threads)
         split_every = _arrays.positive_int("split_every", split_every)
         _cluster.check_magnitude(blocks.largest, blocks.d, blocks.dtype, "ip")
-        W, A = build_graphs(client, blocks, k, self.gamma, mutual, "ip", True,
+        W, A = build_graphs(tasks, blocks, k, self.gamma, mutual, "ip", True,
                             self._needs_affinities(), self.k_includes_self, threads, split_every)
         self._set_graphs(W, A)
         self.offline = bool(offline)
@@ -234,7 +234,7 @@ class DiffusionIndex(_diffusion.DiffusionIndex):
             T = min(self.truncate, blocks.n)
             G = self._A if self.truncation == "renormalize" else self.W
             self.offline_matrix, self.offline_info = _offline(
-                client, blocks, G, T, self.truncation == "renormalize", self.alpha, self.tol,
+                tasks, blocks, G, T, self.truncation == "renormalize", self.alpha, self.tol,
                 self.maxiter, threads, split_every)
 
     def search(self, queries, topk=100):

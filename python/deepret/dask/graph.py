@@ -92,9 +92,9 @@ def _block_csr(piece, n):
     return sp.csr_array((data, cols, indptr), shape=(len(indptr) - 1, n))
 
 
-def _assemble(client, pieces, n):
+def _assemble(tasks, pieces, n):
     """Row pieces (futures of (data, indices, indptr)) into one csr_array."""
-    parts = client.gather(pieces)
+    parts = tasks.gather(pieces)
     nnz = np.cumsum([0] + [len(p[0]) for p in parts])
     data = np.concatenate([p[0] for p in parts])
     cols = np.concatenate([p[1] for p in parts])
@@ -102,44 +102,46 @@ def _assemble(client, pieces, n):
     return _csr_cpu(data, cols, indptr.astype(np.int64), n)
 
 
-def build_graphs(client, blocks, k, gamma, mutual, metric, normalize, unnormalized, k_includes_self,
+def build_graphs(tasks, blocks, k, gamma, mutual, metric, normalize, unnormalized, k_includes_self,
                  num_threads, split_every, keep_blocks=False):
     """(graph, A or None): the graph as knn_graph returns it and, with
     unnormalized, also A (the affinities before normalization)."""
     n = blocks.n
     exclude = not k_includes_self
     k = _check_k(k, n - (1 if exclude else 0), exclude)
-    lists = self_lists(client, blocks, k, metric, exclude, num_threads, split_every)
+    lists = self_lists(tasks, blocks, k, metric, exclude, num_threads, split_every)
     # The rescaling graph_from_knn applies where s^gamma would overflow needs
     # the largest similarity of all lists.
-    ranges = client.gather(client.map(_score_range, lists, pure=False))
+    ranges = tasks.gather(tasks.map(_score_range, lists, pure=False))
     low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     top = 1.0 - 0.5 * low if metric == "l2" else high
     from ..graph import _needs_rescale
 
     rescale = _needs_rescale(top, gamma, k, blocks.dtype, normalize)
     l2 = metric == "l2" and not rescale
-    lists = [client.submit(_prepare, f, metric, top if rescale else None, pure=False) for f in lists]
+    lists = [tasks.submit(_prepare, f, metric, top if rescale else None, pure=False) for f in lists]
     starts = blocks.starts
-    routed = [client.submit(_route, f, int(starts[b]), starts, pure=False) for b, f in enumerate(lists)]
+    routed = [tasks.submit(_route, f, int(starts[b]), starts, pure=False) for b, f in enumerate(lists)]
     count = len(lists)
     rows = []
     for b in range(count):
-        incoming = [client.submit(_piece, routed[a], b) for a in range(count)]
-        rows.append(client.submit(_rows, lists[b], int(starts[b]), n, gamma, bool(mutual), l2,
+        incoming = [tasks.submit(_piece, routed[a], b) for a in range(count)]
+        rows.append(tasks.submit(_rows, lists[b], int(starts[b]), n, gamma, bool(mutual), l2,
                                   num_threads, *incoming, pure=False))
-    A_pieces = [client.submit(_unnormalized, r) for r in rows]
+    A_pieces = [tasks.submit(_unnormalized, r) for r in rows]
     if normalize:
-        degrees = np.concatenate(client.gather([client.submit(_degrees, r) for r in rows]))
-        shared = client.scatter(degrees, broadcast=True)
-        W_pieces = [client.submit(_normalized, r, int(starts[b]), shared, num_threads, pure=False)
+        degrees = np.concatenate(tasks.gather([tasks.submit(_degrees, r) for r in rows]))
+        shared = tasks.scatter(degrees, broadcast=True)
+        W_pieces = [tasks.submit(_normalized, r, int(starts[b]), shared, num_threads, pure=False)
                     for b, r in enumerate(rows)]
     else:
         W_pieces = A_pieces
     if keep_blocks:
-        return [client.submit(_block_csr, p, n) for p in W_pieces], None
-    W = _assemble(client, W_pieces, n)
-    A = _assemble(client, A_pieces, n) if unnormalized and normalize else (W if unnormalized else None)
+        pieces = [tasks.submit(_block_csr, p, n) for p in W_pieces]
+        tasks.wait(pieces)  # computed before the intermediate results are let go
+        return pieces, None
+    W = _assemble(tasks, W_pieces, n)
+    A = _assemble(tasks, A_pieces, n) if unnormalized and normalize else (W if unnormalized else None)
     return W, A
 
 
@@ -167,10 +169,10 @@ def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, k
     gamma = _check_gamma(gamma)
     metric = _check_metric(metric)
     split_every = _arrays.positive_int("split_every", split_every)
-    client = _cluster.get_client(client)
+    tasks = _cluster.Tasks(_cluster.get_client(client))
     threads = _backend.threads_arg(num_threads)
-    data = _cluster.row_blocks("x", x, client)
+    data = _cluster.row_blocks("x", x, tasks)
     _cluster.check_magnitude(data.largest, data.d, data.dtype, metric)
-    W, _ = build_graphs(client, data, k, gamma, mutual, metric, bool(normalize), False,
+    W, _ = build_graphs(tasks, data, k, gamma, mutual, metric, bool(normalize), False,
                         bool(k_includes_self), threads, split_every, keep_blocks=bool(blocks))
     return W

@@ -93,11 +93,11 @@ def _part(pair_future, side):
     return pair_future[side]
 
 
-def _tree_merge(client, lists, k, num_threads, split_every):
+def _tree_merge(tasks, lists, k, num_threads, split_every):
     """Futures of lists -> the future of their merge, split_every at a time."""
     while len(lists) > 1:
         lists = [group[0] if len(group) == 1 else
-                 client.submit(_merge, k, num_threads, *group, pure=False)
+                 tasks.submit(_merge, k, num_threads, *group, pure=False)
                  for group in (lists[i:i + split_every] for i in range(0, len(lists), split_every))]
     return lists[0]
 
@@ -110,7 +110,7 @@ def _check_k(k, candidates: int, exclude_self: bool) -> int:
     return k
 
 
-def self_lists(client, blocks, k, metric, exclude_self, num_threads, split_every):
+def self_lists(tasks, blocks, k, metric, exclude_self, num_threads, split_every):
     """Futures of each row block's finished (scores, indices), all-vs-all."""
     starts, sizes, futures = blocks.starts, blocks.sizes(), blocks.futures
     count = len(futures)
@@ -118,41 +118,43 @@ def self_lists(client, blocks, k, metric, exclude_self, num_threads, split_every
     for b in range(count):
         local = min(k, int(sizes[b]) - (1 if exclude_self else 0))
         if local >= 1:
-            parts[b].append(client.submit(_diagonal, futures[b], local, metric, exclude_self,
+            parts[b].append(tasks.submit(_diagonal, futures[b], local, metric, exclude_self,
                                           int(starts[b]), num_threads, pure=False))
     for a in range(count):
         for b in range(a + 1, count):
-            pair = client.submit(_pair, futures[a], futures[b], k, metric, int(starts[a]),
+            pair = tasks.submit(_pair, futures[a], futures[b], k, metric, int(starts[a]),
                                  int(starts[b]), num_threads, pure=False)
-            parts[a].append(client.submit(_part, pair, 0))
-            parts[b].append(client.submit(_part, pair, 1))
-    return [client.submit(_finish, _tree_merge(client, parts[b], k, num_threads, split_every),
+            parts[a].append(tasks.submit(_part, pair, 0))
+            parts[b].append(tasks.submit(_part, pair, 1))
+    return [tasks.submit(_finish, _tree_merge(tasks, parts[b], k, num_threads, split_every),
                           futures[b], metric, num_threads, pure=False)
             for b in range(count)]
 
 
-def query_lists(client, qblocks, blocks, k, metric, num_threads, split_every):
+def query_lists(tasks, qblocks, blocks, k, metric, num_threads, split_every):
     """Futures of each query block's finished (scores, indices) against the database."""
     out = []
     for q in qblocks.futures:
-        parts = [client.submit(_queries_block, q, x, k, metric, int(start), num_threads, pure=False)
+        parts = [tasks.submit(_queries_block, q, x, k, metric, int(start), num_threads, pure=False)
                  for x, start in zip(blocks.futures, blocks.starts[:-1])]
-        out.append(client.submit(_finish, _tree_merge(client, parts, k, num_threads, split_every),
+        out.append(tasks.submit(_finish, _tree_merge(tasks, parts, k, num_threads, split_every),
                                  q, metric, num_threads, pure=False))
     return out
 
 
-def _as_dask(client, lists, sizes, k, dtype):
+def _as_dask(tasks, lists, sizes, k, dtype):
     """(scores, indices) dask arrays (n, k) over the futures of per-block lists."""
     import dask
     import dask.array as da
 
-    scores, indices = [], []
+    scores, indices, parts = [], [], []
     for future, rows in zip(lists, sizes):
-        s = client.submit(_part, future, 0)
-        i = client.submit(_part, future, 1)
+        s = tasks.submit(_part, future, 0)
+        i = tasks.submit(_part, future, 1)
+        parts += [s, i]
         scores.append(da.from_delayed(dask.delayed(s), shape=(int(rows), k), dtype=dtype))
         indices.append(da.from_delayed(dask.delayed(i), shape=(int(rows), k), dtype=np.int64))
+    tasks.wait(parts)  # computed before the intermediate results are let go
     return da.concatenate(scores), da.concatenate(indices)
 
 
@@ -203,19 +205,19 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, num_threads=N
         raise ValueError("exclude_self needs queries=None (the queries are then x's own rows)")
     if queries is not None:
         _check_pair_shape(x, queries)
-    client = _cluster.get_client(client)
+    tasks = _cluster.Tasks(_cluster.get_client(client))
     threads = _threads(num_threads)
-    blocks = _cluster.row_blocks("x", x, client)
+    blocks = _cluster.row_blocks("x", x, tasks)
     if queries is None:
         _cluster.check_magnitude(blocks.largest, blocks.d, blocks.dtype, metric)
         k = _check_k(k, blocks.n - (1 if exclude_self else 0), exclude_self)
-        lists = self_lists(client, blocks, k, metric, bool(exclude_self), threads, split_every)
-        return _as_dask(client, lists, blocks.sizes(), k, blocks.dtype)
-    qblocks = _cluster.row_blocks("queries", queries, client)
+        lists = self_lists(tasks, blocks, k, metric, bool(exclude_self), threads, split_every)
+        return _as_dask(tasks, lists, blocks.sizes(), k, blocks.dtype)
+    qblocks = _cluster.row_blocks("queries", queries, tasks)
     _cluster.check_magnitude(max(blocks.largest, qblocks.largest), blocks.d, blocks.dtype, metric)
     k = _check_k(k, blocks.n, False)
-    lists = query_lists(client, qblocks, blocks, k, metric, threads, split_every)
-    return _as_dask(client, lists, qblocks.sizes(), k, blocks.dtype)
+    lists = query_lists(tasks, qblocks, blocks, k, metric, threads, split_every)
+    return _as_dask(tasks, lists, qblocks.sizes(), k, blocks.dtype)
 
 
 def _check_pair_shape(x, queries):
