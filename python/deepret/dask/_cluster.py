@@ -41,37 +41,69 @@ def get_client(client=None):
 
 
 class Tasks:
-    """A client's submit/map/compute that also holds every future it returns
-    until this object goes: a future released before the scheduler has
-    registered the tasks that depend on it cancels them ("lost
-    dependencies"), so intermediate results must outlive the submission of
-    their dependents. Public functions wait for their final results before
-    letting go."""
+    """A client's submit/map/compute/scatter that holds the futures it
+    returns for as long as the scheduler may still need them.
+
+    A future released before the scheduler has registered the tasks that
+    depend on it cancels them ("lost dependencies"); one held to the end
+    keeps every intermediate result in the workers' memory. So an
+    intermediate future is let go once every task submitted on it has
+    finished (the scheduler then has its lineage: a lost result is
+    recomputed from it), and the rest when this object goes.
+    """
 
     def __init__(self, client):
+        import threading
+
         self.client = client
-        self.held = []
+        self.held = {}        # key -> future
+        self._waiting = {}    # key -> dependents (futures) not yet finished
+        self._lock = threading.Lock()
+
+    def _hold(self, future, args):
+        from distributed import Future
+
+        inputs = [a for a in args if isinstance(a, Future)]
+        with self._lock:
+            self.held[future.key] = future
+            for dep in inputs:
+                self._waiting.setdefault(dep.key, set()).add(future.key)
+        if inputs:
+            future.add_done_callback(lambda f, keys=[d.key for d in inputs]: self._finished(f.key, keys))
+
+    def _finished(self, key, inputs):
+        with self._lock:
+            for dep in inputs:
+                waiting = self._waiting.get(dep)
+                if waiting is None:
+                    continue
+                waiting.discard(key)
+                if not waiting:
+                    del self._waiting[dep]
+                    self.held.pop(dep, None)
 
     def submit(self, function, *args, **kwargs):
         future = self.client.submit(function, *args, **kwargs)
-        self.held.append(future)
+        self._hold(future, args)
         return future
 
     def map(self, function, *iterables, **kwargs):
         futures = self.client.map(function, *iterables, **kwargs)
-        self.held.extend(futures)
+        for future, args in zip(futures, zip(*iterables)):
+            self._hold(future, args)
         return futures
 
     def compute(self, collections):
         futures = self.client.compute(collections)
-        self.held.extend(futures)
+        for future in futures:
+            self._hold(future, ())
         return futures
 
     def scatter(self, data, **kwargs):
         # A fresh key each time: an equal object scattered by an earlier call
         # may be in the middle of being released under its content hash.
         future = self.client.scatter(data, hash=False, **kwargs)
-        self.held.append(future)
+        self._hold(future, ())
         return future
 
     def gather(self, futures):

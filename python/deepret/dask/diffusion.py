@@ -150,7 +150,7 @@ def _offline(tasks, blocks, G, T, renormalize, alpha, tol, maxiter, threads, spl
 
 
 def offline_diffusion(x, W, truncate, alpha=0.99, truncation="restrict", A=None, tol=1e-6,
-                      maxiter=20, *, num_threads=None, client=None, split_every=8):
+                      maxiter=20, *, num_threads=None, client=None, split_every=4):
     """The offline stage of large-scale diffusion on a Dask cluster.
 
     For every database item i: its top-``truncate`` items S_i by inner
@@ -214,7 +214,7 @@ class DiffusionIndex(_diffusion.DiffusionIndex):
 
     def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
                  truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,
-                 maxiter=20, offline=False, num_threads=None, client=None, split_every=8):
+                 maxiter=20, offline=False, num_threads=None, client=None, split_every=4):
         tasks = _cluster.Tasks(_cluster.get_client(client))
         blocks = _cluster.row_blocks("x", x, tasks)
         local = np.concatenate(tasks.gather(blocks.futures))

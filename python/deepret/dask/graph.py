@@ -146,7 +146,7 @@ def build_graphs(tasks, blocks, k, gamma, mutual, metric, normalize, unnormalize
 
 
 def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, k_includes_self=False,
-              num_threads=None, client=None, split_every=8, blocks=False):
+              num_threads=None, client=None, split_every=4, blocks=False):
     """``deepret.knn_graph`` of a dask array on a Dask cluster.
 
     Parameters

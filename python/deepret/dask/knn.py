@@ -5,8 +5,9 @@ against itself, the engine's symmetric search) and B (B - 1) / 2 pair tasks
 (blocks a < b: every score <x_i, x_j> computed once and feeding both rows'
 lists, as the single-machine all-vs-all does). Each task returns
 best-first lists with global row numbers; the lists of one row block are
-merged by a tree of merge tasks (``split_every`` lists per task) into its
-top k. The ranking is the engine's total order (larger score, then smaller
+merged into its top k by merge tasks of ``split_every`` lists each,
+submitted as soon as their inputs are (a reduction tree that is as deep as
+it must be to keep at most split_every lists per block in memory). The ranking is the engine's total order (larger score, then smaller
 index) on the same score bits as the single-machine search, so the result
 equals ``deepret.knn`` exactly; L2 lists are merged on the engine's raw keys
 <q, x> - |x|^2 / 2 and turned into distances at the end, as there.
@@ -93,15 +94,6 @@ def _part(pair_future, side):
     return pair_future[side]
 
 
-def _tree_merge(tasks, lists, k, num_threads, split_every):
-    """Futures of lists -> the future of their merge, split_every at a time."""
-    while len(lists) > 1:
-        lists = [group[0] if len(group) == 1 else
-                 tasks.submit(_merge, k, num_threads, *group, pure=False)
-                 for group in (lists[i:i + split_every] for i in range(0, len(lists), split_every))]
-    return lists[0]
-
-
 def _check_k(k, candidates: int, exclude_self: bool) -> int:
     k = _arrays.positive_int("k", k)
     if k > candidates:
@@ -110,36 +102,58 @@ def _check_k(k, candidates: int, exclude_self: bool) -> int:
     return k
 
 
+class _Merger:
+    """Per row block, the lists not yet merged: once split_every of them are
+    waiting they are submitted as one merge task, right after the tasks that
+    produce them, so that merges run as their inputs arrive and a block holds
+    at most split_every lists at a time (not one per block of the other side)."""
+
+    def __init__(self, tasks, count, k, num_threads, split_every):
+        self.tasks, self.k, self.threads, self.every = tasks, k, num_threads, split_every
+        self.pending = [[] for _ in range(count)]
+
+    def add(self, b, future):
+        self.pending[b].append(future)
+        if len(self.pending[b]) >= self.every:
+            self.pending[b] = [self.tasks.submit(_merge, self.k, self.threads, *self.pending[b],
+                                                 pure=False)]
+
+    def result(self, b):
+        lists = self.pending[b]
+        if len(lists) == 1:
+            return lists[0]
+        return self.tasks.submit(_merge, self.k, self.threads, *lists, pure=False)
+
+
 def self_lists(tasks, blocks, k, metric, exclude_self, num_threads, split_every):
     """Futures of each row block's finished (scores, indices), all-vs-all."""
     starts, sizes, futures = blocks.starts, blocks.sizes(), blocks.futures
     count = len(futures)
-    parts = [[] for _ in range(count)]
+    merger = _Merger(tasks, count, k, num_threads, split_every)
     for b in range(count):
         local = min(k, int(sizes[b]) - (1 if exclude_self else 0))
         if local >= 1:
-            parts[b].append(tasks.submit(_diagonal, futures[b], local, metric, exclude_self,
-                                          int(starts[b]), num_threads, pure=False))
+            merger.add(b, tasks.submit(_diagonal, futures[b], local, metric, exclude_self,
+                                       int(starts[b]), num_threads, pure=False))
     for a in range(count):
         for b in range(a + 1, count):
             pair = tasks.submit(_pair, futures[a], futures[b], k, metric, int(starts[a]),
-                                 int(starts[b]), num_threads, pure=False)
-            parts[a].append(tasks.submit(_part, pair, 0))
-            parts[b].append(tasks.submit(_part, pair, 1))
-    return [tasks.submit(_finish, _tree_merge(tasks, parts[b], k, num_threads, split_every),
-                          futures[b], metric, num_threads, pure=False)
+                                int(starts[b]), num_threads, pure=False)
+            merger.add(a, tasks.submit(_part, pair, 0))
+            merger.add(b, tasks.submit(_part, pair, 1))
+    return [tasks.submit(_finish, merger.result(b), futures[b], metric, num_threads, pure=False)
             for b in range(count)]
 
 
 def query_lists(tasks, qblocks, blocks, k, metric, num_threads, split_every):
     """Futures of each query block's finished (scores, indices) against the database."""
-    out = []
-    for q in qblocks.futures:
-        parts = [tasks.submit(_queries_block, q, x, k, metric, int(start), num_threads, pure=False)
-                 for x, start in zip(blocks.futures, blocks.starts[:-1])]
-        out.append(tasks.submit(_finish, _tree_merge(tasks, parts, k, num_threads, split_every),
-                                 q, metric, num_threads, pure=False))
-    return out
+    merger = _Merger(tasks, len(qblocks.futures), k, num_threads, split_every)
+    for q, query in enumerate(qblocks.futures):
+        for x, start in zip(blocks.futures, blocks.starts[:-1]):
+            merger.add(q, tasks.submit(_queries_block, query, x, k, metric, int(start), num_threads,
+                                       pure=False))
+    return [tasks.submit(_finish, merger.result(q), query, metric, num_threads, pure=False)
+            for q, query in enumerate(qblocks.futures)]
 
 
 def _as_dask(tasks, lists, sizes, k, dtype):
@@ -159,7 +173,7 @@ def _as_dask(tasks, lists, sizes, k, dtype):
 
 
 def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, num_threads=None, client=None,
-        split_every=8):
+        split_every=4):
     """``deepret.knn`` of a dask array on a Dask cluster, exactly.
 
     Parameters
@@ -179,7 +193,8 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, num_threads=N
     client : distributed.Client or scheduler address, keyword-only
         Default: the current client (``distributed.default_client()``).
     split_every : int, keyword-only
-        Lists merged per task of the tree reduction.
+        Lists merged per task of the reduction (at least 2): also the most
+        lists of one row block waiting in the workers' memory at a time.
 
     Returns
     -------
