@@ -73,7 +73,7 @@ def task_rates(stream, chunk, d):
     kinds = {}
     for task in stream:
         name = task["key"] if isinstance(task["key"], str) else str(task["key"][0])
-        kind = name.rsplit("-", 1)[0] if "-" in name else name
+        kind = name.split("-", 1)[0]  # "<function>-<uuid>"
         seconds = sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
         kinds.setdefault(kind, []).append(seconds)
     summary = {kind: {"tasks": len(v), "median_s": float(np.median(v)), "total_s": float(np.sum(v))}
@@ -83,6 +83,30 @@ def task_rates(stream, chunk, d):
         summary["_pair"]["scores_per_s"] = chunk * chunk / pair
         summary["_pair"]["gflops"] = 2.0 * chunk * chunk * d / pair / 1e9
     return summary
+
+
+def task_rate(rows, d, k, num_threads, seed):
+    """One task of each kNN kind on blocks of `rows` rows, in this process (no
+    cluster): seconds, scores per second, and the peak RSS they reach."""
+    import importlib
+    import resource
+
+    tasks = importlib.import_module("deepret.dask.knn")
+    a, b = _rows(0, rows, d, seed), _rows(1, rows, d, seed)
+    out = {"rows": rows, "rss_before_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    start = time.perf_counter()
+    diagonal = tasks._diagonal(a, k, "ip", True, 0, num_threads)
+    out["diagonal_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    pair = tasks._pair(a, b, k, "ip", 0, rows, num_threads)
+    out["pair_s"] = time.perf_counter() - start
+    out["pair_scores_per_s"] = rows * rows / out["pair_s"]
+    out["pair_gflops"] = 2.0 * rows * rows * d / out["pair_s"] / 1e9
+    start = time.perf_counter()
+    tasks._merge(k, num_threads, diagonal, pair[0])
+    out["merge_s"] = time.perf_counter() - start
+    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return out
 
 
 def main() -> None:
@@ -98,7 +122,22 @@ def main() -> None:
     parser.add_argument("--single", action="store_true",
                         help="also time single-process deepret.knn_graph on the same rows")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--task-rate", type=int, nargs="*", metavar="ROWS",
+                        help="only time one diagonal, pair and merge task on blocks of ROWS rows "
+                             "in this process (no cluster)")
     args = parser.parse_args()
+    if args.task_rate:
+        import deepret
+
+        results = [task_rate(rows, args.d, args.k, args.num_threads, args.seed)
+                   for rows in args.task_rate]
+        for r in results:
+            r["simd_path"] = deepret.simd_path()
+            print(json.dumps(r), flush=True)
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(results, out, indent=1)
+        return
 
     from distributed import Client, LocalCluster, get_task_stream
 
