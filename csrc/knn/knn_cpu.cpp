@@ -3,7 +3,10 @@
 // a time with the SIMD micro-kernel (knn_simd.h) and feeds the chunk, still in
 // cache, to each query's top-k heap. When there are too few query blocks to
 // keep every thread busy, the database is split into parts instead and the
-// parts' heaps are merged at the end.
+// parts' heaps are merged at the end. The all-vs-all (search_self) and one
+// rectangle of a split all-vs-all (search_pair, for deepret.dask) share one
+// tile runner: each score tile computed once feeds the heaps of its rows and
+// of its columns. merge_sorted and finish_distances complete a split search.
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
