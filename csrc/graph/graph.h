@@ -58,6 +58,35 @@ Csr<T> graph_from_knn(const T* scores,   // [n, k]
                       const I* indices,  // [n, k]
                       index_t n, index_t k, const Options& options, int num_threads);
 
+// Rows [row0, row0 + nb) of the unnormalized graph (Options::normalize is
+// ignored) from the pieces a split search holds (graph_block_cpu.cpp): the
+// block's own lists (global indices) and every pair (source -> target) of the
+// other lists, and of its own, whose target lies in the block. The same bits
+// as those rows of graph_from_knn(normalize=false) on all the lists. The
+// result's indptr is local (nb + 1 entries), its columns global; degrees
+// gets each row's sum in double (the degree normalize uses).
+template <class T>
+Csr<T> graph_block(const T* scores,              // [nb, k]
+                   const std::int64_t* indices,  // [nb, k] in [-1, n)
+                   index_t nb, index_t k, index_t row0, index_t n,
+                   const std::int64_t* in_source,  // [m] in [0, n)
+                   const std::int64_t* in_target,  // [m] in [row0, row0 + nb)
+                   const T* in_score,              // [m] the source's score of the target
+                   index_t m, const Options& options,
+                   double* degrees,                // [nb] out
+                   int num_threads);
+
+// W = D^-1/2 A D^-1/2 on a block's rows from graph_block, in place, with
+// every point's degree (the concatenated `degrees` of all blocks); entries
+// that underflow to zero are dropped. Returns the new nnz (indptr updated).
+template <class T>
+index_t normalize_block(std::int64_t* indptr,   // [nb + 1] local
+                        std::int32_t* indices,  // [nnz] global columns
+                        T* data,                // [nnz]
+                        index_t nb, index_t row0,
+                        const double* degrees,  // [n]
+                        index_t n, int num_threads);
+
 }  // namespace deepret::graph
 
 // ---------------------------------------------------------------- CUDA engine

@@ -32,6 +32,7 @@
 #include "common/parallel.h"
 #include "graph/graph.h"
 #include "graph/graph_math.h"
+#include "graph/merge_row.h"
 
 namespace deepret::graph {
 
@@ -191,49 +192,6 @@ Rows<T> transpose(const Plan& plan, const Visit& visit) {
   });
   out.ptr[n] = total;
   return out;
-}
-
-// The next column of a sorted row and its largest affinity (duplicates merged).
-template <class T>
-inline bool next_run(const Entry<T>*& p, const Entry<T>* end, std::int32_t& col, T& val) {
-  if (p == end) return false;
-  col = p->col;
-  val = p->val;
-  for (++p; p != end && p->col == col; ++p) val = std::max(val, p->val);
-  return true;
-}
-
-// Mutual: the columns in both rows, min; union: all, max on common columns.
-// Writes the result when out_col is not null; returns its length.
-template <class T>
-index_t merge_row(const Entry<T>* s, const Entry<T>* s_end, const Entry<T>* t, const Entry<T>* t_end,
-                  bool mutual, std::int32_t* out_col, T* out_val) {
-  std::int32_t cs = 0, ct = 0;
-  T vs{}, vt{};
-  bool has_s = next_run(s, s_end, cs, vs), has_t = next_run(t, t_end, ct, vt);
-  index_t m = 0;
-  auto emit = [&](std::int32_t col, T val) {
-    if (out_col) out_col[m] = col, out_val[m] = val;
-    ++m;
-  };
-  while (has_s && has_t) {
-    if (cs == ct) {
-      emit(cs, mutual ? std::min(vs, vt) : std::max(vs, vt));
-      has_s = next_run(s, s_end, cs, vs);
-      has_t = next_run(t, t_end, ct, vt);
-    } else if (cs < ct) {
-      if (!mutual) emit(cs, vs);
-      has_s = next_run(s, s_end, cs, vs);
-    } else {
-      if (!mutual) emit(ct, vt);
-      has_t = next_run(t, t_end, ct, vt);
-    }
-  }
-  if (!mutual) {
-    for (; has_s; has_s = next_run(s, s_end, cs, vs)) emit(cs, vs);
-    for (; has_t; has_t = next_run(t, t_end, ct, vt)) emit(ct, vt);
-  }
-  return m;
 }
 
 // W = D^-1/2 A D^-1/2, then drop entries that underflowed to zero.

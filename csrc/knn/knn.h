@@ -47,13 +47,16 @@ class PackedDatabase {
 // first, ties broken by the smaller index. With self_offset >= 0 the queries
 // are database rows self_offset .. self_offset + nq - 1 and each skips its own
 // row (exclude_self). Requires 1 <= k <= n (minus one with self_offset).
+// With raw, L2 scores stay the heap keys <q, x> - |x|^2 / 2 (larger is
+// better) instead of distances: lists from parts of a split search merge
+// exactly on those (merge_sorted), and finish_distances converts them.
 template <class T>
 void search(const PackedDatabase<T>& db,
             const T* queries, index_t nq,  // [nq, d] row-major
             index_t k, Metric metric, index_t self_offset,
             T* scores,                     // [nq, k] out
             std::int64_t* indices,         // [nq, k] out
-            int num_threads);
+            int num_threads, bool raw = false);
 
 // All-vs-all search of the database against itself (x = the rows it was
 // packed from), using the symmetry <x_i, x_j> = <x_j, x_i>: each score tile
@@ -69,7 +72,46 @@ void search_self(const PackedDatabase<T>& db,
                  T* scores,               // [n, k] out
                  std::int64_t* indices,   // [n, k] out
                  int num_threads,
-                 const std::function<void(index_t, index_t)>& progress);
+                 const std::function<void(index_t, index_t)>& progress, bool raw = false);
+
+// One off-diagonal rectangle of a blocked all-vs-all, for callers that split
+// the all-vs-all themselves (deepret.dask): rows a and rows b are disjoint
+// sets of points, db is packed from b. Each score <a_i, b_j> is computed once
+// and feeds both a_i's heap (its best ka rows of b) and b_j's heap (its best
+// kb rows of a), as search_self's tiles do, with the same bits: every score
+// is the same chain of products whichever side is the query. Indices are
+// local (rows of b for a's lists, rows of a for b's); scores raw (see search).
+// Requires 1 <= ka <= nb and 1 <= kb <= na.
+template <class T>
+void search_pair(const PackedDatabase<T>& db,     // packed rows b [nb, d]
+                 const T* a, index_t na,          // [na, d] row-major
+                 const T* b,                      // [nb, d] the rows db was packed from
+                 index_t ka, index_t kb, Metric metric,
+                 T* a_scores,                     // [na, ka] out, best first
+                 std::int64_t* a_indices,         // [na, ka] out
+                 T* b_scores,                     // [nb, kb] out, best first
+                 std::int64_t* b_indices,         // [nb, kb] out
+                 int num_threads);
+
+// Per row, the best k of two best-first lists of disjoint candidates, best
+// first, in the heaps' order (larger score, then smaller index): the exact
+// top-k of the union. Requires 1 <= k <= ka + kb.
+template <class T>
+void merge_sorted(index_t n,
+                  const T* a_scores, const std::int64_t* a_indices, index_t ka,  // [n, ka]
+                  const T* b_scores, const std::int64_t* b_indices, index_t kb,  // [n, kb]
+                  index_t k,
+                  T* scores,              // [n, k] out
+                  std::int64_t* indices,  // [n, k] out
+                  int num_threads);
+
+// Raw L2 scores of rows x (see search) to squared distances, in place, with
+// the same arithmetic as an unsplit search.
+template <class T>
+void finish_distances(T* scores,            // [n, k] in/out
+                      index_t n, index_t k,
+                      const T* x, index_t d,  // [n, d] the query rows
+                      int num_threads);
 
 // The similarity part of search() alone, for benchmarks: every score of the
 // queries against the database, computed block by block with the same kernel

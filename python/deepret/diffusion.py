@@ -628,6 +628,20 @@ class DiffusionIndex:
     def __init__(self, x, k=50, gamma=3.0, alpha=0.99, mutual=True, truncate=None,
                  truncation="renormalize", *, query_k=10, k_includes_self=False, tol=1e-6,
                  maxiter=20, whitening=None, progress=False, num_threads=None):
+        self._configure(x, k, gamma, alpha, mutual, truncate, truncation, query_k, k_includes_self,
+                        tol, maxiter, num_threads, whitening=whitening)
+        scores, ids = knn(self.x, k=k, exclude_self=not self.k_includes_self, progress=progress,
+                          num_threads=num_threads)
+        W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
+        # The unnormalized affinities, for renormalized truncated subgraphs.
+        A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,
+                            num_threads=num_threads)
+             if self._needs_affinities() else None)
+        self._set_graphs(W, A)
+
+    def _configure(self, x, k, gamma, alpha, mutual, truncate, truncation, query_k,
+                   k_includes_self, tol, maxiter, num_threads, *, whitening=None):
+        """Parameters checked and kept (every constructor's first step)."""
         # CuPy x: the graph, the queries' right-hand sides, the CG and the
         # ranking all on x's GPU (the same code, the CUDA engine below it).
         self._xp = _arrays.cupy_module() if _arrays.is_cupy_array(x) else np
@@ -648,9 +662,14 @@ class DiffusionIndex:
         if self.truncate is not None and self._xp is not np:
             raise ValueError("DiffusionIndex(truncate=...) runs on the CPU engine only (no CUDA truncated "
                              "solve yet); pass numpy x, or truncate=None on the GPU")
-        scores, ids = knn(self.x, k=k, exclude_self=not self.k_includes_self, progress=progress,
-                          num_threads=num_threads)
-        self.W = graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, num_threads=num_threads)
+        self.last_info = None
+
+    def _needs_affinities(self) -> bool:
+        return bool(self.truncate) and self.truncation == "renormalize"
+
+    def _set_graphs(self, W, A):
+        """The offline graphs: W (normalized) and A (affinities, or None)."""
+        self.W = W
         if self._xp is np:
             # Built here, hence valid: search() does not read its structure again
             # (its index arrays become read-only; see _arrays.trust_csr).
@@ -658,11 +677,7 @@ class DiffusionIndex:
             self._order = _auto_order(self.W)
         else:
             self._order = None  # the CUDA CG solves in the given row order
-        # The unnormalized affinities, for renormalized truncated subgraphs.
-        self._A = (graph_from_knn(scores, ids, gamma=gamma, mutual=mutual, normalize=False,
-                                  num_threads=num_threads)
-                   if self.truncate and truncation == "renormalize" else None)
-        self.last_info = None
+        self._A = A
 
     def search(self, queries: ArrayInput, topk: int = 100) -> tuple[Array, Array]:
         """The topk database rows for each query, by diffusion score.

@@ -79,22 +79,32 @@ def _overflow_safe(scores, gamma, metric, normalize, xp):
     """
     if scores.size == 0:
         return scores, metric
-    if metric == "l2":
-        top = 1.0 - 0.5 * float(scores.min())
-    else:
-        top = float(scores.max())
-    if not (top > 1.0 and np.isfinite(top)):
-        return scores, metric  # every affinity is at most 1 (or NaN/Inf: the engine reports it)
-    log_limit = np.log(float(np.finfo(scores.dtype).max)) - np.log(2.0 * scores.shape[1] + 1.0)
-    if gamma * np.log(top) <= log_limit:
+    top = 1.0 - 0.5 * float(scores.min()) if metric == "l2" else float(scores.max())
+    if not _needs_rescale(top, gamma, scores.shape[1], scores.dtype, normalize):
         return scores, metric
+    return _rescale_for_overflow(scores, metric, top, xp), "ip"
+
+
+def _needs_rescale(top, gamma, k, dtype, normalize) -> bool:
+    """Whether similarities up to top need the rescaling of _overflow_safe
+    (ValueError where they would and normalize is off)."""
+    if not (top > 1.0 and np.isfinite(top)):
+        return False  # every affinity is at most 1 (or NaN/Inf: the engine reports it)
+    log_limit = np.log(float(np.finfo(dtype).max)) - np.log(2.0 * k + 1.0)
+    if gamma * np.log(top) <= log_limit:
+        return False
     if not normalize:
         raise ValueError(
-            f"the affinities max(0, s)^gamma overflow {scores.dtype} (largest similarity {top:.3g}, "
+            f"the affinities max(0, s)^gamma overflow {np.dtype(dtype)} (largest similarity {top:.3g}, "
             f"gamma {gamma:g}); rescale the scores, or use normalize=True (the normalized graph "
             "is computed overflow-free)")
+    return True
+
+
+def _rescale_for_overflow(scores, metric, top, xp):
+    """Similarities s / top as "ip" scores (see _overflow_safe)."""
     similarities = (1.0 - 0.5 * scores) if metric == "l2" else scores
-    return xp.ascontiguousarray(similarities / scores.dtype.type(top)), "ip"
+    return xp.ascontiguousarray(similarities / scores.dtype.type(top))
 
 
 def _csr_cpu(data, indices, indptr, n):
