@@ -130,6 +130,9 @@ elif case == "egm_map":
     want = dr.egm(s[:16, :16], num_threads=1).means
     check = lambda r: np.array_equal(r.means, want)
 
+# Python's own handler, whatever this process inherited: a job started in the
+# background by a non-interactive shell starts with SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sent = []
 def interrupt():
     sent.append(time.perf_counter())
@@ -174,6 +177,7 @@ def test_sigint_in_a_thread_call_still_reaches_the_main_thread():
     out = run_script("""
         import json, os, signal, threading, time
         import numpy as np, deepret as dr
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if inherited as ignored
         x = np.random.default_rng(1).standard_normal((3000, 32)).astype(np.float32)
         want = dr.knn(x, k=5)[1]
         got = []
