@@ -162,7 +162,9 @@ def test_sigint_stops_a_long_call(case):
     out = run_script(INTERRUPT_SCRIPT.format(case=case), timeout=180)
     assert out["interrupted"], f"the call ended ({out['elapsed']:.2f} s) before SIGINT stopped it"
     # ... inside an engine call (not in the Python layer around it).
-    assert any(name in out["where"] for name in ("core.", "database.")), out
+    # (the knn database's constructor, which packs x, counts: slow builds such
+    # as the sanitizer's are still in it at 0.3 s)
+    assert any(name in out["where"] for name in ("core.", "database.", "_database_class(")), out
     # Within 1 s of the signal (polls every 50 ms, work items are far shorter).
     assert out["latency"] < 1.0, out
     # Nothing keeps computing after the exception: a tenth of the 0.5 s slept.
