@@ -14,6 +14,7 @@
 #   bash bench/sanitize.sh                       # the whole suite
 #   bash bench/sanitize.sh tests/test_boundary.py tests/test_fuzz.py   # a subset
 #
+# SANITIZE_PYTHON picks the interpreter of a new venv (CI: the oldest Python).
 # Needs g++ with libasan/libubsan and PyPI (or a pip cache) for the build and
 # test requirements.
 set -euo pipefail
@@ -29,8 +30,8 @@ fi
 
 VENV=${SANITIZE_VENV:-build/sanitize-venv}
 if [[ ! -x $VENV/bin/python ]]; then
-  echo "[sanitize] creating $VENV"
-  python3 -m venv "$VENV"
+  echo "[sanitize] creating $VENV with ${SANITIZE_PYTHON:-python3}"
+  "${SANITIZE_PYTHON:-python3}" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet scikit-build-core pybind11 numpy scipy tqdm pytest \
     hypothesis matplotlib ninja cmake
 fi
