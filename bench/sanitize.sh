@@ -32,6 +32,7 @@ VENV=${SANITIZE_VENV:-build/sanitize-venv}
 if [[ ! -x $VENV/bin/python ]]; then
   echo "[sanitize] creating $VENV with ${SANITIZE_PYTHON:-python3}"
   "${SANITIZE_PYTHON:-python3}" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip  # an old Python's pip lacks -C
   "$VENV/bin/python" -m pip install --quiet scikit-build-core pybind11 numpy scipy tqdm pytest \
     hypothesis matplotlib ninja cmake
 fi
