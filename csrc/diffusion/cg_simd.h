@@ -8,9 +8,11 @@
 // Vectors are stored in panels: the m columns are cut into panels of K
 // columns (K * sizeof(T) <= 64 bytes, one cache line), and a panel holds its
 // n rows contiguously, [n, K]. The product gathers one line per nonzero and
-// the panel (n * 64 bytes: 6.4 MB at n = 10^5) stays in the last-level cache,
-// where the gathers of all 64 columns at once (25.6 MB, plus the streams of
-// the other vectors) went to memory.
+// the panel (n * 64 bytes: 6.4 MB at n = 10^5) may stay in the last-level
+// cache, where the gathers of all 64 columns at once (25.6 MB, plus the
+// streams of the other vectors) went to memory. Where it does not (a VM's
+// share of a shared L3 can be a few MB) the gathers miss, and the product
+// prefetches them in software (gather_row's `ahead`).
 #ifndef DEEPRET_SIMD_NS
 #error "define DEEPRET_SIMD_NS before including cg_simd.h"
 #endif
@@ -60,9 +62,21 @@ struct Cols<T, 1> {
   static void add_to(double* out, D x) { *out += x; }
 };
 
+// Asks for the line of x that the entry `ahead` entries on will gather
+// (entries are read in storage order, across rows), where that entry lies
+// before `limit`.
+template <class T, class I>
+inline void prefetch_gather(const Csr<T, I>& w, const T* x, index_t ld, I e, index_t ahead,
+                            I limit) {
+  if (e + ahead < limit) __builtin_prefetch(x + index_t(w.indices[e + ahead]) * ld);
+}
+
 // The sum of w_ij x_j over row i's nonzeros, x_j the K values at x + j * ld.
+// With ahead > 0, each entry first prefetches the row of x gathered `ahead`
+// entries later (up to entry `limit`, the end of the caller's rows).
 template <class T, class I, int K>
-inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t ld, index_t i) {
+inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t ld, index_t i,
+                                         index_t ahead, I limit) {
   using C = Cols<T, K>;
   using V = typename C::V;
   if constexpr (K == 1) {
@@ -70,8 +84,10 @@ inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t
     // chains it turns into emulated vector gathers and shuffles, measured
     // slower); the rows' chains overlap in the out-of-order core.
     V sum = V{};
-    for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e)
+    for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
+      if (ahead > 0) prefetch_gather(w, x, ld, e, ahead, limit);
       sum += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+    }
     return sum;
   } else {
     // Four accumulators: the fused multiply-adds of one row do not wait on
@@ -80,12 +96,21 @@ inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t
     I e = w.indptr[i];
     const I end = w.indptr[i + 1];
     for (; e + 3 < end; e += 4) {
+      if (ahead > 0) {
+        prefetch_gather(w, x, ld, e, ahead, limit);
+        prefetch_gather(w, x, ld, e + 1, ahead, limit);
+        prefetch_gather(w, x, ld, e + 2, ahead, limit);
+        prefetch_gather(w, x, ld, e + 3, ahead, limit);
+      }
       acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
       acc1 += w.data[e + 1] * C::load(x + index_t(w.indices[e + 1]) * ld);
       acc2 += w.data[e + 2] * C::load(x + index_t(w.indices[e + 2]) * ld);
       acc3 += w.data[e + 3] * C::load(x + index_t(w.indices[e + 3]) * ld);
     }
-    for (; e < end; ++e) acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+    for (; e < end; ++e) {
+      if (ahead > 0) prefetch_gather(w, x, ld, e, ahead, limit);
+      acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+    }
     return (acc0 + acc1) + (acc2 + acc3);
   }
 }
@@ -99,17 +124,16 @@ void panel_product(const Csr<T, I>& w, T alpha,
                    const T* r,  // [n, K]
                    T* q,        // [n, K] out
                    index_t lo, index_t hi,
-                   double* dots)  // [3, K] in/out
+                   index_t ahead,  // gathers prefetched this many entries ahead (0: none)
+                   double* dots)   // [3, K] in/out
 {
   using C = Cols<T, K>;
   using V = typename C::V;
   using D = typename C::D;
-  // No software prefetch: the gathered rows are independent loads, and the
-  // out-of-order core keeps enough of them in flight (measured: prefetching
-  // the row 16 or 32 nonzeros ahead was slower).
+  const I limit = w.indptr[hi];
   D pq = D{}, rq = D{}, qq = D{};
   for (index_t i = lo; i < hi; ++i) {
-    const V sum = gather_row<T, I, K>(w, p, K, i);
+    const V sum = gather_row<T, I, K>(w, p, K, i, ahead, limit);
     const V self = C::load(p + i * K);
     const V out = self - alpha * sum;
     C::store(q + i * K, out);
@@ -124,11 +148,14 @@ void panel_product(const Csr<T, I>& w, T alpha,
 }
 
 // y = W x on rows [lo, hi) for K columns of row-major x and y (row strides
-// ldx, ldy; x and y point at the block's first column).
+// ldx, ldy; x and y point at the block's first column); `ahead` as in
+// gather_row.
 template <class T, class I, int K>
 void block_product(const Csr<T, I>& w, const T* x, index_t ldx, T* y, index_t ldy, index_t lo,
-                   index_t hi) {
-  for (index_t i = lo; i < hi; ++i) Cols<T, K>::store(y + i * ldy, gather_row<T, I, K>(w, x, ldx, i));
+                   index_t hi, index_t ahead) {
+  const I limit = w.indptr[hi];
+  for (index_t i = lo; i < hi; ++i)
+    Cols<T, K>::store(y + i * ldy, gather_row<T, I, K>(w, x, ldx, i, ahead, limit));
 }
 
 // The vector updates of one CG iteration and the next direction, on rows
