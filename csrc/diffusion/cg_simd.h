@@ -31,6 +31,15 @@
 
 namespace deepret::diffusion::DEEPRET_SIMD_NS {
 
+// The widest vector register of this translation unit's instruction set.
+#if defined(__AVX512F__)
+constexpr int kNativeBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kNativeBytes = 32;
+#else
+constexpr int kNativeBytes = 16;
+#endif
+
 // One row of a panel as a vector of K values (split by the compiler into
 // the widest registers of this translation unit), with a double twin for the
 // dot products.
@@ -90,9 +99,20 @@ inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t
     }
     return sum;
   } else {
-    // Four accumulators: the fused multiply-adds of one row do not wait on
-    // each other's latency.
-    V acc0 = V{}, acc1 = V{}, acc2 = V{}, acc3 = V{};
+    // Four accumulators, each as native-width pieces (kNativeBytes): the
+    // fused multiply-adds of one row do not wait on each other's latency,
+    // and the sums stay in registers (a 64-byte V accumulated whole was
+    // moved through the stack and general registers after every entry by
+    // the AVX2 build). Each lane is summed in the same order either way.
+    constexpr int bytes = int(K * sizeof(T)) < kNativeBytes ? int(K * sizeof(T)) : kNativeBytes;
+    constexpr int lanes = bytes / int(sizeof(T)), pieces = K / lanes;
+    typedef T N __attribute__((vector_size(bytes)));
+    auto load = [](const T* p) {
+      N v;
+      std::memcpy(&v, p, sizeof(N));
+      return v;
+    };
+    N acc0[pieces] = {}, acc1[pieces] = {}, acc2[pieces] = {}, acc3[pieces] = {};
     I e = w.indptr[i];
     const I end = w.indptr[i + 1];
     for (; e + 3 < end; e += 4) {
@@ -102,16 +122,29 @@ inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t
         prefetch_gather(w, x, ld, e + 2, ahead, limit);
         prefetch_gather(w, x, ld, e + 3, ahead, limit);
       }
-      acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
-      acc1 += w.data[e + 1] * C::load(x + index_t(w.indices[e + 1]) * ld);
-      acc2 += w.data[e + 2] * C::load(x + index_t(w.indices[e + 2]) * ld);
-      acc3 += w.data[e + 3] * C::load(x + index_t(w.indices[e + 3]) * ld);
+      const T* x0 = x + index_t(w.indices[e]) * ld;
+      const T* x1 = x + index_t(w.indices[e + 1]) * ld;
+      const T* x2 = x + index_t(w.indices[e + 2]) * ld;
+      const T* x3 = x + index_t(w.indices[e + 3]) * ld;
+      const T w0 = w.data[e], w1 = w.data[e + 1], w2 = w.data[e + 2], w3 = w.data[e + 3];
+      for (int s = 0; s < pieces; ++s) {
+        acc0[s] += w0 * load(x0 + s * lanes);
+        acc1[s] += w1 * load(x1 + s * lanes);
+        acc2[s] += w2 * load(x2 + s * lanes);
+        acc3[s] += w3 * load(x3 + s * lanes);
+      }
     }
     for (; e < end; ++e) {
       if (ahead > 0) prefetch_gather(w, x, ld, e, ahead, limit);
-      acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+      const T* xe = x + index_t(w.indices[e]) * ld;
+      for (int s = 0; s < pieces; ++s) acc0[s] += w.data[e] * load(xe + s * lanes);
     }
-    return (acc0 + acc1) + (acc2 + acc3);
+    T out[K];
+    for (int s = 0; s < pieces; ++s) {
+      const N piece = (acc0[s] + acc1[s]) + (acc2[s] + acc3[s]);
+      std::memcpy(out + s * lanes, &piece, sizeof(N));
+    }
+    return C::load(out);
   }
 }
 
