@@ -172,13 +172,34 @@ template <class T, class I>
 using ResidualRows = void (*)(const Csr<T, I>&, double, const T*, const T*, index_t, index_t,
                               const I*, index_t, index_t, double*);
 
+// The residual pass of panel width K for the instruction set in use: the
+// wider builds' copy (cg_simd.h) for panels of 4 columns or more.
+template <class T, class I, int K>
+ResidualRows<T, I> residual_rows_simd() {
+#if defined(DEEPRET_X86)
+  if (use_avx512f())
+    return [](const Csr<T, I>& w, double alpha, const T* f, const T* y, index_t m, index_t c0,
+              const I* order, index_t lo, index_t hi, double* partial) {
+      avx512::residual_rows<T, I, K>(w, alpha, f, y, m, c0, order, lo, hi, kGatherAhead, partial);
+    };
+  if (use_avx2_fma())
+    return [](const Csr<T, I>& w, double alpha, const T* f, const T* y, index_t m, index_t c0,
+              const I* order, index_t lo, index_t hi, double* partial) {
+      avx2::residual_rows<T, I, K>(w, alpha, f, y, m, c0, order, lo, hi, kGatherAhead, partial);
+    };
+#endif
+  return &residual_rows<T, I, K>;
+}
+
 template <class T, class I>
 ResidualRows<T, I> residual_rows_of_width(index_t K) {
   switch (K) {
     case 1: return &residual_rows<T, I, 1>;
-    case 4: return &residual_rows<T, I, 4>;
-    case 8: return &residual_rows<T, I, 8>;
-    default: return &residual_rows<T, I, 16>;  // the widest panel (choose_passes)
+    case 4: return residual_rows_simd<T, I, 4>();
+    case 8: return residual_rows_simd<T, I, 8>();
+    default:  // the widest panel (choose_passes): 16 float32 columns
+      if constexpr (sizeof(T) == 4) return residual_rows_simd<T, I, 16>();
+      return &residual_rows<T, I, 16>;
   }
 }
 

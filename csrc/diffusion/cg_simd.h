@@ -233,4 +233,46 @@ void panel_update(const T* a,     // [K] step per column (0: column stopped)
   C::add_to(rho, sum);
 }
 
+// |y - (I - alpha W) f|^2 per column of one panel of f on rows [lo, hi),
+// the product summed in double, added to partial[0 .. K) (cg_cpu.cpp's true
+// residual; panel row i is row order[i] of y when there is an order). Sums in
+// native-width pieces of doubles, as gather_row; rows of f prefetched
+// `ahead` entries on.
+template <class T, class I, int K>
+void residual_rows(const Csr<T, I>& w, double alpha,
+                   const T* f,  // [n, K]
+                   const T* y,  // [n, m] the caller's, row-major
+                   index_t m, index_t c0,
+                   const I* order,  // [n] or nullptr
+                   index_t lo, index_t hi, index_t ahead,
+                   double* partial)  // [K] in/out
+{
+  constexpr int lanes = (K * 8 < kNativeBytes ? K * 8 : kNativeBytes) / 8;  // doubles a piece
+  constexpr int pieces = K / lanes;
+  typedef double N __attribute__((vector_size(lanes * 8)));
+  typedef T H __attribute__((vector_size(lanes * sizeof(T))));
+  const I limit = w.indptr[hi];
+  for (index_t i = lo; i < hi; ++i) {
+    N wf[pieces] = {};
+    for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
+      if (ahead > 0) prefetch_gather(w, f, K, e, ahead, limit);
+      const double value = double(w.data[e]);
+      const T* fj = f + index_t(w.indices[e]) * K;
+      for (int s = 0; s < pieces; ++s) {
+        H h;
+        std::memcpy(&h, fj + s * lanes, sizeof(H));
+        wf[s] += value * __builtin_convertvector(h, N);
+      }
+    }
+    double sums[K];
+    for (int s = 0; s < pieces; ++s) std::memcpy(sums + s * lanes, &wf[s], sizeof(N));
+    const T* row = y + (order ? index_t(order[i]) : i) * m + c0;
+    const index_t columns = K < m - c0 ? K : m - c0;
+    for (index_t c = 0; c < columns; ++c) {
+      const double e = double(row[c]) - (double(f[i * K + c]) - alpha * sums[c]);
+      partial[c] += e * e;
+    }
+  }
+}
+
 }  // namespace deepret::diffusion::DEEPRET_SIMD_NS
