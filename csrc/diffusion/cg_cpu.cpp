@@ -52,7 +52,8 @@ constexpr index_t kAhead = 8;
 // 120-180 ns at 4 MB and more), a random graph with n = 10^5 and 40 entries
 // per row took 1.13 ns per entry-column for 64 columns without prefetch,
 // 0.38 / 0.30 / 0.27 / 0.27 / 0.27 with 16 / 32 / 64 / 128 / 256 entries
-// ahead (CPU time per thread, machine under load); the CG 1.15 -> 0.42.
+// ahead (CPU time per thread, machine under load, measured before gather_row
+// accumulated in native-width pieces); the CG 1.15 -> 0.42.
 // Where the panel fits in L2 (n = 5,000) and for one column it still gained
 // 4-10 %.
 constexpr index_t kGatherAhead = 64;
