@@ -107,3 +107,60 @@ def run_timed(benchmark, function, check, **info):
     rounds = min(MAX_ROUNDS, max(MIN_ROUNDS, math.ceil(TARGET_SECONDS / one_call)))
     benchmark.extra_info["rounds"] = rounds
     benchmark.pedantic(function, rounds=rounds, iterations=1, warmup_rounds=0)
+
+
+# ------------------------------------------------------------ Fashion-MNIST
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_MISSING = (
+    "Fashion-MNIST not found in /usr/share/datasets/fashion-mnist (the Debian package "
+    "dataset-fashion-mnist: `sudo apt-get install dataset-fashion-mnist`)")
+
+
+def _idx(path):
+    """An idx-format array (the MNIST files): magic, dims, then the data."""
+    import gzip
+
+    with gzip.open(path) as handle:
+        raw = handle.read()
+    dims = raw[3]
+    if raw[:2] != b"\0\0" or raw[2] != 0x08:  # unsigned bytes, as all MNIST files
+        raise ValueError(f"{path} is not an idx file of unsigned bytes")
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+@functools.lru_cache(maxsize=None)
+def fashion_mnist():
+    """(train images (60000, 784), train labels, test images (10000, 784),
+    test labels): the pixels as float32, L2-normalized rows (cosine
+    similarity on raw pixels), labels uint8; None when the files are absent
+    (callers skip with FASHION_MNIST_MISSING)."""
+    import os
+
+    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    paths = [os.path.join(FASHION_MNIST_DIR, name) for name in names]
+    if not all(os.path.exists(path) for path in paths):
+        return None
+    train, train_labels, test, test_labels = (_idx(path) for path in paths)
+
+    def rows(images):
+        x = images.reshape(len(images), -1).astype(np.float32)
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x.flags.writeable = False
+        return x
+
+    return rows(train), train_labels, rows(test), test_labels
+
+
+def label_map(scores, labels, query_labels):
+    """Mean average precision of rankings by `scores` (n, nq), higher first
+    (ties by the smaller index), with relevance = same label: AP over the
+    whole database per query, averaged."""
+    aps = []
+    for j in range(scores.shape[1]):
+        order = np.argsort(-scores[:, j], kind="stable")
+        relevant = labels[order] == query_labels[j]
+        ranks = np.flatnonzero(relevant) + 1
+        aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks) if len(ranks) else 0.0)
+    return float(np.mean(aps))

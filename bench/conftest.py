@@ -81,7 +81,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         # Environment that changes the speed of the kernels or of the matmul
         # peak; recorded, never changed here.
         "env": {key: value for key, value in sorted(os.environ.items())
-                if key.startswith(("OMP_", "OPENBLAS_", "MKL_", "GOMP_", "CUPY_"))},
+                if key.startswith(("OMP_", "OPENBLAS_", "MKL_", "GOMP_", "CUPY_", "DEEPRET_"))},
     }
 
 

@@ -16,9 +16,13 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("simd_path", &deepret::simd_path, "The SIMD path the CPU kernels take: 'avx512f', 'avx2+fma' or 'portable'.");
   m.def("_force_simd_path", &deepret::force_simd_path, py::arg("path"),
-        "Force 'portable' or 'avx2+fma', or 'auto' to detect (for tests).");
+        "Pin 'portable', 'avx2+fma' or 'avx512f', or 'auto' to detect (DEEPRET_SIMD, tests).");
   m.def("use_avx512f", &deepret::use_avx512f,
-        "Whether the 2-D kernels take their AVX-512F variant now (auto detection only).");
+        "Whether the kernels with an AVX-512F variant take it now (detected or pinned).");
+  m.def("cpu_has_avx2_fma", &deepret::cpu_has_avx2_fma,
+        "Whether this CPU and build have the AVX2+FMA path (whatever is pinned).");
+  m.def("cpu_has_avx512f", &deepret::cpu_has_avx512f,
+        "Whether this CPU and build have the AVX-512F path (whatever is pinned).");
   m.def("max_threads", &deepret::max_threads,
         "Threads a parallel kernel uses by default: OMP_NUM_THREADS, else the CPUs this process may use.");
   deepret::bind::init_engine_calls();

@@ -185,17 +185,18 @@ def assert_same_outcome(fn, *args):
 
 
 def available_simd_paths():
-    """The CPU SIMD paths this machine can run (portable always)."""
+    """The engine names of the CPU SIMD paths this machine can run (portable
+    always)."""
     from deepret import _backend
 
-    _backend._core._force_simd_path("auto")
-    return ["portable"] + (["avx2+fma"] if deepret.simd_path() in ("avx2+fma", "avx512f") else [])
+    names = {"portable": "portable", "avx2": "avx2+fma", "avx512": "avx512f"}
+    return [names[path] for path in _backend.supported_simd_paths()]
 
 
 def on_each_simd_path(check):
-    """Call check(path) with each SIMD path forced, restoring 'auto' even when
-    a check fails (for hypothesis tests, which cannot use function-scoped
-    fixtures)."""
+    """Call check(path) with each SIMD path pinned, restoring the environment's
+    path (DEEPRET_SIMD, else detection) even when a check fails (for
+    hypothesis tests, which cannot use function-scoped fixtures)."""
     from deepret import _backend
 
     try:
@@ -203,4 +204,4 @@ def on_each_simd_path(check):
             _backend._core._force_simd_path(path)
             check(path)
     finally:
-        _backend._core._force_simd_path("auto")
+        _backend.pin_simd_from_environment()

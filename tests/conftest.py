@@ -17,31 +17,21 @@ if os.environ.get("CI"):
 import deepret
 from deepret import _backend
 
-# "avx512" is auto detection on a CPU with AVX-512F: the kernels that have
-# an AVX-512 copy take it only when no path is forced.
+# The paths the simd fixture pins ("avx512": the AVX-512F kernels where a
+# family has them, AVX2+FMA elsewhere).
 SIMD_PATHS = ("portable", "avx2+fma", "avx512")
-
-
-def _cpu_has_avx2_fma() -> bool:
-    _backend._core._force_simd_path("auto")
-    return deepret.simd_path() in ("avx2+fma", "avx512f")
-
-
-def _cpu_has_avx512f() -> bool:
-    _backend._core._force_simd_path("auto")
-    return _backend._core.use_avx512f()
 
 
 @pytest.fixture(params=SIMD_PATHS)
 def simd(request):
     """Run the test once per CPU SIMD path (same data on each), then restore
-    automatic detection."""
+    the path of the environment (DEEPRET_SIMD, else detection)."""
     path = request.param
-    if path == "avx2+fma" and not _cpu_has_avx2_fma():
+    if path == "avx2+fma" and not _backend._core.cpu_has_avx2_fma():
         pytest.skip("this CPU has no AVX2+FMA, only the portable path exists")
-    if path == "avx512" and not _cpu_has_avx512f():
+    if path == "avx512" and not _backend._core.cpu_has_avx512f():
         pytest.skip("this CPU (or build) has no AVX-512F path")
-    _backend._core._force_simd_path("auto" if path == "avx512" else path)
+    _backend._core._force_simd_path("avx512f" if path == "avx512" else path)
     try:
         if path == "avx512":
             assert _backend._core.use_avx512f() and deepret.simd_path() == "avx512f"
@@ -50,7 +40,7 @@ def simd(request):
             assert not _backend._core.use_avx512f()
         yield path
     finally:
-        _backend._core._force_simd_path("auto")
+        _backend.pin_simd_from_environment()
 
 
 @pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])

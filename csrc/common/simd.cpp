@@ -7,13 +7,22 @@
 namespace deepret {
 
 namespace {
-// 0: auto, 1: portable, 2: avx2+fma
+// 0: auto, 1: portable, 2: avx2+fma, 3: avx512f
 std::atomic<int> forced_path{0};
 }  // namespace
 
 bool cpu_has_avx2_fma() {
 #if defined(DEEPRET_X86) && (defined(__GNUC__) || defined(__clang__))
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512f() {
+#if defined(DEEPRET_X86) && (defined(__GNUC__) || defined(__clang__))
+  static const bool has = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
   return has;
 #else
   return false;
@@ -28,8 +37,8 @@ bool use_avx2_fma() {
 
 bool use_avx512f() {
 #if defined(DEEPRET_X86) && (defined(__GNUC__) || defined(__clang__))
-  static const bool has = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
-  return has && forced_path.load(std::memory_order_relaxed) == 0;
+  const int forced = forced_path.load(std::memory_order_relaxed);
+  return cpu_has_avx512f() && (forced == 0 || forced == 3);
 #else
   return false;
 #endif
@@ -51,8 +60,12 @@ void force_simd_path(const std::string& path) {
   } else if (path == "avx2+fma") {
     check(cpu_has_avx2_fma(), "this CPU (or build) has no AVX2+FMA path");
     forced_path = 2;
+  } else if (path == "avx512f") {
+    check(cpu_has_avx512f(), "this CPU (or build) has no AVX-512F path");
+    forced_path = 3;
   } else {
-    throw ValueError("simd path must be 'auto', 'portable' or 'avx2+fma', got '" + path + "'");
+    throw ValueError("simd path must be 'auto', 'portable', 'avx2+fma' or 'avx512f', got '" + path +
+                     "'");
   }
 }
 

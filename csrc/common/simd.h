@@ -14,18 +14,22 @@ bool cpu_has_avx2_fma();
 // force_simd_path() chose otherwise.
 bool use_avx2_fma();
 
-// True when kernels that also have an AVX-512F variant (the 2-D ones) should
-// take it: the CPU has AVX-512F (with AVX2 and FMA) and no path was forced, so
-// forcing "avx2+fma" or "portable" still reaches those paths in tests.
-// simd_path() keeps naming the AVX2/portable choice.
+// True when the CPU has AVX-512F (besides AVX2 and FMA) and the build
+// compiled the AVX-512 kernels.
+bool cpu_has_avx512f();
+
+// True when kernels that also have an AVX-512F variant should take it: the
+// CPU has AVX-512F and the path is detected ("auto") or pinned to "avx512f";
+// pinning "avx2+fma" or "portable" keeps them off it.
 bool use_avx512f();
 
-// "avx2+fma" or "portable": the path kernels take now.
+// "avx512f", "avx2+fma" or "portable": the path kernels take now.
 const char* simd_path();
 
-// Force a path ("portable", "avx2+fma") or go back to detection ("auto"), so
-// tests can check both paths on one machine. ValueError for an unknown name or
-// an AVX2 request on a CPU without it.
+// Pin a path ("portable", "avx2+fma", "avx512f") or go back to detection
+// ("auto"), so that one machine can run (test, measure) every path it has;
+// python/deepret/_backend.py pins DEEPRET_SIMD's choice at import.
+// ValueError for an unknown name or a path this CPU (or build) lacks.
 void force_simd_path(const std::string& path);
 
 }  // namespace deepret

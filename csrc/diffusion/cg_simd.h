@@ -8,9 +8,11 @@
 // Vectors are stored in panels: the m columns are cut into panels of K
 // columns (K * sizeof(T) <= 64 bytes, one cache line), and a panel holds its
 // n rows contiguously, [n, K]. The product gathers one line per nonzero and
-// the panel (n * 64 bytes: 6.4 MB at n = 10^5) stays in the last-level cache,
-// where the gathers of all 64 columns at once (25.6 MB, plus the streams of
-// the other vectors) went to memory.
+// the panel (n * 64 bytes: 6.4 MB at n = 10^5) may stay in the last-level
+// cache, where the gathers of all 64 columns at once (25.6 MB, plus the
+// streams of the other vectors) went to memory. Where it does not (a VM's
+// share of a shared L3 can be a few MB) the gathers miss, and the product
+// prefetches them in software (gather_row's `ahead`).
 #ifndef DEEPRET_SIMD_NS
 #error "define DEEPRET_SIMD_NS before including cg_simd.h"
 #endif
@@ -28,6 +30,15 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace deepret::diffusion::DEEPRET_SIMD_NS {
+
+// The widest vector register of this translation unit's instruction set.
+#if defined(__AVX512F__)
+constexpr int kNativeBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kNativeBytes = 32;
+#else
+constexpr int kNativeBytes = 16;
+#endif
 
 // One row of a panel as a vector of K values (split by the compiler into
 // the widest registers of this translation unit), with a double twin for the
@@ -60,9 +71,21 @@ struct Cols<T, 1> {
   static void add_to(double* out, D x) { *out += x; }
 };
 
+// Asks for the line of x that the entry `ahead` entries on will gather
+// (entries are read in storage order, across rows), where that entry lies
+// before `limit`.
+template <class T, class I>
+inline void prefetch_gather(const Csr<T, I>& w, const T* x, index_t ld, I e, index_t ahead,
+                            I limit) {
+  if (e + ahead < limit) __builtin_prefetch(x + index_t(w.indices[e + ahead]) * ld);
+}
+
 // The sum of w_ij x_j over row i's nonzeros, x_j the K values at x + j * ld.
+// With ahead > 0, each entry first prefetches the row of x gathered `ahead`
+// entries later (up to entry `limit`, the end of the caller's rows).
 template <class T, class I, int K>
-inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t ld, index_t i) {
+inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t ld, index_t i,
+                                         index_t ahead, I limit) {
   using C = Cols<T, K>;
   using V = typename C::V;
   if constexpr (K == 1) {
@@ -70,23 +93,58 @@ inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t
     // chains it turns into emulated vector gathers and shuffles, measured
     // slower); the rows' chains overlap in the out-of-order core.
     V sum = V{};
-    for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e)
+    for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
+      if (ahead > 0) prefetch_gather(w, x, ld, e, ahead, limit);
       sum += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+    }
     return sum;
   } else {
-    // Four accumulators: the fused multiply-adds of one row do not wait on
-    // each other's latency.
-    V acc0 = V{}, acc1 = V{}, acc2 = V{}, acc3 = V{};
+    // Four accumulators, each as native-width pieces (kNativeBytes): the
+    // fused multiply-adds of one row do not wait on each other's latency,
+    // and the sums stay in registers (a 64-byte V accumulated whole was
+    // moved through the stack and general registers after every entry by
+    // the AVX2 build). Each lane is summed in the same order either way.
+    constexpr int bytes = int(K * sizeof(T)) < kNativeBytes ? int(K * sizeof(T)) : kNativeBytes;
+    constexpr int lanes = bytes / int(sizeof(T)), pieces = K / lanes;
+    typedef T N __attribute__((vector_size(bytes)));
+    auto load = [](const T* p) {
+      N v;
+      std::memcpy(&v, p, sizeof(N));
+      return v;
+    };
+    N acc0[pieces] = {}, acc1[pieces] = {}, acc2[pieces] = {}, acc3[pieces] = {};
     I e = w.indptr[i];
     const I end = w.indptr[i + 1];
     for (; e + 3 < end; e += 4) {
-      acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
-      acc1 += w.data[e + 1] * C::load(x + index_t(w.indices[e + 1]) * ld);
-      acc2 += w.data[e + 2] * C::load(x + index_t(w.indices[e + 2]) * ld);
-      acc3 += w.data[e + 3] * C::load(x + index_t(w.indices[e + 3]) * ld);
+      if (ahead > 0) {
+        prefetch_gather(w, x, ld, e, ahead, limit);
+        prefetch_gather(w, x, ld, e + 1, ahead, limit);
+        prefetch_gather(w, x, ld, e + 2, ahead, limit);
+        prefetch_gather(w, x, ld, e + 3, ahead, limit);
+      }
+      const T* x0 = x + index_t(w.indices[e]) * ld;
+      const T* x1 = x + index_t(w.indices[e + 1]) * ld;
+      const T* x2 = x + index_t(w.indices[e + 2]) * ld;
+      const T* x3 = x + index_t(w.indices[e + 3]) * ld;
+      const T w0 = w.data[e], w1 = w.data[e + 1], w2 = w.data[e + 2], w3 = w.data[e + 3];
+      for (int s = 0; s < pieces; ++s) {
+        acc0[s] += w0 * load(x0 + s * lanes);
+        acc1[s] += w1 * load(x1 + s * lanes);
+        acc2[s] += w2 * load(x2 + s * lanes);
+        acc3[s] += w3 * load(x3 + s * lanes);
+      }
     }
-    for (; e < end; ++e) acc0 += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
-    return (acc0 + acc1) + (acc2 + acc3);
+    for (; e < end; ++e) {
+      if (ahead > 0) prefetch_gather(w, x, ld, e, ahead, limit);
+      const T* xe = x + index_t(w.indices[e]) * ld;
+      for (int s = 0; s < pieces; ++s) acc0[s] += w.data[e] * load(xe + s * lanes);
+    }
+    T out[K];
+    for (int s = 0; s < pieces; ++s) {
+      const N piece = (acc0[s] + acc1[s]) + (acc2[s] + acc3[s]);
+      std::memcpy(out + s * lanes, &piece, sizeof(N));
+    }
+    return C::load(out);
   }
 }
 
@@ -99,17 +157,16 @@ void panel_product(const Csr<T, I>& w, T alpha,
                    const T* r,  // [n, K]
                    T* q,        // [n, K] out
                    index_t lo, index_t hi,
-                   double* dots)  // [3, K] in/out
+                   index_t ahead,  // gathers prefetched this many entries ahead (0: none)
+                   double* dots)   // [3, K] in/out
 {
   using C = Cols<T, K>;
   using V = typename C::V;
   using D = typename C::D;
-  // No software prefetch: the gathered rows are independent loads, and the
-  // out-of-order core keeps enough of them in flight (measured: prefetching
-  // the row 16 or 32 nonzeros ahead was slower).
+  const I limit = w.indptr[hi];
   D pq = D{}, rq = D{}, qq = D{};
   for (index_t i = lo; i < hi; ++i) {
-    const V sum = gather_row<T, I, K>(w, p, K, i);
+    const V sum = gather_row<T, I, K>(w, p, K, i, ahead, limit);
     const V self = C::load(p + i * K);
     const V out = self - alpha * sum;
     C::store(q + i * K, out);
@@ -124,11 +181,14 @@ void panel_product(const Csr<T, I>& w, T alpha,
 }
 
 // y = W x on rows [lo, hi) for K columns of row-major x and y (row strides
-// ldx, ldy; x and y point at the block's first column).
+// ldx, ldy; x and y point at the block's first column); `ahead` as in
+// gather_row.
 template <class T, class I, int K>
 void block_product(const Csr<T, I>& w, const T* x, index_t ldx, T* y, index_t ldy, index_t lo,
-                   index_t hi) {
-  for (index_t i = lo; i < hi; ++i) Cols<T, K>::store(y + i * ldy, gather_row<T, I, K>(w, x, ldx, i));
+                   index_t hi, index_t ahead) {
+  const I limit = w.indptr[hi];
+  for (index_t i = lo; i < hi; ++i)
+    Cols<T, K>::store(y + i * ldy, gather_row<T, I, K>(w, x, ldx, i, ahead, limit));
 }
 
 // The vector updates of one CG iteration and the next direction, on rows
@@ -171,6 +231,48 @@ void panel_update(const T* a,     // [K] step per column (0: column stopped)
   else
     rows(std::false_type{});
   C::add_to(rho, sum);
+}
+
+// |y - (I - alpha W) f|^2 per column of one panel of f on rows [lo, hi),
+// the product summed in double, added to partial[0 .. K) (cg_cpu.cpp's true
+// residual; panel row i is row order[i] of y when there is an order). Sums in
+// native-width pieces of doubles, as gather_row; rows of f prefetched
+// `ahead` entries on.
+template <class T, class I, int K>
+void residual_rows(const Csr<T, I>& w, double alpha,
+                   const T* f,  // [n, K]
+                   const T* y,  // [n, m] the caller's, row-major
+                   index_t m, index_t c0,
+                   const I* order,  // [n] or nullptr
+                   index_t lo, index_t hi, index_t ahead,
+                   double* partial)  // [K] in/out
+{
+  constexpr int lanes = (K * 8 < kNativeBytes ? K * 8 : kNativeBytes) / 8;  // doubles a piece
+  constexpr int pieces = K / lanes;
+  typedef double N __attribute__((vector_size(lanes * 8)));
+  typedef T H __attribute__((vector_size(lanes * sizeof(T))));
+  const I limit = w.indptr[hi];
+  for (index_t i = lo; i < hi; ++i) {
+    N wf[pieces] = {};
+    for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
+      if (ahead > 0) prefetch_gather(w, f, K, e, ahead, limit);
+      const double value = double(w.data[e]);
+      const T* fj = f + index_t(w.indices[e]) * K;
+      for (int s = 0; s < pieces; ++s) {
+        H h;
+        std::memcpy(&h, fj + s * lanes, sizeof(H));
+        wf[s] += value * __builtin_convertvector(h, N);
+      }
+    }
+    double sums[K];
+    for (int s = 0; s < pieces; ++s) std::memcpy(sums + s * lanes, &wf[s], sizeof(N));
+    const T* row = y + (order ? index_t(order[i]) : i) * m + c0;
+    const index_t columns = K < m - c0 ? K : m - c0;
+    for (index_t c = 0; c < columns; ++c) {
+      const double e = double(row[c]) - (double(f[i * K + c]) - alpha * sums[c]);
+      partial[c] += e * e;
+    }
+  }
 }
 
 }  // namespace deepret::diffusion::DEEPRET_SIMD_NS

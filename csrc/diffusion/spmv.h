@@ -22,7 +22,8 @@ struct Csr {
 // (16 float32, 8 float64; cg_simd.h's block_product), each block of X first
 // copied into a contiguous panel: the lines gathered for one block (6.4 MB
 // at n = 10^5) stay in the last-level cache where whole rows of 64 columns
-// (25.6 MB) would not. Leftover columns one by one.
+// (25.6 MB) would not, and are prefetched in software where they miss it
+// anyway (cg_cpu.cpp's kGatherAhead). Leftover columns one by one.
 template <class T, class I>
 void spmm(const Csr<T, I>& w, const T* x, index_t m, T* y, int num_threads);
 

@@ -7,6 +7,8 @@ statically and only talks to the driver when a CUDA function is called.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Optional
 
@@ -110,14 +112,32 @@ def array_module(function: str, *arrays: Any, engine: bool = True) -> Any:
 
 
 def simd_path() -> str:
-    """The SIMD path the CPU kernels take on this machine.
+    """The SIMD path the CPU kernels take: 'avx512f' (AVX-512F kernels in the
+    families that have them, AVX2+FMA in the others), 'avx2+fma' or
+    'portable'.
+
+    Detected from the CPU unless the environment variable ``DEEPRET_SIMD``
+    pinned a path when deepret was imported (as numpy's
+    ``NPY_DISABLE_CPU_FEATURES`` or OpenBLAS's ``OPENBLAS_CORETYPE`` pin
+    theirs), so that one machine can run and measure every path it has:
+
+    - ``DEEPRET_SIMD=auto`` (or unset, or empty): detect;
+    - ``portable``: the baseline x86-64 (SSE2) kernels, on any CPU;
+    - ``avx2`` (or ``avx2+fma``): the AVX2+FMA kernels, also on an AVX-512 CPU;
+    - ``avx512`` (or ``avx512f``): the AVX-512F kernels where a family has
+      them, AVX2+FMA elsewhere.
+
+    Case and surrounding spaces do not matter. An unknown value, or a path
+    this CPU (or build) lacks, makes ``import deepret`` raise RuntimeError
+    naming the value and the paths available, as numpy does for a CPU
+    feature the machine lacks: a pin exists to measure or reproduce one
+    path, and falling back silently would report another path's numbers
+    under its name. Unset the variable (or use ``auto``) to run anywhere.
 
     Returns
     -------
     str
-        ``'avx512f'`` (AVX-512F kernels in the families that have them:
-        2-D convolution, kNN, diffusion, EGM; AVX2+FMA in the others),
-        ``'avx2+fma'`` or ``'portable'``; chosen once at import from the CPU.
+        ``'avx512f'``, ``'avx2+fma'`` or ``'portable'``.
 
     See Also
     --------
@@ -130,6 +150,37 @@ def simd_path() -> str:
     True
     """
     return _core.simd_path()
+
+
+# DEEPRET_SIMD's values -> the engine's path names.
+_SIMD_NAMES = {"auto": "auto", "portable": "portable", "avx2": "avx2+fma",
+               "avx2+fma": "avx2+fma", "avx512": "avx512f", "avx512f": "avx512f"}
+
+
+def supported_simd_paths() -> list[str]:
+    """The DEEPRET_SIMD values that pin a path this CPU and build have, from
+    the narrowest: 'portable', then 'avx2' and 'avx512' where present."""
+    return (["portable"] + (["avx2"] if _core.cpu_has_avx2_fma() else [])
+            + (["avx512"] if _core.cpu_has_avx512f() else []))
+
+
+def pin_simd_from_environment(environ: Mapping[str, str] = os.environ) -> None:
+    """Pin the path DEEPRET_SIMD names (see simd_path); RuntimeError for an
+    unknown value or a path this CPU lacks. Called once at import."""
+    raw = environ.get("DEEPRET_SIMD")
+    value = (raw or "").strip().lower() or "auto"
+    supported = ", ".join(["auto"] + supported_simd_paths())
+    if value not in _SIMD_NAMES:
+        raise RuntimeError(f"DEEPRET_SIMD={raw!r} is not a SIMD path deepret knows: use one of "
+                           f"{supported} (the paths this CPU has), or unset it")
+    try:
+        _core._force_simd_path(_SIMD_NAMES[value])
+    except ValueError:
+        raise RuntimeError(f"DEEPRET_SIMD={raw!r} asks for a path this CPU (or build) lacks: it "
+                           f"has {supported}; unset DEEPRET_SIMD (or use auto) to detect") from None
+
+
+pin_simd_from_environment()
 
 
 def threads_arg(num_threads: Optional[int]) -> int:
