@@ -260,8 +260,8 @@ def test_concurrent_callers_and_fork():
 # Widths cover a row narrower than one vector (7), one to four vectors and
 # wider (tiles of 2 rows x 4 vectors plus a rest), odd and even padding at
 # stride 2; pointwise pixel counts leave 0, 1 to 4 (the dot-product tile)
-# and more pixels past the last 16-pixel strip, with reductions deeper than
-# one block (K > 256).
+# and more pixels past the last strip, output channel counts that suit
+# either tile family, and reductions deeper than one block (K > 256).
 MOBILE_LAYERS = [
     (1, 8, 7, 7, 8, 3, 1, 1, 1, 8),          # depthwise 3x3 on 7x7
     (2, 6, 14, 14, 6, 5, 1, 2, 1, 6),        # depthwise 5x5, 14x14
@@ -287,7 +287,10 @@ MOBILE_LAYERS = [
     (1, 520, 3, 5, 13, 1, 1, 0, 1, 1),       # three blocks, fifteen pixels
     (1, 16, 16, 16, 24, 1, 1, 0, 1, 1),      # whole strips only
     (1, 12, 9, 11, 18, 1, 1, 0, 1, 3),       # grouped pointwise, 99 pixels
-    (3, 32, 5, 5, 7, 1, 1, 0, 1, 1),         # 25 pixels: a 9-pixel strip
+    (3, 32, 5, 5, 7, 1, 1, 0, 1, 1),         # 25 pixels: one past a strip
+    (1, 10, 5, 6, 8, 1, 1, 0, 1, 1),         # 30 pixels: a one-vector rest (4-row tiles)
+    (1, 10, 1, 23, 6, 1, 1, 0, 1, 1),        # 23 pixels, 6 channels (6-row tiles)
+    (1, 3, 11, 90, 6, 3, 2, 1, 1, 1),        # stem rows of 45 pixels, 6 channels
 ]
 
 

@@ -142,6 +142,46 @@ struct RowCopy {
   }
 };
 
+// The tile family for `rows` output channels by `width` pixels (pointwise:
+// all of P; stems: one output row): the one that leaves the fewest lanes
+// idle, narrow tiles weighted by their lower speed. MobileNet/EfficientNet
+// channel counts are multiples of 8 and their rows of pixels of 7 or 16,
+// which the 4-row family with 24-pixel tiles covers without idle lanes.
+struct Tiling {
+  int family;
+  index_t mr, nr;  // rows and pixels of the widest tile
+};
+
+// Speed of a tile with this many accumulators relative to the widest ones
+// (measured on a Zen 3 core, data in L1: FMA latency needs 8 or more).
+double tile_speed(index_t accumulators) {
+  return accumulators >= 12 ? 1.0 : accumulators >= 8 ? 0.85 : accumulators >= 6 ? 0.75 : 0.55;
+}
+
+template <class T>
+Tiling choose_tiling(const DirectKernels<T>& k, index_t rows, index_t width, bool dot_rest) {
+  const index_t L = k.lanes;
+  Tiling best{0, 0, 0};
+  double best_cost = 0;
+  for (int f = 0; f < direct::kFamilies; ++f) {
+    const direct::DirectFamily<T>& fam = k.family[f];
+    const index_t mr = fam.mr, nr = fam.max_nv * L, rest = width % nr;
+    double cols = double(width / nr * nr) / tile_speed(mr * fam.max_nv);
+    if (rest > 0 && dot_rest && rest <= direct::kDotColumns) {
+      cols += double(rest) / 0.7;  // dot products along k: about 70 % of a wide tile
+    } else if (rest > 0) {
+      const index_t nv = (rest + L - 1) / L;
+      cols += double(nv * L) / tile_speed(mr * nv);
+    }
+    const double cost = double((rows + mr - 1) / mr * mr) * cols;
+    if (f == 0 || cost < best_cost) {
+      best = Tiling{f, mr, nr};
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
 // ------------------------------------------------------------------ depthwise
 // Tasks: (image, output channel, band of output rows). Each copies the rows
 // of its input plane the band reads, then runs R-row tiles across them.
@@ -220,8 +260,10 @@ template <class T>
 void few_channels(const T* input, const T* weight, const T* bias, T* out, const Conv2dShape& s,
                   int num_threads) {
   const DirectKernels<T>& k = kernels<T>();
-  const index_t L = k.lanes, MR = k.mr, NR = k.nv * L;
-  const index_t G = s.groups, cg = s.c / G, og = s.o / G, P = s.oh * s.ow;
+  const index_t L = k.lanes, G = s.groups, cg = s.c / G, og = s.o / G, P = s.oh * s.ow;
+  const Tiling tiling = choose_tiling(k, og, s.ow, false);
+  const direct::DirectFamily<T>& fam = k.family[tiling.family];
+  const index_t MR = tiling.mr, NR = tiling.nr;
   const index_t K = cg * s.kh * s.kw, ob_count = (og + MR - 1) / MR;
 
   const Rows rows(s, round_up(s.ow, NR), L);
@@ -268,7 +310,7 @@ void few_channels(const T* input, const T* weight, const T* bias, T* out, const 
         const T* src = copy.data + (y - y0) * s.sh * rows.pitch;
         for (index_t x = 0; x < s.ow; x += NR) {
           const int cols = static_cast<int>(std::min(NR, s.ow - x));
-          const direct::DirectTileFn<T> tile = cols <= L ? k.packed_narrow : k.packed;
+          const direct::DirectTileFn<T> tile = fam.packed[(cols + L - 1) / L - 1];
           for (index_t ob = 0; ob < ob_count; ++ob) {
             const index_t o = g * og + ob * MR;
             tile(K, a_pack.data() + (g * ob_count + ob) * K * MR, MR, src + x, offsets.data(),
@@ -292,8 +334,10 @@ template <class T>
 void pointwise(const T* input, const T* weight, const T* bias, T* out, const Conv2dShape& s,
                int num_threads) {
   const DirectKernels<T>& k = kernels<T>();
-  const index_t L = k.lanes, MR = k.mr, NR = k.nv * L;
-  const index_t G = s.groups, K = s.c / G, og = s.o / G, P = s.oh * s.ow;
+  const index_t L = k.lanes, G = s.groups, K = s.c / G, og = s.o / G, P = s.oh * s.ow;
+  const Tiling tiling = choose_tiling(k, og, P, true);
+  const direct::DirectFamily<T>& fam = k.family[tiling.family];
+  const index_t MR = tiling.mr, NR = tiling.nr;
   const index_t ob_count = (og + MR - 1) / MR, strips = (P + NR - 1) / NR;
   const int threads = conv2d_threads(num_threads, 2 * s.n * s.o * K * P);
   // A task's B (kc x its pixels) stays in L2 while the weight blocks pass.
@@ -354,7 +398,7 @@ void pointwise(const T* input, const T* weight, const T* bias, T* out, const Con
           if (cols < NR && dot)
             return k.dot[cols - 1](kc, weight + o * K + k0, K, tail, c, P, rows_here, k0 > 0, init);
           const bool padded = cols < NR;
-          (cols <= L ? k.rows_narrow : k.rows)(
+          fam.rows[(cols + L - 1) / L - 1](
               kc, weight + o * K + k0, K, padded ? tail : x + k0 * P + p0,
               offsets.data() + (padded ? kc_max : 0), c, P, rows_here, cols, k0 > 0, init, 0);
         };

@@ -43,13 +43,26 @@ constexpr int kDwTaps[kDwTapCounts] = {9, 25, 0};
 // run as dot products along the reduction.
 constexpr int kDotColumns = 4;
 
+// Direct tiles come in families of one row count (output channels) and 1 to
+// kMaxNV vectors of pixels: the widest for the body of a row of pixels, a
+// narrower one for its rest. Two families per instruction set, so that the
+// channel counts of a layer can be covered without idle rows (see
+// conv2d_direct_cpu.cpp's choice).
+constexpr int kMaxNV = 3;
+constexpr int kFamilies = 2;
+
+template <class T>
+struct DirectFamily {
+  int mr;      // output channels per tile
+  int max_nv;  // widest tile, in vectors
+  DirectTileFn<T> packed[kMaxNV];  // [nv - 1], A packed [kc, mr]
+  DirectTileFn<T> rows[kMaxNV];    // [nv - 1], A as rows of stride lda
+};
+
 template <class T>
 struct DirectKernels {
   int lanes;  // elements of T per vector
-  int mr;     // output channels per direct tile
-  int nv;     // vectors of pixels per direct tile (the narrow ones: 1)
-  DirectTileFn<T> packed, packed_narrow;  // A packed [kc, mr]
-  DirectTileFn<T> rows, rows_narrow;      // A as rows of stride lda
+  DirectFamily<T> family[kFamilies];
   DepthwiseTileFn<T> depthwise[kDwShapes][kDwTapCounts];
   CopyRowsFn<T> copy_rows;  // the input part of a row copy
   DotTileFn<T> dot[kDotColumns];  // 1 to kDotColumns pixel columns as dot products
