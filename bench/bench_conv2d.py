@@ -7,9 +7,15 @@ flipped kernel, BORDER_CONSTANT: the same output) and scipy.signal.fftconvolve.
 Every contender is checked against scipy.signal.convolve2d before timing;
 flops = 2 * H * W * k * k for all of them.
 
-conv2d: the issue's CNN layers at N = 1 and N = 8, float32, against
-torch.nn.functional.conv2d (oneDNN on the CPU; skipped without torch), checked
-against torch in float64; flops = 2 * N * O * C/groups * kH * kW * oH * oW.
+conv2d: the classic CNN layers of issue #3 (LeNet, AlexNet, VGG16) and the
+distinct layers of MobileNetV2 and EfficientNet-Lite0 at 224x224 (issue #14:
+stem, depthwise 3x3/5x5 at stride 1 and 2, pointwise expand/project down to
+7x7) at N = 1 and N = 8, float32, against torch.nn.functional.conv2d (oneDNN
+on the CPU; skipped without torch) with the same thread count
+(torch.set_num_threads), checked against torch in float64 before timing;
+flops = 2 * N * O * C/groups * kH * kW * oH * oW, bytes = the compulsory
+float32 traffic. A numpy copy of an L3-sized array gives the bandwidth the
+report sets the memory-bound layers against.
 
 Every contender gets the same thread count (DEEPRET_THREADS); the report
 (bench/report_conv2d.py) reads `kind`, `contender` and `flops` from extra_info.
@@ -33,8 +39,8 @@ IMAGE = 2048
 KERNELS = (3, 7, 15)
 TOLERANCE = {"direct": 1e-4, "fft": 1e-3}
 
-# name: (C, H, W, O, k, stride, padding, groups)
-LAYERS = {
+# name: (C, H, W, O, k, stride, padding, groups). The classic list of issue #3.
+CLASSIC_LAYERS = {
     "LeNet conv1": (1, 32, 32, 6, 5, 1, 0, 1),
     "LeNet conv2": (6, 14, 14, 16, 5, 1, 0, 1),
     "AlexNet conv1": (3, 227, 227, 96, 11, 4, 0, 1),
@@ -44,7 +50,65 @@ LAYERS = {
     "VGG16 conv4": (512, 28, 28, 512, 3, 1, 1, 1),
     "depthwise 3x3": (144, 56, 56, 144, 3, 1, 1, 144),
 }
+
+# Inverted-residual blocks as published, (expansion t, kernel k, output
+# channels c, repeats n, first stride s): MobileNetV2 (Sandler et al. 2018,
+# table 2) and EfficientNet-Lite0 (EfficientNet-B0's blocks without
+# squeeze-excitation; stem and head as B0's). Both: a 3x3 stride-2 stem
+# 3 -> 32 at 224x224, a 1x1 head 320 -> 1280 at 7x7.
+NETWORK_BLOCKS = {
+    "MobileNetV2": [(1, 3, 16, 1, 1), (6, 3, 24, 2, 2), (6, 3, 32, 3, 2), (6, 3, 64, 4, 2),
+                    (6, 3, 96, 3, 1), (6, 3, 160, 3, 2), (6, 3, 320, 1, 1)],
+    "EfficientNet-Lite0": [(1, 3, 16, 1, 1), (6, 3, 24, 2, 2), (6, 5, 40, 2, 2), (6, 3, 80, 3, 2),
+                           (6, 5, 112, 3, 1), (6, 5, 192, 4, 2), (6, 3, 320, 1, 1)],
+}
+
+
+def network_layers(blocks, image=224, stem=32, head=1280):
+    """The distinct conv layers of a network, in order: {shape: name}. Padding
+    k // 2 (torch's implementations); a repeated block's layers appear once."""
+    layers = {(3, image, image, stem, 3, 2, 1, 1): f"stem 3>{stem} 3x3 s2 @{image}"}
+    cin, size = stem, image // 2
+    for t, k, cout, repeats, first_stride in blocks:
+        for i in range(repeats):
+            stride, hidden = (first_stride if i == 0 else 1), cin * t
+            if t != 1:
+                layers.setdefault((cin, size, size, hidden, 1, 1, 0, 1), f"expand 1x1 {cin}>{hidden} @{size}")
+            layers.setdefault((hidden, size, size, hidden, k, stride, k // 2, hidden),
+                              f"dw {k}x{k} s{stride} {hidden} @{size}")
+            size //= stride
+            layers.setdefault((hidden, size, size, cout, 1, 1, 0, 1), f"project 1x1 {hidden}>{cout} @{size}")
+            cin = cout
+    layers.setdefault((cin, size, size, head, 1, 1, 0, 1), f"head 1x1 {cin}>{head} @{size}")
+    return layers
+
+
+# Each shape is timed once; NETWORKS lists the layer names of each network
+# (the shapes both networks share appear in both lists).
+MOBILE_LAYERS, NETWORKS = {}, {}
+for _net, _blocks in NETWORK_BLOCKS.items():
+    NETWORKS[_net] = []
+    for _shape, _name in network_layers(_blocks).items():
+        _known = next((n for n, s in MOBILE_LAYERS.items() if s == _shape), None)
+        if _known is None:
+            _known = _name
+            MOBILE_LAYERS[_known] = _shape
+        NETWORKS[_net].append(_known)
+
+LAYERS = {**CLASSIC_LAYERS, **MOBILE_LAYERS}
 BATCHES = (1, 8)
+
+
+def layer_family(name: str) -> str:
+    """"classic" (issue #3's targets) or "mobile" (issue #14's)."""
+    return "classic" if name in CLASSIC_LAYERS else "mobile"
+
+
+def layer_bytes(name: str, n: int) -> int:
+    """The compulsory float32 traffic: input, weight, bias read once, output written once."""
+    c, h, w, o, k, stride, padding, groups = LAYERS[name]
+    oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    return 4 * (n * c * h * w + o * (c // groups) * k * k + o + n * o * oh * ow)
 
 
 # ---------------------------------------------------------------- convolve2d
@@ -218,6 +282,9 @@ LAYER_CONTENDERS = {"deepret": (_l_deepret, DEEPRET_THREADS), "torch (oneDNN)": 
 def test_conv2d(benchmark, layer, n, contender):
     if _torch() is None:
         pytest.skip("torch is not installed: no reference for conv2d")
+    if benchmark.disabled and layer_family(layer) == "mobile" and (n != 1 or contender not in ("deepret", "torch (oneDNN)")):
+        # The smoke run (CI) checks every mobile layer once, at N = 1; the timed run does the rest.
+        pytest.skip("smoke run: mobile layers at N = 1, deepret and torch only")
     x, weight, bias = layer_data(layer, n)
     benchmark.group = f"conv2d {layer} N={n} float32"
     factory, threads = LAYER_CONTENDERS[contender]
@@ -225,10 +292,30 @@ def test_conv2d(benchmark, layer, n, contender):
         run_timed(benchmark, factory(layer, n, x, weight, bias),
                   check=layer_check(layer, n), contender=contender, ours=contender == "deepret",
                   device="cpu", kind="conv2d", layer=layer, n=n, dtype="float32",
-                  flops=layer_flops(layer, n), threads=threads)
+                  flops=layer_flops(layer, n), bytes=layer_bytes(layer, n), threads=threads,
+                  family=layer_family(layer),
+                  networks=[net for net, names in NETWORKS.items() if layer in names],
+                  shape=list(LAYERS[layer]))
     finally:
         if _torch() is not None:
             _torch().set_num_threads(DEEPRET_THREADS)
+
+
+COPY_BYTES = 8 << 20  # in L3 (32 MiB on the Zen 3 this was tuned on), like the layers' data
+
+
+def test_conv2d_copy_bandwidth(benchmark):
+    """The bandwidth a memory-bound layer can hope for: numpy copying an
+    array about the size of the larger layers' data (read + write counted)."""
+    source = np.ones(COPY_BYTES // 4, np.float32)
+    target = np.empty_like(source)
+
+    def check(_):
+        assert target[0] == target[-1] == 1.0
+        return 0.0
+    benchmark.group = f"conv2d memory bandwidth: numpy copy {COPY_BYTES >> 20} MiB"
+    run_timed(benchmark, lambda: np.copyto(target, source), check=check, contender="numpy copyto",
+              ours=False, device="cpu", kind="conv2d-copy", bytes=2 * COPY_BYTES, threads=1)
 
 
 # ----------------------------------------------------------------------- GPU
@@ -256,7 +343,7 @@ def test_gpu_convolve2d(benchmark, cupy_device, k, contender):
 @pytest.mark.gpu
 @pytest.mark.parametrize("contender", ["deepret", "torch (cuDNN)"])
 @pytest.mark.parametrize("n", BATCHES, ids=lambda n: f"N{n}")
-@pytest.mark.parametrize("layer", list(LAYERS))
+@pytest.mark.parametrize("layer", list(CLASSIC_LAYERS))
 def test_gpu_conv2d(benchmark, cupy_device, layer, n, contender):
     cp, gpu_name = cupy_device
     c, h, w, o, k, stride, padding, groups = LAYERS[layer]

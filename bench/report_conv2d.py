@@ -1,10 +1,15 @@
 """The convolve2d / conv2d part of bench/RESULTS.md (called from report.py).
 
 Reads the pytest-benchmark entries of bench_conv2d.py (extra_info kind
-"convolve2d" or "conv2d") and renders the acceptance tables of issue #3:
-convolve2d against cv2.filter2D (>= 1.0x) and scipy.signal.convolve2d
-(>= 20x); conv2d against torch (geometric mean >= 0.8x, no layer below
-0.5x) and the large VGG layers' share of numpy's matmul GFLOP/s (>= 60 %).
+"convolve2d", "conv2d" or "conv2d-copy") and renders the acceptance tables
+of issue #3: convolve2d against cv2.filter2D (>= 1.0x) and
+scipy.signal.convolve2d (>= 20x); conv2d on the classic layers against torch
+(geometric mean >= 0.8x, no layer below 0.5x) and the large VGG layers'
+share of numpy's matmul GFLOP/s (>= 60 %); and those of issue #14: conv2d on
+the layers of MobileNetV2 and EfficientNet-Lite0 against torch (per network
+and batch size: geometric mean >= 1.0x, no layer below 0.7x), each layer's
+distance from its limit (the matmul peak, or its compulsory bytes at the
+copy bandwidth measured in the same run, whichever is lower).
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-KINDS = ("convolve2d", "conv2d")
+KINDS = ("convolve2d", "conv2d", "conv2d-copy")
 OURS = "deepret"
 CV2, SCIPY = "cv2.filter2D", "scipy.signal.convolve2d"
 CV2_TARGET, SCIPY_TARGET = 1.0, 20.0
 GEOMEAN_TARGET, FLOOR_TARGET, MATMUL_SHARE_TARGET = 0.8, 0.5, 0.6
+MOBILE_GEOMEAN_TARGET, MOBILE_FLOOR_TARGET = 1.0, 0.7
 LARGE_VGG = ("VGG16 conv1_2", "VGG16 conv3", "VGG16 conv4")
 
 
@@ -48,13 +54,17 @@ def _table(header, rows):
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def _cases(benches, kind, key):
+def _cases(benches, kind, key, family=None):
     cases = defaultdict(dict)
     for b in benches:
         e = b["extra_info"]
-        if e.get("kind") == kind:
+        if e.get("kind") == kind and (family is None or e.get("family", "classic") == family):
             cases[key(e)][e["contender"]] = b
     return cases
+
+
+def _geomean(ratios):
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
 
 
 def convolve2d_lines(benches, peer_names=(CV2, SCIPY)):
@@ -84,7 +94,7 @@ def convolve2d_lines(benches, peer_names=(CV2, SCIPY)):
 
 
 def conv2d_lines(benches, peak, peer="torch (oneDNN)"):
-    cases = _cases(benches, "conv2d", lambda e: (e["layer"], e["n"]))
+    cases = _cases(benches, "conv2d", lambda e: (e["layer"], e["n"]), "classic")
     if not cases:
         return []
     lines = ["", f"### conv2d float32 against {peer} (targets: geometric mean ≥ {GEOMEAN_TARGET:g}x, "
@@ -112,7 +122,7 @@ def conv2d_lines(benches, peak, peer="torch (oneDNN)"):
     lines += _table(["layer", "N", "deepret", "GFLOP/s", peer, "GFLOP/s", "speed-up", "% of matmul",
                      "speed-up, both 1 thread"], rows)
     if ratios:
-        geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        geomean = _geomean(ratios)
         worst = min(ratios)
         lines += ["", f"- Geometric mean speed-up over {peer}: **{geomean:.2f}x** "
                   f"({'PASS' if geomean >= GEOMEAN_TARGET else 'FAIL'}); slowest layer "
@@ -122,19 +132,85 @@ def conv2d_lines(benches, peak, peer="torch (oneDNN)"):
     return lines
 
 
+def _shape_cell(e) -> str:
+    c, h, w, o, k, stride, padding, groups = e["shape"]
+    kind = "depthwise" if groups == c and c > 1 else f"{c}→{o}"
+    return f"{kind}, {k}×{k}, s{stride}, {h}×{w}"
+
+
+def mobile_lines(benches, peak, bandwidth, peer="torch (oneDNN)"):
+    """Issue #14: the MobileNetV2 / EfficientNet-Lite0 layers, one table per
+    batch size, then each network's geometric mean and slowest layer."""
+    cases = _cases(benches, "conv2d", lambda e: (e["layer"], e["n"]), "mobile")
+    if not cases:
+        return []
+    lines = ["", f"### conv2d float32 on MobileNetV2 and EfficientNet-Lite0 layers (224×224) against {peer} "
+             f"(targets per network and N: geometric mean ≥ {MOBILE_GEOMEAN_TARGET:g}x, every layer ≥ "
+             f"{MOBILE_FLOOR_TARGET:g}x)", "",
+             "flop/B: the layer's flops over its compulsory traffic (input, weights and bias read once, "
+             "output written once, float32). limit: the lower of the matmul peak and flop/B × the copy "
+             "bandwidth of the same run; '% of limit' is deepret's GFLOP/s against it."]
+    if bandwidth:
+        lines.append(f"Copy bandwidth in this run: {bandwidth:.1f} GB/s (numpy copy, one thread, "
+                     "an L3-sized array).")
+    ratios = defaultdict(list)  # (network, n) -> [(ratio, layer)]
+    for n in sorted({n for _, n in cases}):
+        rows = []
+        for (layer, batch), case in cases.items():
+            if batch != n or OURS not in case:
+                continue
+            ours, other = case[OURS], case.get(peer)
+            e = ours["extra_info"]
+            ratio = _median(other) / _median(ours) if other else None
+            for net in e.get("networks", []):
+                if ratio:
+                    ratios[(net, n)].append((ratio, layer))
+            intensity = e["flops"] / e["bytes"] if e.get("bytes") else None
+            limit = None
+            if peak and intensity:
+                limit = min(peak, intensity * bandwidth) if bandwidth else peak
+            one, peer_one = case.get("deepret 1 thread"), case.get("torch 1 thread")
+            rows.append([layer, _shape_cell(e), _cell(ours), f"{_gflops(ours):.1f}",
+                         _cell(other) if other else "–", f"{_gflops(other):.1f}" if other else "–",
+                         f"{ratio:.2f}x" if ratio else "–",
+                         f"{_median(peer_one) / _median(one):.2f}x" if one and peer_one else "–",
+                         f"{intensity:.1f}" if intensity else "–",
+                         f"{100 * _gflops(ours) / limit:.0f} % of {limit:.0f}" if limit else "–"])
+        lines += ["", f"N = {n}:", ""]
+        lines += _table(["layer", "shape", "deepret", "GFLOP/s", peer, "GFLOP/s", "speed-up",
+                         "speed-up, both 1 thread", "flop/B", "% of limit (GFLOP/s)"], rows)
+    lines.append("")
+    for (net, n), pairs in sorted(ratios.items()):
+        values = [r for r, _ in pairs]
+        geomean, (worst, worst_layer) = _geomean(values), min(pairs)
+        lines.append(f"- {net}, N = {n} ({len(values)} distinct layers): geometric mean **{geomean:.2f}x** "
+                     f"({'PASS' if geomean >= MOBILE_GEOMEAN_TARGET else 'FAIL'}), slowest **{worst:.2f}x** "
+                     f"{worst_layer} ({'PASS' if worst >= MOBILE_FLOOR_TARGET else 'FAIL'}).")
+    return lines
+
+
+def copy_bandwidth(benches):
+    """GB/s of the conv2d-copy case (read + write), if the run has it."""
+    for b in benches:
+        if b["extra_info"].get("kind") == "conv2d-copy":
+            return b["extra_info"]["bytes"] / _median(b) / 1e9
+    return None
+
+
 def section(benches, peaks, device="cpu"):
     """Markdown lines for the conv2d family entries of one device."""
     mine = [b for b in benches if is_conv2d_family(b)]
     if not mine:
         return []
     peer = "torch (oneDNN)" if device == "cpu" else "torch (cuDNN)"
-    lines = ["", f"## 2-D convolution and conv2d (issue #3), {device.upper()}", "",
+    lines = ["", f"## 2-D convolution and conv2d (issues #3, #14), {device.upper()}", "",
              "Medians over the rounds; speed-ups are peer median ÷ deepret median. † marks a "
              "median above 1.5x the fastest round (other load on the machine), with that round's time."]
     lines += convolve2d_lines(mine)
     if device == "gpu":
         lines += ["", "GPU convolve2d peer: cupyx.scipy.signal.convolve2d (target ≥ 5x)."]
     lines += conv2d_lines(mine, peaks.get("float32"), peer)
+    lines += mobile_lines(mine, peaks.get("float32"), copy_bandwidth(mine), peer)
     return lines
 
 

@@ -253,3 +253,102 @@ def test_concurrent_callers_and_fork():
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+# Layers of MobileNet/EfficientNet-class networks (the direct paths of the
+# CPU engine), shrunk: (n, c, h, w, o, k, stride, padding, dilation, groups).
+# Widths cover a row narrower than one vector (7), one to four vectors and
+# wider (tiles of 2 rows x 4 vectors plus a rest), odd and even padding at
+# stride 2; pointwise pixel counts leave 0, 1 to 4 (the dot-product tile)
+# and more pixels past the last strip, output channel counts that suit
+# either tile family, and reductions deeper than one block (K > 256).
+MOBILE_LAYERS = [
+    (1, 8, 7, 7, 8, 3, 1, 1, 1, 8),          # depthwise 3x3 on 7x7
+    (2, 6, 14, 14, 6, 5, 1, 2, 1, 6),        # depthwise 5x5, 14x14
+    (1, 5, 23, 37, 5, 3, 1, 1, 1, 5),        # odd sizes, a wide row
+    (1, 4, 75, 70, 4, 3, 1, 1, 1, 4),        # wide rows: 2 x 4-vector tiles and a rest
+    (1, 6, 28, 28, 6, 3, 2, 1, 1, 6),        # depthwise 3x3 stride 2
+    (2, 5, 29, 31, 5, 5, 2, 2, 1, 5),        # depthwise 5x5 stride 2, odd input
+    (1, 4, 14, 15, 4, 5, 2, 2, 1, 4),        # 5x5 stride 2 down to 7x8
+    (1, 3, 40, 90, 3, 3, 2, 0, 1, 3),        # stride 2 without padding, wide
+    (1, 3, 17, 19, 3, 3, 2, (1, 2), 1, 3),   # odd left padding at stride 2
+    (1, 4, 16, 16, 8, 3, 2, 1, 1, 4),        # channel multiplier 2
+    (1, 3, 20, 22, 3, 3, (3, 3), 1, 1, 3),   # stride 3
+    (1, 4, 19, 21, 4, 3, 2, 2, 2, 4),        # dilation 2 at stride 2
+    (1, 2, 9, 9, 2, 7, 1, 3, 1, 2),          # 7x7 taps (no compiled tap count)
+    (1, 3, 32, 32, 32, 3, 2, 1, 1, 1),       # stem 3 -> 32, stride 2
+    (2, 3, 33, 47, 16, 3, 2, 1, 1, 1),       # stem, odd input
+    (1, 3, 30, 30, 10, 5, 1, 2, 1, 1),       # few channels, stride 1
+    (1, 4, 31, 33, 8, 3, 2, 1, 1, 2),        # few channels per group, grouped
+    (1, 3, 35, 35, 12, 7, 4, 0, 1, 1),       # AlexNet-like stem, stride 4
+    (1, 40, 7, 7, 70, 1, 1, 0, 1, 1),        # pointwise on 7x7 (one pixel past 3 strips)
+    (2, 24, 14, 14, 36, 1, 1, 0, 1, 1),      # 14x14: four past
+    (1, 300, 7, 7, 20, 1, 1, 0, 1, 1),       # deep reduction (two blocks), 7x7
+    (1, 520, 3, 5, 13, 1, 1, 0, 1, 1),       # three blocks, fifteen pixels
+    (1, 16, 16, 16, 24, 1, 1, 0, 1, 1),      # whole strips only
+    (1, 12, 9, 11, 18, 1, 1, 0, 1, 3),       # grouped pointwise, 99 pixels
+    (3, 32, 5, 5, 7, 1, 1, 0, 1, 1),         # 25 pixels: one past a strip
+    (1, 10, 5, 6, 8, 1, 1, 0, 1, 1),         # 30 pixels: a one-vector rest (4-row tiles)
+    (1, 10, 1, 23, 6, 1, 1, 0, 1, 1),        # 23 pixels, 6 channels (6-row tiles)
+    (1, 3, 11, 90, 6, 3, 2, 1, 1, 1),        # stem rows of 45 pixels, 6 channels
+]
+
+
+def _mobile_case(layer, dtype, bias=True):
+    n, c, h, w, o, k, stride, padding, dilation, groups = layer
+    rng = np.random.default_rng([MOBILE_LAYERS.index(layer), np.dtype(dtype).itemsize])
+    return case(rng, n, c, h, w, o, k, k, groups, dtype, bias)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", MOBILE_LAYERS, ids=str)
+def test_mobile_layers_each_path(simd, layer, dtype):
+    """Depthwise, stem and pointwise layers on every SIMD path the CPU has,
+    against the obvious float64 version, with and without bias."""
+    stride, padding, dilation, groups = layer[6:]
+    for bias in (True, False):
+        x, wt, b = _mobile_case(layer, dtype, bias)
+        ref = numpy_conv2d(x, wt, b, stride, padding, dilation, groups)
+        ours = deepret.conv2d(x, wt, b, stride, padding, dilation, groups)
+        assert ours.shape == ref.shape and ours.dtype == dtype
+        assert rel_error(ours, ref, x, wt) < (1e-5 if dtype == np.float32 else 1e-12), (layer, bias)
+
+
+@pytest.mark.parametrize("layer", MOBILE_LAYERS[::3], ids=str)
+def test_mobile_layers_threads(simd, layer):
+    """The same result for any thread count (tasks split channels, row bands
+    and pixel blocks differently) on each path."""
+    stride, padding, dilation, groups = layer[6:]
+    x, wt, b = _mobile_case(layer, np.float32)
+    first = deepret.conv2d(x, wt, b, stride, padding, dilation, groups, num_threads=1)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(
+            deepret.conv2d(x, wt, b, stride, padding, dilation, groups, num_threads=threads), first)
+
+
+def test_direct_paths_padding_stays_zero():
+    """Calls of different shapes one after another on the same thread reuse
+    its row copies: a later call must not see an earlier one's values where
+    it expects zero padding (a large plane, then small ones with other
+    padding, then the large one again)."""
+    rng = np.random.default_rng(12)
+    shapes = [(1, 2, 40, 41, 2, 3, 1, 1), (1, 3, 9, 9, 3, 5, 2, 2), (1, 2, 40, 41, 2, 3, 2, 0),
+              (1, 2, 8, 8, 2, 3, 1, 1), (1, 2, 40, 41, 2, 3, 1, 1)]
+    for n, c, h, w, o, k, stride, padding in shapes:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32) + 100  # no zeros by chance
+        wt = rng.standard_normal((o, 1, k, k)).astype(np.float32)
+        ref = numpy_conv2d(x, wt, None, stride, padding, 1, c)
+        ours = deepret.conv2d(x, wt, None, stride, padding, 1, c, num_threads=1)
+        assert rel_error(ours, ref, x, wt) < 1e-5, (h, w, k, stride, padding)
+
+
+@needs_torch
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_mobile_same_padding_matches_torch():
+    """padding='same' with even kernels pads one more at the bottom/right,
+    which the row copies see only as a shorter input."""
+    rng = np.random.default_rng(13)
+    for c, k, groups in [(6, 4, 6), (3, 2, 1), (8, 4, 4)]:
+        x, wt, b = case(rng, 2, c, 13, 10, c if groups == c else 12, k, k, groups, np.float32)
+        ref = reference(x, wt, b, 1, "same", 1, groups)
+        assert rel_error(deepret.conv2d(x, wt, b, 1, "same", 1, groups), ref, x, wt) < 1e-5

@@ -8,8 +8,8 @@
 // the MR x NR register-tiled micro-kernel of conv2d_simd.h over it. Tasks are
 // (image, group, pixel tile, output-channel chunk), so one image keeps every
 // core busy.
-// Depthwise path (one input channel per output channel): each output plane is
-// a 2-D correlation with zero fill, run on the correlate2d engine.
+// Depthwise, few-input-channel and pointwise 1x1 layers take the direct
+// paths of conv2d_direct_cpu.cpp instead.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -19,6 +19,7 @@
 #include "common/parallel.h"
 #include "common/simd.h"
 #include "conv/conv2d.h"
+#include "conv/conv2d_direct.h"
 
 #define DEEPRET_SIMD_NS portable
 #define DEEPRET_VBYTES 16
@@ -86,14 +87,6 @@ T* scratch(int slot, std::size_t count) {
   Scratch<T>& buffer = scratch_buffer<T>(slot);
   if (buffer.size() < count) buffer.resize(count);
   return buffer.data();
-}
-
-// Threads worth waking for `flops` of work: about 1 MFLOP (several
-// microseconds) each, so that small layers do not pay for a wake-up, or for
-// a busy second core, more than they gain.
-int work_threads(int num_threads, index_t flops) {
-  const index_t useful = std::max<index_t>(1, flops / 1000000);
-  return static_cast<int>(std::min<index_t>(resolve_threads(num_threads), useful));
 }
 
 template <class T>
@@ -219,7 +212,7 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   const index_t G = s.groups, cg = s.c / G, og = s.o / G;
   const index_t K = cg * s.kh * s.kw, P = s.oh * s.ow;
   const index_t ob_count = (og + MR - 1) / MR;
-  const int threads = work_threads(num_threads, 2 * s.n * s.o * K * P);
+  const int threads = conv2d_threads(num_threads, 2 * s.n * s.o * K * P);
   // Weights as [group][o block][K][MR], zero rows past og.
   struct Trim {  // also when the call fails or is interrupted
     ~Trim() { release_if_larger(scratch_buffer<T>(0), kKeptWeightBytes); }
@@ -284,44 +277,6 @@ void conv2d_gemm(const T* input, const T* weight, const T* bias, T* out, const C
   });
 }
 
-// One input channel per output channel: out[b, o] = correlate(in[b, o / (O / C)], weight[o]).
-template <class T>
-void conv2d_depthwise(const T* input, const T* weight, const T* bias, T* out, const Conv2dShape& s,
-                      int num_threads) {
-  const index_t og = s.o / s.groups, P = s.oh * s.ow, khw = s.kh * s.kw;
-  const bool unit = s.sh == 1 && s.sw == 1 && s.dh == 1 && s.dw == 1;
-  const index_t grain = std::max<index_t>(1, (index_t(1) << 16) / std::max<index_t>(1, P * khw));
-  const int threads = work_threads(num_threads, 2 * s.n * s.o * P * khw);
-  parallel_for<8>(0, s.n * s.o, grain, threads, [&](index_t lo, index_t hi) {
-    for (index_t plane = lo; plane < hi; ++plane) {
-      if (plane > lo) checkpoint();
-      const index_t b = plane / s.o, o = plane % s.o;
-      const T* x = input + (b * s.c + o / og) * s.h * s.w;
-      const T* w = weight + o * khw;
-      T* y = out + plane * P;
-      if (unit && s.h > 0 && s.w > 0) {
-        correlate2d<T>(x, s.h, s.w, w, s.kh, s.kw, y, s.oh, s.ow, s.ph, s.pw, Boundary::Fill, T(0), 1);
-      } else {
-        for (index_t oy = 0; oy < s.oh; ++oy)
-          for (index_t ox = 0; ox < s.ow; ++ox) {
-            T sum = T(0);
-            for (index_t j = 0; j < s.kh; ++j) {
-              const index_t iy = oy * s.sh - s.ph + j * s.dh;
-              if (iy < 0 || iy >= s.h) continue;
-              for (index_t k = 0; k < s.kw; ++k) {
-                const index_t ix = ox * s.sw - s.pw + k * s.dw;
-                if (ix >= 0 && ix < s.w) sum += x[iy * s.w + ix] * w[j * s.kw + k];
-              }
-            }
-            y[oy * s.ow + ox] = sum;
-          }
-      }
-      if (bias)
-        for (index_t p = 0; p < P; ++p) y[p] += bias[o];
-    }
-  });
-}
-
 }  // namespace
 
 template <class T>
@@ -335,7 +290,7 @@ void conv2d(const T* input, const T* weight, const T* bias, T* out, const Conv2d
     for (index_t i = 0; i < total; ++i) out[i] = bias ? bias[(i / (s.oh * s.ow)) % s.o] : T(0);
     return;
   }
-  if (s.c / s.groups == 1) return conv2d_depthwise(input, weight, bias, out, s, num_threads);
+  if (conv2d_direct_applies(s)) return conv2d_direct(input, weight, bias, out, s, num_threads);
   conv2d_gemm(input, weight, bias, out, s, num_threads);
 }
 
