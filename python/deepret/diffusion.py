@@ -18,7 +18,7 @@ from . import _arrays, _backend
 from .graph import _check_gamma, graph_from_knn
 from .knn import knn
 from ._typing import Array, ArrayInput, Sparse
-from .whitening import index_whitening
+from .whitening import index_whitening, whiten_as
 
 __all__ = ["ConvergenceWarning", "CgInfo", "diffuse", "katz", "locality_order", "query_vector",
            "DiffusionIndex"]
@@ -721,7 +721,7 @@ class DiffusionIndex:
         if queries.ndim == 1:
             queries = queries[None, :]
         if self.whitening is not None:
-            queries = self.whitening.transform(queries).astype(self.x.dtype, copy=False)
+            queries = whiten_as(self.whitening, queries, self.x.dtype)
         if self.truncate is not None:
             return self._search_truncated(queries, topk)
         if topk > self.x.shape[0]:

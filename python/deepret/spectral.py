@@ -36,7 +36,7 @@ from .diffusion import _as_csr, _check_alpha, query_vector
 from .graph import graph_from_knn
 from .knn import knn
 from ._typing import Array, ArrayInput, Sparse
-from .whitening import PCAWhitening, index_whitening
+from .whitening import PCAWhitening, index_whitening, whiten_as
 
 __all__ = ["EigsInfo", "SpectralIndex", "graph_eigs"]
 
@@ -477,7 +477,7 @@ class SpectralIndex:
             if queries.ndim == 1:
                 queries = queries[None, :]
             if self.whitening is not None:
-                queries = self.whitening.transform(queries).astype(self.x.dtype, copy=False)
+                queries = whiten_as(self.whitening, queries, self.x.dtype)
             y = query_vector(self.x, queries, self.query_k, self.gamma, num_threads=self.num_threads)
         if sp.issparse(y):
             y = sp.csr_array(y.T) if y.ndim == 2 else sp.csr_array(y.reshape(1, -1))

@@ -216,5 +216,10 @@ def index_whitening(whitening: PCAWhitening | None, x: Any) -> tuple[PCAWhitenin
         raise TypeError(f"whitening must be a PCAWhitening or None, got {type(whitening).__name__}")
     if whitening.projection_ is None:
         whitening.fit(x)
-    # transform() returns a new C-contiguous array on x's device
-    return whitening, whitening.transform(x).astype(x.dtype, copy=False)
+    return whitening, whiten_as(whitening, x, x.dtype)
+
+
+def whiten_as(whitening: PCAWhitening, a: Any, dtype: Any) -> Any:
+    """whitening.transform(a) in the index's dtype: a new C-contiguous array
+    on a's device (database rows at build time, queries at search time)."""
+    return whitening.transform(a).astype(dtype, copy=False)
