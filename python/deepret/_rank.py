@@ -19,6 +19,7 @@ drawn only when stderr is a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -220,6 +221,19 @@ def _rank(args, database, queries, bar):
     return ranks
 
 
+@contextlib.contextmanager
+def _sigterm_deferred():
+    """SIGTERM stays pending inside the block (where POSIX allows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def _on_sigterm(signum, frame):
     raise _Terminated()
 
@@ -239,10 +253,15 @@ def run(args) -> int:
         database = _load(args.database, "--database")
         queries = _load(args.queries, "--queries")
         _check_arguments(args, database, queries)
-        temporary = _temporary_output(args.out)
         # disable=None: a bar only where stderr is a terminal, nothing in a log.
+        # The bar exists before the temporary file does: a SIGTERM inside
+        # tqdm's constructor would leave a half-built bar whose __del__ fails.
         with tqdm(total=len(queries), desc="diffusion", unit="query", file=sys.stderr,
                   disable=None) as bar:
+            # SIGTERM waits while the file is made and named here, so that
+            # `finally` always knows which file to remove.
+            with _sigterm_deferred():
+                temporary = _temporary_output(args.out)
             ranks = _rank(args, database, queries, bar)
         _save(temporary, ranks, args.out)
         temporary = None
