@@ -234,3 +234,15 @@ def test_cuda_pooling(xp):
         deepret.feature_saliency(-x)
     with pytest.raises(ValueError):
         deepret.regional_max_pool(x[0], xp.asarray([[0.2, 0.2, 0.8, 0.8]]))
+
+
+def test_rmac_regions_huge_levels_end_where_regions_end():
+    # Past level 2*min(h, w) - 1 a region side is 0 at every level: a huge
+    # `levels` (the fuzz test drew 2**62) must return at once, with the grid of
+    # the last level that has regions.
+    for h, w in [(1, 1), (3, 5), (7, 4)]:
+        last = 2 * min(h, w) - 1
+        expected = deepret.rmac_regions(h, w, levels=last)
+        for levels in (last + 1, 10**6, 2**62):
+            assert deepret.rmac_regions(h, w, levels=levels).tolist() == expected.tolist()
+        assert len(deepret.rmac(np.ones((2, h, w), np.float32), levels=2**62)) == 2

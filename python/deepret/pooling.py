@@ -261,8 +261,8 @@ def rmac_regions(h: int, w: int, levels: int = 3, overlap: float = 0.4) -> Array
     boxes = [(0, 0, h - 1, w - 1)]
     for level in range(1, levels + 1):
         side = math.floor(2 * small / (level + 1))
-        if side == 0:
-            continue
+        if side == 0:  # and at every level after it: stop (levels may be huge)
+            break
         half = math.floor(side / 2 - 1)
 
         def starts(length, count):
