@@ -186,7 +186,9 @@ def rmac_regions(h, w, levels=3, overlap=0.4):
     Wd = idx + 1 if h < w else 0
     Hd = idx + 1 if h > w else 0
     out = []
-    for l in range(1, levels + 1):
+    # Past level 2 wmin - 1 the side wl is 0 and cirtorch's loop adds no
+    # region: stop there (a fuzzed levels=2**63 would loop for ever).
+    for l in range(1, min(levels, 2 * wmin - 1) + 1):
         wl = math.floor(2 * wmin / (l + 1))
         wl2 = math.floor(wl / 2 - 1)
 

@@ -246,3 +246,9 @@ def test_rmac_regions_huge_levels_end_where_regions_end():
         for levels in (last + 1, 10**6, 2**62):
             assert deepret.rmac_regions(h, w, levels=levels).tolist() == expected.tolist()
         assert len(deepret.rmac(np.ones((2, h, w), np.float32), levels=2**62)) == 2
+
+
+def test_rmac_with_huge_levels_equals_the_reference():
+    a = np.random.default_rng(0).random((3, 4, 6))
+    np.testing.assert_allclose(deepret.rmac(a.astype(np.float32), levels=2**62), ref.rmac(a, levels=2**62),
+                               rtol=1e-5)

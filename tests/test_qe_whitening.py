@@ -46,6 +46,19 @@ def test_qe_matches_numpy(dtype, n):
                                rtol=tol, atol=tol)
 
 
+def test_alpha_qe_with_an_alpha_near_the_float64_limit():
+    # Similarities above 1 (rows not normalized) and alpha = 4.6e307: alpha *
+    # log(s) overflows, and the weights relative to the largest must not turn
+    # into inf - inf (the fuzz test found NaN). The largest similarity
+    # dominates: the expansion is the direction of its database row.
+    x = np.array([[4, 4, 4], [1, 0, 0]], np.float32)
+    got = deepret.alpha_qe(x[:1], x, n=2, alpha=4.643760760024995e307)
+    np.testing.assert_allclose(got, unit(x[:1]), rtol=1e-5)
+    big = deepret.alpha_qe(x, x, n=2, alpha=1e300)
+    assert np.isfinite(big).all()
+    np.testing.assert_allclose(big[1], unit(x[:1])[0], rtol=1e-5)  # s = 4 beats s = 1
+
+
 def test_qe_single_query_and_database_queries():
     rng = np.random.default_rng(1)
     X = unit(rng.standard_normal((100, 8)))

@@ -57,10 +57,13 @@ def _expand(name, queries, x, n, alpha, num_threads):
         weights = xp.ones(scores.shape, dtype=np.float64)
     else:
         with np.errstate(divide="ignore"):
-            log_w = alpha * xp.log(xp.maximum(scores.astype(np.float64), 0))
-        log_scale = xp.maximum(log_w.max(axis=1, keepdims=True), 0)
-        weights = xp.exp(log_w - log_scale)
-        query_weight = xp.exp(-log_scale)
+            log_s = xp.log(xp.maximum(scores.astype(np.float64), 0))
+        log_ref = xp.maximum(log_s.max(axis=1, keepdims=True), 0)  # log of max(1, largest s)
+        # alpha times a value <= 0: at worst -inf (weight 0), never inf - inf
+        # (alpha * log s itself overflows for alpha near the float64 limit).
+        with np.errstate(over="ignore"):
+            weights = xp.exp(alpha * (log_s - log_ref))
+            query_weight = xp.exp(-alpha * log_ref)
     if xp is np:
         nq = q.shape[0]
         indptr = np.arange(0, nq * n + 1, n, dtype=np.int64)
