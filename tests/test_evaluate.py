@@ -378,3 +378,29 @@ def test_data_ships_inside_the_package(tmp_path):
     package_dir = pathlib.Path(out.split()[-1])
     assert (package_dir / "data" / "oxford5k" / "fc7pca128.npy").is_file()
     assert "shared" not in package_dir.parts
+
+
+class _DeviceArray:
+    """Stands in for a CuPy array (no GPU here): what the evaluation needs of
+    one is that it is recognised as CuPy and copied to the host by .get()."""
+
+    __module__ = "cupy._core.core"
+    __cuda_array_interface__: dict = {}
+
+    def __init__(self, host):
+        self.host = host
+
+    def get(self):
+        return self.host
+
+
+def test_device_rankings_are_evaluated_on_the_host():
+    rng = np.random.default_rng(5)
+    ranks = np.argsort(-rng.random((20, 3)), axis=0)
+    gnd = [{"ok": [1, 4]}, {"ok": [0], "junk": [2]}, {"ok": [7, 8, 9]}]
+    reference = compute_map(ranks, gnd)
+    ours = compute_map(_DeviceArray(ranks), gnd)
+    assert ours.map == reference.map
+    np.testing.assert_array_equal(ours.aps, reference.aps)
+    np.testing.assert_array_equal(ours.precisions, reference.precisions)
+    assert compute_ap(_DeviceArray(np.array([0, 3])), 2) == compute_ap([0, 3], 2)

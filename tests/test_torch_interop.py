@@ -89,12 +89,18 @@ def _assert_same(ours, reference):
         assert type(ours) is type(reference) and len(ours) == len(reference)
         for a, b in zip(ours, reference):
             _assert_same(a, b)
+    elif isinstance(reference, dict):
+        assert type(ours) is dict and list(ours) == list(reference)
+        for key in reference:
+            _assert_same(ours[key], reference[key])
     elif hasattr(reference, "toarray"):  # a scipy sparse graph stays one
         assert type(ours) is type(reference)
         np.testing.assert_array_equal(ours.toarray(), reference.toarray())
-    elif isinstance(reference, deepret.Regions):
-        for field in ("means", "variances", "weights", "boxes", "counts"):
-            np.testing.assert_array_equal(getattr(ours, field), getattr(reference, field))
+    elif isinstance(reference, deepret.Regions):  # its arrays as tensors, counts numpy
+        assert isinstance(ours, deepret.Regions) and ours.batched == reference.batched
+        for field in ("means", "variances", "weights", "boxes"):
+            _assert_same(getattr(ours, field), getattr(reference, field))
+        np.testing.assert_array_equal(ours.counts, reference.counts)
     else:
         assert ours == reference
 
@@ -160,3 +166,34 @@ def test_tensors_that_need_grad_are_read_without_autograd():
 def test_import_deepret_does_not_import_torch():
     code = "import sys, deepret; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_regions_of_tensors_is_accepted_where_a_regions_is():
+    acts = torch.from_numpy(ACTS)
+    regions = deepret.egm(deepret.feature_saliency(acts))
+    _assert_same(regions, REGIONS)
+    _assert_same(regions[1], REGIONS[1])
+    _assert_same(deepret.regional_max_pool(acts, regions),
+                 deepret.regional_max_pool(ACTS, REGIONS))
+    # numpy activations with a Regions of tensors: the result follows the tensors
+    _assert_same(deepret.regional_max_pool(ACTS, regions), deepret.regional_max_pool(ACTS, REGIONS))
+
+
+def test_evaluation_takes_tensors():
+    from deepret import evaluate
+
+    ranks = np.argsort(-rng.random((30, 4)), axis=0)
+    gnd = [{"ok": [1, 2], "junk": [3]}, {"ok": [0]}, {"ok": []}, {"ok": [5, 7, 9], "junk": [1]}]
+    reference = evaluate.compute_map(ranks, gnd, kappas=(1, 5))
+    ours = evaluate.compute_map(torch.from_numpy(ranks), gnd, kappas=(1, 5))
+    assert np.isnan(reference.aps[2])  # the query without positives, NaN in both
+    _assert_same(ours, reference)
+    _assert_same(evaluate.compute_map(torch.from_numpy(ranks.T.copy()), gnd, kappas=(1, 5),
+                                         layout="query_by_db"),
+                 reference)
+    revisited = [{"easy": [1], "hard": [2], "junk": [3]}, {"easy": [0], "hard": [], "junk": []},
+                 {"easy": [4, 6], "hard": [8], "junk": [5]}, {"easy": [], "hard": [9], "junk": [1]}]
+    _assert_same(evaluate.compute_map_revisited(torch.from_numpy(ranks), revisited),
+                 evaluate.compute_map_revisited(ranks, revisited))
+    positions = np.array([0, 2, 5])
+    assert evaluate.compute_ap(torch.from_numpy(positions), 4) == evaluate.compute_ap(positions, 4)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import operator
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -206,6 +207,8 @@ def is_torch_tensor(x) -> bool:
 def _holds_torch(value) -> bool:
     if isinstance(value, (list, tuple)):
         return any(is_torch_tensor(v) for v in value)
+    if hasattr(value, "_map_arrays"):  # a Regions: its arrays
+        return is_torch_tensor(value.means)
     return is_torch_tensor(value)
 
 
@@ -227,6 +230,8 @@ def _from_torch(tensor):
 def _convert_in(value, seen):
     if isinstance(value, (list, tuple)) and _holds_torch(value):
         return type(value)(_convert_in(v, seen) for v in value)
+    if hasattr(value, "_map_arrays") and _holds_torch(value):
+        return value._map_arrays(lambda a: _convert_in(a, seen))
     if is_torch_tensor(value):
         array = _from_torch(value)
         seen.append((array, value))
@@ -243,6 +248,10 @@ def _convert_out(value, torch, seen):
         return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
     if isinstance(value, list):
         return [_convert_out(v, torch, seen) for v in value]
+    if isinstance(value, dict):  # e.g. compute_map_revisited's protocol -> MapResult
+        return {key: _convert_out(v, torch, seen) for key, v in value.items()}
+    if hasattr(value, "_map_arrays"):  # a Regions: its arrays as tensors
+        return value._map_arrays(lambda a: _convert_out(a, torch, seen))
     if isinstance(value, np.ndarray) and value.dtype.kind in NATIVE_KINDS:
         import warnings
 
@@ -254,7 +263,10 @@ def _convert_out(value, torch, seen):
     return value
 
 
-def torch_interop(function):
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def torch_interop(function: _Function) -> _Function:
     """Lets `function` take torch tensors wherever it takes arrays.
 
     CPU tensors are read as numpy arrays and CUDA tensors as CuPy arrays on
@@ -276,4 +288,10 @@ def torch_interop(function):
         kwargs = {k: _convert_in(v, seen) for k, v in kwargs.items()}
         return _convert_out(function(*args, **kwargs), sys.modules["torch"], seen)
 
-    return wrapper
+    return cast(_Function, wrapper)
+
+
+def host_array(value: Any) -> Any:
+    """value itself, or a CuPy array's copy in host memory (for code that
+    works on the host only, such as the evaluation's bookkeeping)."""
+    return value.get() if is_cupy_array(value) else value

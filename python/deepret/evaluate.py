@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._arrays import host_array, torch_interop
+
 __all__ = [
     "MapResult",
     "PROTOCOLS",
@@ -82,7 +84,7 @@ def _int_array(value: Any, name: str) -> NDArray[np.int64]:
     if isinstance(value, (str, bytes)) or isinstance(value, Mapping):
         raise TypeError(f"{name} must be a 1-D sequence of integers, got {type(value).__name__}")
     try:
-        arr = np.asarray(value)
+        arr = np.asarray(host_array(value))
     except Exception as exc:  # ragged nested sequences and the like
         raise TypeError(f"{name} must be a 1-D sequence of integers ({exc})") from None
     if arr.ndim != 1:
@@ -122,7 +124,7 @@ def _check_ranks(ranks: ArrayLike, n_queries: int, layout: str) -> NDArray[np.in
     """(n_queries, n_ranked) int64, each row a ranking without repeats."""
     if not isinstance(layout, str) or layout not in _LAYOUTS:
         raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
-    arr = np.asarray(ranks)
+    arr = np.asarray(host_array(ranks))
     if arr.ndim != 2:
         shape = "(n_database, n_queries)" if layout == "db_by_query" else "(n_queries, n_database)"
         raise ValueError(f"ranks must be 2-D {shape} with layout={layout!r}, got shape "
@@ -184,6 +186,7 @@ def _ap(positions: np.ndarray, n_positives: int) -> float:
     return float(np.cumsum(terms)[-1])  # sequential, as ap += ... in the reference
 
 
+@torch_interop
 def compute_ap(positions: ArrayLike, n_positives: int) -> float:
     """Average precision of one query, the Oxford way (trapezoidal rule).
 
@@ -271,6 +274,7 @@ def _map(ranks_q: np.ndarray, gnd: list[tuple[np.ndarray, np.ndarray]],
     return MapResult(mean_ap, aps, mean_pr, prs)
 
 
+@torch_interop
 def compute_map(ranks: ArrayLike, gnd: Sequence[Mapping[str, Any]], kappas: Sequence[int] | NDArray[np.int64] = (1, 5, 10), *,
                 layout: str = "db_by_query") -> MapResult:
     """mAP and precision at kappas over a set of queries (Oxford5k/Paris6k).
@@ -286,7 +290,10 @@ def compute_map(ranks: ArrayLike, gnd: Sequence[Mapping[str, Any]], kappas: Sequ
         ``n_ranked`` may be less than the database size (a top-K list):
         positives that are not listed count as not retrieved (they add
         nothing to the AP but still count in its denominator). Ids must be
-        non-negative and not repeat within a query's ranking.
+        non-negative and not repeat within a query's ranking. A numpy array,
+        a nested sequence, a CuPy array or a torch tensor (CPU or CUDA):
+        the evaluation runs on the host, so device input is copied there
+        once.
     gnd : list of n_queries dicts
         ``gnd[i]["ok"]``: ids of the positives of query i; optional
         ``gnd[i]["junk"]``: ids ignored (removed from the ranking before
@@ -301,7 +308,8 @@ def compute_map(ranks: ArrayLike, gnd: Sequence[Mapping[str, Any]], kappas: Sequ
     MapResult
         ``(map, aps, mean_precision, precisions)``; queries with an empty
         ``ok`` get NaN and are left out of ``map`` and ``mean_precision``
-        (both NaN when no query has positives).
+        (both NaN when no query has positives). The arrays are numpy
+        arrays, or CPU torch tensors when a torch tensor came in.
 
     Raises
     ------
@@ -411,6 +419,7 @@ def revisited_gnd(gnd: Sequence[Mapping[str, Any]], protocol: str) -> list[dict[
     return out
 
 
+@torch_interop
 def compute_map_revisited(ranks: ArrayLike, gnd: Sequence[Mapping[str, Any]], kappas: Sequence[int] | NDArray[np.int64] = (1, 5, 10), *,
                           layout: str = "db_by_query",
                           protocols: str | Sequence[str] = PROTOCOLS) -> dict[str, MapResult]:

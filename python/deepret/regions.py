@@ -52,7 +52,9 @@ class Regions:
 
     ``len(r)`` is the number of maps, ``r[i]`` map i's own Regions and
     ``r.offsets`` the (B + 1,) row offsets. Arrays are numpy arrays for numpy
-    input and CuPy arrays for CuPy input (``counts`` is always numpy).
+    input, CuPy arrays for CuPy input and torch tensors on the input's device
+    for torch input (``counts`` is always numpy); a Regions of torch tensors
+    is accepted wherever a Regions is.
 
     See Also
     --------
@@ -106,6 +108,12 @@ class Regions:
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
+
+    def _map_arrays(self, convert) -> "Regions":
+        """The same Regions with convert applied to its four arrays (counts
+        stays numpy): how torch tensors come in and go out (_arrays.torch_interop)."""
+        return Regions(convert(self.means), convert(self.variances), convert(self.weights),
+                       convert(self.boxes), self.counts, batched=self.batched)
 
     def __repr__(self) -> str:
         if not self.batched:
