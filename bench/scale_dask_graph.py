@@ -3,8 +3,8 @@ n random L2-normalized float32 rows (d = 128, k = 50) on a LocalCluster with
 a memory limit per worker. Prints the time of each stage, the per-task rates
 (from Dask's task stream), the peak resident memory of every worker (sampled
 each second) and whether any worker died; with --single also the
-single-process deepret.knn_graph of the same rows for the overhead. Writes
-the numbers as JSON (--json).
+single-process deepret.knn_graph of the same rows for the overhead, and with
+--single-only that alone (no cluster). Writes the numbers as JSON (--json).
 
     python bench/scale_dask_graph.py --n 2000000 --chunk 100000 --workers 2 \\
         --memory-limit 5GiB --json bench/results/dask_scale.json
@@ -121,6 +121,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--single", action="store_true",
                         help="also time single-process deepret.knn_graph on the same rows")
+    parser.add_argument("--single-only", action="store_true",
+                        help="only time single-process deepret.knn_graph on the same n rows (the "
+                             "same per-block generators), num_threads = workers x num-threads")
     parser.add_argument("--json", default=None)
     parser.add_argument("--task-rate", type=int, nargs="*", metavar="ROWS",
                         help="only time one diagonal, pair and merge task on blocks of ROWS rows "
@@ -139,13 +142,33 @@ def main() -> None:
                 json.dump(results, out, indent=1)
         return
 
+    if args.single_only:
+        import resource
+
+        import deepret
+
+        local = np.concatenate([_rows(b, min(args.chunk, args.n - start), args.d, args.seed)
+                                for b, start in enumerate(range(0, args.n, args.chunk))])
+        threads = args.workers * args.num_threads
+        start = time.perf_counter()
+        W0 = deepret.knn_graph(local, k=args.k, num_threads=threads)
+        result = {"n": args.n, "d": args.d, "k": args.k, "num_threads": threads,
+                  "simd_path": deepret.simd_path(), "single_seconds": time.perf_counter() - start,
+                  "nnz": int(W0.nnz),
+                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+        print(json.dumps(result, indent=1), flush=True)
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(result, out, indent=1)
+        return
+
     from distributed import Client, LocalCluster, get_task_stream
 
     import deepret
     import deepret.dask
 
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                           memory_limit=args.memory_limit, dashboard_address=None)
+                           memory_limit=args.memory_limit, dashboard_address=":0")
     client = Client(cluster)
     workers_before = set(client.scheduler_info()["workers"])
     x = dataset(args.n, args.d, args.chunk, args.seed)

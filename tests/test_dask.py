@@ -26,8 +26,10 @@ import deepret.dask as dd  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
+    # ":0": the scheduler's HTTP server on a free port (None still binds 8787,
+    # and warns when another cluster on the machine holds it).
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, memory_limit="2GiB")
+                           dashboard_address=":0", memory_limit="2GiB")
     with Client(cluster) as c:
         yield c
     cluster.close()

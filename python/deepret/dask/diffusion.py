@@ -86,7 +86,7 @@ def diffuse(W, y, alpha=0.99, tol=1e-6, maxiter=20, return_info=False, *, column
     --------
     >>> import numpy as np, dask.array as da, deepret, deepret.dask
     >>> from distributed import Client
-    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0")
     >>> x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
     >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
     >>> xd = da.from_array(x, chunks=(120, 16))            # uneven last chunk
@@ -219,7 +219,7 @@ def offline_diffusion(x, W, truncate, alpha=0.99, truncation="restrict", A=None,
     --------
     >>> import numpy as np, dask.array as da, deepret, deepret.dask
     >>> from distributed import Client
-    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0")
     >>> x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
     >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
     >>> xd = da.from_array(x, chunks=(120, 16))            # uneven last chunk
@@ -282,7 +282,7 @@ class DiffusionIndex(_diffusion.DiffusionIndex):
     --------
     >>> import numpy as np, dask.array as da, deepret, deepret.dask
     >>> from distributed import Client
-    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0")
     >>> x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
     >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
     >>> xd = da.from_array(x, chunks=(120, 16))            # uneven last chunk

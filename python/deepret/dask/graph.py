@@ -181,7 +181,7 @@ def knn_graph(x, k=50, gamma=3.0, mutual=True, metric="ip", normalize=True, *, k
     --------
     >>> import numpy as np, dask.array as da, deepret, deepret.dask
     >>> from distributed import Client
-    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0")
     >>> x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
     >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
     >>> xd = da.from_array(x, chunks=(120, 16))            # uneven last chunk

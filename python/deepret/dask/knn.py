@@ -220,7 +220,7 @@ def knn(x, queries=None, k=10, metric="ip", exclude_self=False, *, num_threads=N
     --------
     >>> import numpy as np, dask.array as da, deepret, deepret.dask
     >>> from distributed import Client
-    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0")
     >>> x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
     >>> x /= np.linalg.norm(x, axis=1, keepdims=True)
     >>> xd = da.from_array(x, chunks=(120, 16))            # uneven last chunk
