@@ -85,6 +85,8 @@ def main():
         info = sp_index.eigs_info
         add(f"spectral index r={r} (same graph, h_alpha)", ids, offline=to, online=t,
             extra=f"[{info.iterations} iterations, max residual {info.residuals.max():.1e}]")
+        (_, ids), t = timed(lambda: sp_index.search(q, topk=n, correction=True), 3)
+        add(f"spectral index r={r} + sparse correction", ids, offline=to, online=t)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

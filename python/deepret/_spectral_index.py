@@ -106,7 +106,7 @@ class SpectralIndex:
     True
     """
 
-    W: Sparse | None             # None for an index read by load()
+    W: Sparse | None             # None for an index read from a file saved without it
     eigs_info: EigsInfo | None   # None for an index read by load()
 
     def __init__(self, x, rank=400, alpha=0.99, k=50, gamma=3.0, mutual=True, *, h="diffusion",
@@ -147,6 +147,19 @@ class SpectralIndex:
         dtype = np.float64 if self.x is None else self.x.dtype
         self.embedding = np.ascontiguousarray(U * np.sqrt(filt), dtype=dtype)
 
+    def _rhs(self, queries, y):
+        """The queries' right-hand sides: y itself, or query_vector of the descriptors."""
+        if y is not None:
+            return y
+        if self.x is None:
+            raise ValueError("this SpectralIndex was built from a graph: pass y=")
+        queries = np.asarray(queries)
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        if self.whitening is not None:
+            queries = whiten_as(self.whitening, queries, self.x.dtype)
+        return query_vector(self.x, queries, self.query_k, self.gamma, num_threads=self.num_threads)
+
     def query_embedding(self, queries: ArrayInput | None = None, *, y: ArrayInput | Sparse | None = None) -> Array:
         """The queries' embeddings z = V^T y, (nq, r).
 
@@ -162,15 +175,7 @@ class SpectralIndex:
         -------
         (nq, r) array in the embedding's dtype
         """
-        if y is None:
-            if self.x is None:
-                raise ValueError("this SpectralIndex was built from a graph: pass y=")
-            queries = np.asarray(queries)
-            if queries.ndim == 1:
-                queries = queries[None, :]
-            if self.whitening is not None:
-                queries = whiten_as(self.whitening, queries, self.x.dtype)
-            y = query_vector(self.x, queries, self.query_k, self.gamma, num_threads=self.num_threads)
+        y = self._rhs(queries, y)
         if sp.issparse(y):
             y = sp.csr_array(y.T) if y.ndim == 2 else sp.csr_array(y.reshape(1, -1))
             nq = y.shape[0]
@@ -185,7 +190,7 @@ class SpectralIndex:
         return (self.embedding.T @ y.reshape(len(y), -1)).T
 
     def search(self, queries: ArrayInput | None = None, topk: int = 100, *,
-               y: ArrayInput | Sparse | None = None) -> tuple[Array, Array]:
+               y: ArrayInput | Sparse | None = None, correction: bool = False) -> tuple[Array, Array]:
         """The topk database items for each query, by spectral score V z.
 
         Parameters
@@ -193,6 +198,16 @@ class SpectralIndex:
         queries : (nq, d) or (d,) array, optional
         topk : int
         y : right-hand sides, keyword-only (as in :meth:`query_embedding`)
+        correction : bool, keyword-only
+            Add the sparse first-order correction of the low-rank error:
+            on the eigenvectors left out, h(lambda) is replaced by its
+            tangent at 0, c0 + c1 lambda (c0 = h(0), c1 = h'(0)), which the
+            graph itself applies, so the scores become
+            U (h(Lambda) - c0 - c1 Lambda) U^T y + c0 y + c1 W y.
+            The extra terms are sparse (y's items and their graph
+            neighbours) and cost one sparse product; they are not a dot
+            product with the embedding, so only this method applies them.
+            With rank = n they vanish.
 
         Returns
         -------
@@ -209,16 +224,48 @@ class SpectralIndex:
         n = self.embedding.shape[0]
         if topk > n:
             raise ValueError(f"topk ({topk}) is larger than the database ({n})")
-        z = self.query_embedding(queries, y=y)
-        scores = self.embedding @ z.T  # (n, nq): BLAS
-        return _top(scores, topk)
+        if not correction:
+            z = self.query_embedding(queries, y=y)
+            scores = self.embedding @ z.T  # (n, nq): BLAS
+            return _top(scores, topk)
+        return _top(self._corrected_scores(self._rhs(queries, y)), topk)
+
+    def _tangent_at_zero(self) -> tuple[float, float]:
+        """(h(0), h'(0)): exact for the diffusion filter, a central difference otherwise."""
+        if self.h == "diffusion":
+            return 1.0 - self.alpha, self.alpha * (1.0 - self.alpha)
+        step = 1e-4
+        h0, lo, hi = (float(v) for v in np.asarray(self._h(np.array([0.0, -step, step])), dtype=np.float64))
+        return h0, (hi - lo) / (2 * step)
+
+    def _corrected_scores(self, y) -> Array:
+        """(n, nq) scores of search(correction=True) for right-hand sides y."""
+        if self.W is None:
+            raise ValueError("correction=True needs the graph: this index was loaded from a file "
+                             "saved without one")
+        n = self.embedding.shape[0]
+        dtype = self.embedding.dtype
+        y = sp.csr_array(y) if sp.issparse(y) else np.asarray(y, dtype=dtype).reshape(n, -1)
+        if y.shape[0] != n:
+            raise ValueError(f"y must have {n} rows, got shape {y.shape}")
+        c0, c1 = self._tangent_at_zero()
+        lam = self.eigenvalues
+        kept = np.asarray(self._h(lam), dtype=np.float64) - c0 - c1 * lam  # the filter less its tangent
+        U = self.eigenvectors
+        coefficients = np.asarray(y.T @ U).T * kept[:, None]      # (r, nq)
+        scores = (U @ coefficients).astype(dtype, copy=False)     # (n, nq)
+        sparse_part = c0 * y + c1 * (self.W @ y)
+        scores += sparse_part.toarray() if sp.issparse(sparse_part) else sparse_part
+        return scores
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index (eigenpairs, descriptors, parameters, whitening) to
-        a .npz file; a callable h is not saved (load then needs h=)."""
+        """Write the index (eigenpairs, graph, descriptors, parameters,
+        whitening) to a .npz file; a callable h is not saved (load then needs h=)."""
         white = {} if self.whitening is None else {
             f"whitening_{name}": value for name, value in self.whitening._state().items()}
-        np.savez(path, eigenvalues=self.eigenvalues, eigenvectors=self.eigenvectors,
+        graph = {} if self.W is None else {
+            "graph_indptr": self.W.indptr, "graph_indices": self.W.indices, "graph_data": self.W.data}
+        np.savez(path, eigenvalues=self.eigenvalues, eigenvectors=self.eigenvectors, **graph,
                  x=np.zeros((0, 0)) if self.x is None else self.x, alpha=self.alpha,
                  gamma=self.gamma, query_k=self.query_k,
                  h=self.h if isinstance(self.h, str) else "", **white)
@@ -242,6 +289,12 @@ class SpectralIndex:
             white = {name[len("whitening_"):]: f[name] for name in f.files
                      if name.startswith("whitening_")}
             obj.whitening = PCAWhitening._from_state(white) if white else None
-            obj.W, obj.eigs_info = None, None
+            obj.eigs_info = None
             obj._set_spectrum(f["eigenvalues"], f["eigenvectors"])
+            obj.W = None  # files from before the graph was saved have none
+            if "graph_indptr" in f.files:
+                n = obj.eigenvectors.shape[0]
+                parts = f["graph_indptr"], f["graph_indices"], f["graph_data"]
+                _arrays.check_csr(f"the graph in {path}", (n, n), *parts)
+                obj.W = sp.csr_array((parts[2], parts[1], parts[0]), shape=(n, n))
         return obj
