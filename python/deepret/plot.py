@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._arrays import host_array
+
 __all__ = ["fs_vs_os", "regions"]
 
 
@@ -20,7 +22,7 @@ def _pyplot():
 
 
 def _host(x):
-    return x.get() if hasattr(x, "get") and not isinstance(x, np.ndarray) else np.asarray(x)
+    return np.asarray(host_array(x))
 
 
 def regions(image_or_map, regions, ax=None, *, map_shape=None, color="red", cmap="viridis",
