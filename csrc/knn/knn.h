@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <memory>
 
 #include "common/array_view.h"
 #include "common/buffer.h"
@@ -38,7 +37,7 @@ class PackedDatabase {
 
  private:
   index_t n_, d_;
-  std::unique_ptr<T[], void (*)(T*)> data_;
+  Buffer<T> data_;  // [panels, d, kPanel], 64-byte aligned
   Buffer<T> half_neg_norms_;
 };
 

@@ -8,11 +8,8 @@
 // tile runner: each score tile computed once feeds the heaps of its rows and
 // of its columns. merge_sorted and finish_distances complete a split search.
 #include <algorithm>
-#include <condition_variable>
-#include <cstdlib>
 #include <exception>
 #include <limits>
-#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -21,6 +18,7 @@
 #include "common/parallel.h"
 #include "common/simd.h"
 #include "knn/knn.h"
+#include "knn/tile_schedule.h"
 #include "knn/topk.h"
 
 #define DEEPRET_SIMD_NS portable
@@ -41,20 +39,6 @@ namespace avx512 {  // knn_cpu_avx512.cpp, compiled with -mavx512f
 #endif
 
 namespace {
-
-template <class T>
-void free_aligned(T* p) {
-  std::free(p);
-}
-
-template <class T>
-T* alloc_aligned(index_t count, const char* what) {
-  const std::size_t bytes = (checked_bytes(count, sizeof(T), what) + 63) / 64 * 64;
-  before_allocation(bytes, what);
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) out_of_memory(bytes, what);
-  return static_cast<T*>(p);
-}
 
 template <class T>
 void score_block(const T* q, index_t rows, index_t d, const T* panels, index_t panel_count,
@@ -120,88 +104,6 @@ index_t self_block_rows(index_t d) {
   while (rows > 64 && index_t(sizeof(T)) * (rows * rows + rows * d) > (index_t(5) << 18)) rows -= 32;
   return rows;
 }
-
-// Rounds of disjoint block pairs (the circle method of round-robin
-// tournaments): first every diagonal tile (I, I), then each pair I < J once.
-std::vector<std::vector<std::pair<index_t, index_t>>> tile_rounds(index_t blocks) {
-  std::vector<std::vector<std::pair<index_t, index_t>>> rounds(1);
-  for (index_t b = 0; b < blocks; ++b) rounds[0].emplace_back(b, b);
-  const index_t slots = blocks + blocks % 2;  // an odd count gets a bye
-  std::vector<index_t> order(slots);
-  for (index_t i = 0; i < slots; ++i) order[i] = i;
-  for (index_t round = 0; round + 1 < slots; ++round) {
-    auto& pairs = rounds.emplace_back();
-    for (index_t i = 0; i < slots / 2; ++i) {
-      const index_t a = order[i], b = order[slots - 1 - i];
-      if (a < blocks && b < blocks) pairs.emplace_back(std::min(a, b), std::max(a, b));
-    }
-    std::rotate(order.begin() + 1, order.end() - 1, order.end());
-  }
-  return rounds;
-}
-
-// Hands out the all-vs-all's tiles without barriers: a thread takes the
-// first tile, in round order, whose two blocks no running tile holds (a
-// tile's heaps are its blocks' rows), so a thread that loses its core for a
-// while holds up no one. Round order keeps the pairs that follow one another
-// disjoint: the scan for a free tile is short. The heaps' contents do not
-// depend on the order in which tiles run (each keeps the best k under a total
-// order), so neither does the result.
-class TileScheduler {
- public:
-  TileScheduler(const std::vector<std::vector<std::pair<index_t, index_t>>>& rounds, index_t blocks)
-      : busy_(static_cast<std::size_t>(blocks), 0) {
-    for (const auto& round : rounds) pairs_.insert(pairs_.end(), round.begin(), round.end());
-    taken_.assign(pairs_.size(), 0);
-  }
-
-  index_t size() const { return index_t(pairs_.size()); }
-
-  // Claims a tile (its blocks become busy) and returns its pair; false when
-  // every tile is taken or stop() was called. Waits while the tiles left all
-  // touch a busy block.
-  bool next(std::pair<index_t, index_t>* pair, index_t* slot) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    for (;;) {
-      while (first_ < pairs_.size() && taken_[first_]) ++first_;
-      if (stopped_ || first_ == pairs_.size()) return false;
-      for (std::size_t t = first_; t < pairs_.size(); ++t) {
-        const auto [bi, bj] = pairs_[t];
-        if (taken_[t] || busy_[bi] || busy_[bj]) continue;
-        taken_[t] = 1, busy_[bi] = 1, busy_[bj] = 1;
-        *pair = pairs_[t], *slot = index_t(t);
-        return true;
-      }
-      freed_.wait(lock);
-    }
-  }
-
-  // The tile of `slot` is done: its blocks are free again; returns the count
-  // of tiles done so far.
-  index_t finish(index_t slot) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto [bi, bj] = pairs_[slot];
-    busy_[bi] = 0, busy_[bj] = 0;
-    freed_.notify_all();
-    return ++done_;
-  }
-
-  void stop() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopped_ = true;
-    freed_.notify_all();
-  }
-
- private:
-  std::vector<std::pair<index_t, index_t>> pairs_;  // every tile, in round order
-  std::vector<char> taken_;                         // [pairs]
-  std::vector<char> busy_;                          // [blocks]
-  std::size_t first_ = 0;                           // tiles before it are all taken
-  index_t done_ = 0;
-  bool stopped_ = false;
-  std::mutex mutex_;
-  std::condition_variable freed_;
-};
 
 // One side of a rectangle of the all-vs-all: its rows, their -|x|^2 / 2 and
 // their heaps (the same side twice for the self search).
@@ -283,7 +185,7 @@ void run_tile(const PackedDatabase<T>& db, const Side<T>& rows, const Side<T>& c
 // progress() raising) stops the scheduler, so that no thread waits for a
 // block the failed one held. `progress(done, total)` as in search_self.
 template <class T, class Tile>
-void run_tiles(const std::vector<std::vector<std::pair<index_t, index_t>>>& rounds, index_t blocks,
+void run_tiles(const TileRounds& rounds, index_t blocks,
                int threads, index_t d, index_t rows_per_block,
                const std::function<void(index_t, index_t)>& progress, const Tile& tile) {
   TileScheduler tiles(rounds, blocks);
@@ -317,10 +219,10 @@ void run_tiles(const std::vector<std::vector<std::pair<index_t, index_t>>>& roun
 
 template <class T>
 PackedDatabase<T>::PackedDatabase(const T* x, index_t n, index_t d, int num_threads)
-    : n_(n), d_(d), data_(nullptr, free_aligned<T>) {
+    : n_(n), d_(d) {
   check(n >= 1 && d >= 1, "knn: the database must have at least one row and one column");
   const index_t count = panels();
-  data_.reset(alloc_aligned<T>(count * kPanel * d, "the packed kNN database"));
+  data_ = allocate<T>(count * kPanel * d, "the packed kNN database", 64);
   half_neg_norms_ = allocate<T>(count * kPanel, "the kNN database norms");
   T* packed = data_.get();
   T* norms = half_neg_norms_.get();
@@ -491,20 +393,10 @@ void search_pair(const PackedDatabase<T>& db, const T* a, index_t na, const T* b
   const Side<T> side_a{a, a_half_neg.get(), heaps.data(), na};
   const Side<T> side_b{b, db.half_neg_norms(), heaps.data() + na, nb};
 
-  // The blocks of a are 0 .. pa - 1 and those of b pa .. pa + pb - 1 for the
-  // scheduler (a tile holds the heaps of one block of each side); each round
-  // pairs every block of the smaller side with a different block of the other.
-  std::vector<std::vector<std::pair<index_t, index_t>>> rounds;
-  for (index_t r = 0; r < std::max(pa, pb); ++r) {
-    auto& pairs = rounds.emplace_back();
-    if (pa <= pb) {
-      for (index_t i = 0; i < pa; ++i) pairs.emplace_back(i, pa + (i + r) % pb);
-    } else {
-      for (index_t j = 0; j < pb; ++j) pairs.emplace_back((j + r) % pa, pa + j);
-    }
-  }
   const int threads = static_cast<int>(std::min<index_t>(resolve_threads(num_threads), std::min(pa, pb)));
-  run_tiles<T>(rounds, pa + pb, threads, d, rows_per_block, {},
+  // The blocks of a are 0 .. pa - 1 and those of b pa .. pa + pb - 1 for the
+  // scheduler (a tile holds the heaps of one block of each side).
+  run_tiles<T>(rectangle_rounds(pa, pb), pa + pb, threads, d, rows_per_block, {},
             [&](index_t bi, index_t bj, TileScratch<T>& scratch) {
               run_tile(db, side_a, side_b, rows_per_block, bi, bj - pa, false, false,
                        metric == Metric::L2, scratch);
