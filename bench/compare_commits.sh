@@ -9,12 +9,23 @@
 #
 #   bash bench/compare_commits.sh 9916d0b            # before = 9916d0b, after = HEAD
 #   COMPARE_FILES="bench_knn bench_graph" bash bench/compare_commits.sh 9916d0b HEAD
+#
+# A single run of a case on this shared VM can be off by 30 % or more (the
+# peers' cases, the same code on both sides, show how much: the report gives
+# their spread). To recheck some cases, list their pytest node ids (the
+# report's names) in a file: COMPARE_CASES=cases.txt COMPARE_REPEATS=3 runs
+# only those, before and after alternately, that many times each, into
+# before-recheckN.json / after-recheckN.json beside the main pass; the report
+# then takes each case's median over its runs. The environments and the
+# main pass's files are kept (COMPARE_OUT), so a recheck builds nothing:
+# give it the main pass's BEFORE and AFTER as commit ids, not a moved HEAD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 before=${1:?usage: bench/compare_commits.sh BEFORE [AFTER]} after=${2:-HEAD}
 out=${COMPARE_OUT:-$repo/bench/results/compare}
 files=${COMPARE_FILES:-bench_convolve bench_knn bench_graph bench_diffusion bench_regions bench_conv2d}
+cases=${COMPARE_CASES:-} repeats=${COMPARE_REPEATS:-1}
 mkdir -p "$out"
 
 for side in before after; do
@@ -23,11 +34,25 @@ for side in before after; do
   if [ ! -d "$src" ]; then git worktree add --detach "$src" "$rev"; fi
   git -C "$src" checkout --quiet --detach "$rev"
   if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
-  "$venv/bin/python" -m pip install --quiet --upgrade pip
-  # The same peers on both sides (torch: the CPU build on disk; see .ci/run).
-  "$venv/bin/python" -m pip install --quiet "$src[bench]" torch==2.13.0
+  if [ -z "$cases" ]; then
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    # The same peers on both sides (torch: the CPU build on disk; see .ci/run).
+    "$venv/bin/python" -m pip install --quiet "$src[bench]" torch==2.13.0
+  fi
   "$venv/bin/python" -c "import deepret, sys; print('$side', '$rev', deepret.__file__, deepret.simd_path())"
 done
+
+if [ -n "$cases" ]; then
+  mapfile -t ids < <(grep -v '^\s*\(#\|$\)' "$cases")
+  for rep in $(seq 1 "$repeats"); do
+    for side in before after; do
+      echo "[$side] recheck $rep of $repeats: ${#ids[@]} cases ($(date -u +%H:%M:%S))"
+      (cd "$out/src-$side" && "$out/venv-$side/bin/python" -m pytest "${ids[@]}" -q -p no:cacheprovider \
+          --benchmark-json "$out/$side-recheck$rep.json") || echo "[$side] recheck: pytest exit status $?"
+    done
+  done
+  files=""
+fi
 
 for file in $files; do
   for side in before after; do
