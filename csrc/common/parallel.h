@@ -110,6 +110,20 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, int 
   const std::int64_t chunks =
       std::min<std::int64_t>(max_chunks, std::int64_t(std::max(threads, 1)) * ChunksPerThread);
   const int team = static_cast<int>(std::min<std::int64_t>(chunks, threads));
+  if (team <= 1) {
+    // What run_chunks does for one thread (parallel.cpp, run_serially), but
+    // here, where body inlines into the loop. Called through run_chunks'
+    // std::function, the body reads its captures through the closure, and
+    // graph_from_knn's transpose (random scatter stores) reloaded them at
+    // every store: n = 10^5, k = 50, 1 thread, min of 9 calls, A/B in fresh
+    // processes: 252-275 ms before the pool, 296-326 through run_chunks,
+    // 246-269 here (bench/RESULTS.md, issue #12).
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      if (c > 0) checkpoint();
+      body(begin + total * c / chunks, begin + total * (c + 1) / chunks);
+    }
+    return;
+  }
   run_chunks(chunks, team, [&](std::int64_t c) {
     body(begin + total * c / chunks, begin + total * (c + 1) / chunks);
   });
