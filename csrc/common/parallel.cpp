@@ -13,6 +13,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "common/errors.h"
 
@@ -211,7 +212,18 @@ void run_chunks(std::int64_t chunks, int threads, const std::function<void(std::
   job->chunks = chunks;
   job->helpers = threads - 1;
   pool.run(job);
-  if (job->error) std::rethrow_exception(job->error);
+  // Take the error out of the job here: a pool thread may hold the last
+  // reference to the job and destroy it later, and the error can be a
+  // Python exception (an interrupt poll's), whose destructor takes the GIL.
+  // Run on a pool thread during interpreter shutdown, that aborted the
+  // process ("terminate called without an active exception") after a
+  // SIGTERM had already been handled (tests/test_cli.py, under load).
+  std::exception_ptr error;
+  {
+    std::lock_guard<std::mutex> lock(job->mutex);
+    error = std::exchange(job->error, nullptr);
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void checkpoint() {
