@@ -165,13 +165,6 @@ class Pool {
 };
 
 // Runs the chunks on this thread alone, between checkpoints.
-void run_serially(std::int64_t chunks, const std::function<void(std::int64_t)>& body) {
-  for (std::int64_t c = 0; c < chunks; ++c) {
-    if (c > 0) checkpoint();
-    body(c);
-  }
-}
-
 int affinity_cpus() {
 #if defined(__linux__)
   cpu_set_t set;
@@ -200,9 +193,9 @@ int max_threads() {
 
 void run_chunks(std::int64_t chunks, int threads, const std::function<void(std::int64_t)>& body) {
   if (chunks <= 0) return;
-  if (threads <= 1 || chunks == 1) return run_serially(chunks, body);
+  if (threads <= 1 || chunks == 1) return run_chunks_serially(chunks, body);
   Pool& pool = Pool::instance();
-  if (!pool.try_acquire()) return run_serially(chunks, body);  // another job holds the pool
+  if (!pool.try_acquire()) return run_chunks_serially(chunks, body);  // another job holds the pool
   struct Release {  // whatever happens below
     Pool& pool;
     ~Release() { pool.release(); }

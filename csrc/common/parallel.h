@@ -89,6 +89,17 @@ class InterruptPoll {
 // Runs the installed poll now if its interval has passed (calling thread only).
 void poll_interrupt();
 
+// Runs body(c) for c in [0, chunks) on this thread, with a checkpoint()
+// between chunks: what run_chunks does for one thread, or while the pool is
+// busy. A template so that parallel_for's body inlines into the loop.
+template <class ChunkBody>
+void run_chunks_serially(std::int64_t chunks, const ChunkBody& body) {
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    if (c > 0) checkpoint();
+    body(c);
+  }
+}
+
 // Up to ChunksPerThread chunks per thread, handed out dynamically: on a
 // shared machine a thread that loses its core for a scheduler slice then
 // delays the call by one small chunk, not by half of the work. Kernels whose
@@ -110,23 +121,17 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, int 
   const std::int64_t chunks =
       std::min<std::int64_t>(max_chunks, std::int64_t(std::max(threads, 1)) * ChunksPerThread);
   const int team = static_cast<int>(std::min<std::int64_t>(chunks, threads));
-  if (team <= 1) {
-    // What run_chunks does for one thread (parallel.cpp, run_serially), but
-    // here, where body inlines into the loop. Called through run_chunks'
-    // std::function, the body reads its captures through the closure, and
-    // graph_from_knn's transpose (random scatter stores) reloaded them at
-    // every store: n = 10^5, k = 50, 1 thread, min of 9 calls, A/B in fresh
-    // processes: 252-275 ms before the pool, 296-326 through run_chunks,
-    // 246-269 here (bench/RESULTS.md, issue #12).
-    for (std::int64_t c = 0; c < chunks; ++c) {
-      if (c > 0) checkpoint();
-      body(begin + total * c / chunks, begin + total * (c + 1) / chunks);
-    }
-    return;
-  }
-  run_chunks(chunks, team, [&](std::int64_t c) {
+  const auto chunk = [&](std::int64_t c) {
     body(begin + total * c / chunks, begin + total * (c + 1) / chunks);
-  });
+  };
+  // One thread runs the chunks here, where body inlines into the loop, not
+  // through run_chunks' std::function: called through it, graph_from_knn's
+  // transpose (random scatter stores) reloaded its captures at every store.
+  // n = 10^5, k = 50, 1 thread, min of 9 calls, A/B in fresh processes:
+  // 252-275 ms before the pool, 296-326 through run_chunks, 246-269 here
+  // (bench/RESULTS.md, issue #12).
+  if (team <= 1) return run_chunks_serially(chunks, chunk);
+  run_chunks(chunks, team, chunk);
 }
 
 // Test hook: runs `chunks` 1-ms chunks on num_threads threads; the first
