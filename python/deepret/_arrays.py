@@ -13,6 +13,8 @@ import numpy as np
 
 def is_cupy_array(x) -> bool:
     """True for a CuPy ndarray; never imports CuPy."""
+    if type(x) is np.ndarray:  # the common case, first: these checks run several times per call
+        return False
     return type(x).__module__.split(".", 1)[0] == "cupy" and hasattr(x, "__cuda_array_interface__")
 
 
@@ -27,6 +29,8 @@ def device_of(function: str, *arrays):
     A mix raises TypeError: deepret never copies between host and device
     behind the caller's back.
     """
+    if all(type(x) is np.ndarray for x in arrays):
+        return "cpu"
     on_gpu = [is_cupy_array(x) for x in arrays]
     if all(on_gpu):
         return "cuda"
@@ -95,6 +99,9 @@ def aligned_contiguous(x, dtype, xp=np):
     contiguous yet misaligned (a byte offset into a buffer), which the
     engine's typed loads must not see (undefined behaviour, found by UBSan)."""
     if xp is np:
+        if type(x) is np.ndarray and x.ndim:  # (np.require says the same in microseconds, every call)
+            y = np.ascontiguousarray(x, dtype=dtype)  # a copy it makes is aligned
+            return y if y.flags.aligned else y.copy()
         return np.require(x, dtype=dtype, requirements=("C", "A"))
     return xp.ascontiguousarray(x, dtype=dtype)
 
@@ -201,10 +208,14 @@ def check_csr(name: str, shape, indptr, indices, data, xp=np) -> None:
 
 def is_torch_tensor(x) -> bool:
     """True for a torch tensor; never imports torch."""
+    if type(x) is np.ndarray:
+        return False
     return type(x).__module__.split(".", 1)[0] == "torch" and hasattr(x, "__dlpack__")
 
 
 def _holds_torch(value) -> bool:
+    if type(value) is np.ndarray or value is None:
+        return False
     if isinstance(value, (list, tuple)):
         return any(is_torch_tensor(v) for v in value)
     if hasattr(value, "_map_arrays"):  # a Regions: its arrays
@@ -281,7 +292,10 @@ def torch_interop(function: _Function) -> _Function:
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        if not (any(_holds_torch(a) for a in args) or any(_holds_torch(v) for v in kwargs.values())):
+        for value in (*args, *kwargs.values()):
+            if _holds_torch(value):
+                break
+        else:  # no tensor: the plain call (a loop, not any(): this runs on every call)
             return function(*args, **kwargs)
         seen = []
         args = tuple(_convert_in(a, seen) for a in args)
