@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +35,10 @@ def runs(folder: Path, side: str) -> tuple[dict[str, list[float]], set[str]]:
         with open(path) as handle:
             data = json.load(handle)
         for bench in data["benchmarks"]:
-            name = bench["fullname"]
+            # The file's path from the checkout's root: pytest-benchmark has
+            # also written it from an outer directory (src-before/bench/...),
+            # which would keep the two sides' names apart.
+            name = re.sub(r"^.*?(?=bench/bench_)", "", bench["fullname"])
             times[name].append(bench["stats"]["median"])
             if bench.get("extra_info", {}).get("ours") or "deepret" in bench["name"]:
                 ours.add(name)

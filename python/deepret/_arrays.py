@@ -213,8 +213,13 @@ def is_torch_tensor(x) -> bool:
     return type(x).__module__.split(".", 1)[0] == "torch" and hasattr(x, "__dlpack__")
 
 
+# Argument types that are never, and never hold, a torch tensor: checked first,
+# because every call of a wrapped function tests each of its arguments.
+_PLAIN_TYPES = frozenset({np.ndarray, type(None), bool, int, float, str})
+
+
 def _holds_torch(value) -> bool:
-    if type(value) is np.ndarray or value is None:
+    if type(value) in _PLAIN_TYPES:
         return False
     if isinstance(value, (list, tuple)):
         return any(is_torch_tensor(v) for v in value)
