@@ -2,6 +2,7 @@
 #include "common/parallel.h"
 
 #include <sched.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -31,13 +32,25 @@ struct Stopped {};
 // and ends without a futex wake-up, which costs tens of microseconds on a
 // VM: convolve of 10^6 floats with 3 taps on 2 threads (about 0.1 ms) was
 // 25-45 % slower (median) on this pool than on OpenMP, whose threads spin
-// the same way (libgomp's GOMP_SPINCOUNT), before the spin; issue #12.
-constexpr std::chrono::microseconds kSpin{200};
+// the same way (libgomp's GOMP_SPINCOUNT), without the spin and 10-25 %
+// with it; one-column diffusion (20 short loops per call) moved within the
+// machine's noise either way (bench/RESULTS.md, issue #12).
+// OMP_WAIT_POLICY=passive (any case) turns the spin off, as for libgomp.
+std::chrono::microseconds spin_time() {
+  static const std::chrono::microseconds spin = [] {
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    const bool passive = policy != nullptr && strcasecmp(policy, "passive") == 0;
+    return std::chrono::microseconds(passive ? 0 : 200);
+  }();
+  return spin;
+}
 
-// Spins until ready() or kSpin has passed; returns ready().
+// Spins until ready() or the spin time has passed; returns ready().
 template <class Ready>
 bool spin_for(const Ready& ready) {
-  const auto until = std::chrono::steady_clock::now() + kSpin;
+  const auto spin = spin_time();
+  if (spin.count() == 0) return ready();
+  const auto until = std::chrono::steady_clock::now() + spin;
   for (;;) {
     for (int i = 0; i < 64; ++i) {
       if (ready()) return true;
