@@ -45,20 +45,21 @@ std::chrono::microseconds spin_time() {
   return spin;
 }
 
-// Spins until ready() or the spin time has passed; returns ready().
+// Spins until ready() or the spin time has passed (the caller then sleeps
+// on its condition variable if still not ready).
 template <class Ready>
-bool spin_for(const Ready& ready) {
+void spin_for(const Ready& ready) {
   const auto spin = spin_time();
-  if (spin.count() == 0) return ready();
+  if (spin.count() == 0) return;
   const auto until = std::chrono::steady_clock::now() + spin;
   for (;;) {
     for (int i = 0; i < 64; ++i) {
-      if (ready()) return true;
+      if (ready()) return;
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
 #endif
     }
-    if (std::chrono::steady_clock::now() >= until) return ready();
+    if (std::chrono::steady_clock::now() >= until) return;
   }
 }
 
@@ -207,7 +208,6 @@ class Pool {
   unsigned threads_ = 0;
 };
 
-// Runs the chunks on this thread alone, between checkpoints.
 int affinity_cpus() {
 #if defined(__linux__)
   cpu_set_t set;
