@@ -95,6 +95,30 @@ def test_graph_eigs_full_rank_is_exact():
     check_pairs(W, lam, U, np.linalg.eigvalsh(W.toarray())[::-1])
 
 
+def test_filter_degrees_lower_only_for_nearly_converged_wanted_pairs():
+    from deepret.spectral import _filter_degrees
+    values = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.5, 0.4, 0.3])
+    residuals = np.array([0, 1e-12, 1e-3, 1e-9, 1e-2, 1e-1, 1e-3, 1e-3])
+    d = _filter_degrees(values, residuals, locked=1, r=6, degree=12, lo=-0.5, hi=0.3, target=1e-8)
+    assert d.shape == (7,) and d.dtype == np.int64
+    # Below the target already: degree 1. Otherwise the smallest d with
+    # exp(-d g) rho <= target, g = arccosh((theta - c) / e), c = -0.1, e = 0.4,
+    # at most 12; guard vectors (index >= r) get 12.
+    g = np.arccosh((values[1:6] + 0.1) / 0.4)
+    need = np.ceil(np.log(np.maximum(residuals[1:6], 1e-8) / 1e-8) / g)
+    np.testing.assert_array_equal(d[:5], np.clip(need, 1, 12))
+    np.testing.assert_array_equal(d, [1, 8, 1, 11, 12, 12, 12])
+
+
+def test_graph_eigs_many_groups_match_dense():
+    """r above the sparse products' column group (128), so that the filter,
+    the Rayleigh-Ritz products and the locking run over several groups."""
+    W = connected_graph(600, d=24, k=10, seed=4)
+    lam, U, info = deepret.graph_eigs(W, 200, return_info=True)
+    check_pairs(W, lam, U, np.linalg.eigvalsh(W.toarray())[::-1][:200])
+    assert info.residuals.max() <= 1e-6
+
+
 def test_graph_eigs_bad_input():
     W = connected_graph(100, seed=1)
     with pytest.raises(ValueError, match="r must be at most n"):

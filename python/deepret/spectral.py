@@ -10,12 +10,13 @@ h_alpha(lambda) = (1 - alpha) / (1 - alpha lambda) reproduces diffusion,
 ``graph_eigs`` is a Chebyshev-filtered subspace iteration with locking
 (Zhou & Saad 2007): a block of r + p vectors is repeatedly filtered by a
 Chebyshev polynomial of W that damps the unwanted part of the spectrum,
-orthonormalized (Cholesky QR, twice) and Rayleigh-Ritz projected; pairs whose
-residual |W u - lambda u| falls below ``tol / 100`` are locked (no longer
-filtered); it stops once the r wanted pairs are within ``tol``
-(docs/spectral.md). Every product with W is the CPU engine's batched sparse product
-(``_core.spmm``); the dense steps are BLAS/LAPACK calls on n x b blocks and
-b x b matrices. Memory: four n x (r + p) float64 blocks.
+orthonormalized (Cholesky QR, twice) and Rayleigh-Ritz projected; wanted
+pairs whose residual |W u - lambda u| falls below ``tol / 100`` are locked
+(no longer filtered), and nearly converged ones get a lower filter degree; it
+stops once the r wanted pairs are within ``tol`` (docs/spectral.md). Every
+product with W is the CPU engine's batched sparse product (``_core.spmm``),
+by groups of 128 columns; the dense steps are BLAS/LAPACK calls on n x b
+blocks and b x b matrices. Memory: about three n x (r + p) float64 blocks.
 """
 
 from __future__ import annotations
@@ -78,25 +79,41 @@ class _Operator:
         return out
 
 
+# Columns per sparse product in the filter and the Rayleigh-Ritz step: the
+# engine's product works on 8-column panels anyway, and groups keep the
+# scratch to a few n x _GROUP blocks whatever the block size (n = 10^6, a
+# 480-vector block is 3.8 GB per n x b array).
+_GROUP = 128
+
+
+def _groups(width):
+    return [slice(s, min(s + _GROUP, width)) for s in range(0, width, _GROUP)]
+
+
 def _orthonormalize(X):
-    """Orthonormal basis of X's columns (n x b), Cholesky QR twice (BLAS 3);
-    falls back to Householder QR where X is (numerically) rank deficient."""
+    """Orthonormal basis of X's columns (n x b, C-contiguous), Cholesky QR
+    twice (BLAS 3), in place; falls back to Householder QR where X is
+    (numerically) rank deficient."""
     for _ in range(2):
         G = X.T @ X
         try:
             R = scipy.linalg.cholesky(G, lower=False, check_finite=False)
         except np.linalg.LinAlgError:
-            return np.linalg.qr(X)[0]
-        X = scipy.linalg.solve_triangular(R, X.T, trans="T", lower=False, check_finite=False).T
-    return np.ascontiguousarray(X)
+            return np.ascontiguousarray(np.linalg.qr(X)[0])
+        # X.T is Fortran-ordered: the triangular solve overwrites X itself.
+        scipy.linalg.solve_triangular(R, X.T, trans="T", lower=False, overwrite_b=True,
+                                      check_finite=False)
+    return X
 
 
 def _orthonormalize_against(Q, X):
-    """X made orthogonal to Q's orthonormal columns and orthonormalized, two
-    passes (classical Gram-Schmidt twice is enough, Giraud et al. 2005)."""
+    """X (n x a, C-contiguous) made orthogonal to Q's orthonormal columns and
+    orthonormalized, two passes (classical Gram-Schmidt twice is enough,
+    Giraud et al. 2005), in place where it can be."""
     for _ in range(2):
         if Q.shape[1]:
-            X -= Q @ (Q.T @ X)
+            for g in _groups(X.shape[1]):
+                X[:, g] -= Q @ (Q.T @ X[:, g])
         X = _orthonormalize(X)
     return X
 
@@ -130,27 +147,81 @@ def _lowest_bound(op, n, bound, seed, steps=40):
     return max(low, -bound)
 
 
-def _chebyshev(op, X, degree, lo, hi, top):
-    """p(W) X for the degree-`degree` Chebyshev polynomial that is small on
-    [lo, hi] and grows above hi, scaled to be 1 at `top` (Zhou & Saad's
-    scaled three-term recurrence, on -W)."""
+def _filter_degrees(values, residuals, locked, r, degree, lo, hi, target):
+    """Chebyshev degree per active column, at most `degree`: a wanted pair
+    (theta above the cut-off hi, residual rho) that is nearly converged is
+    filtered only as much as it needs to reach `target` (the filter shrinks
+    what lies in [lo, hi] relative to theta by about exp(-d g), g =
+    arccosh((theta - c) / e), c and e the centre and half-width of [lo, hi];
+    a degree per vector as in ChASE, Winkelmann et al. 2019). Higher degrees
+    than `degree` for the slow pairs were tried and stall them: their own
+    eigencomponent sinks below the rounding of the amplified top of the
+    spectrum."""
+    e, c = (hi - lo) / 2.0, (hi + lo) / 2.0
+    theta = values[locked:]
+    d = np.full(theta.size, degree, dtype=np.int64)
+    wanted = (np.arange(locked, values.size) < r) & (theta > hi)
+    t = (theta[wanted] - c) / e
+    g = np.log(t + np.sqrt(t * t - 1.0))
+    need = np.log(np.maximum(residuals[locked:][wanted], target) / target) / np.maximum(g, 1e-12)
+    d[wanted] = np.clip(np.ceil(need), 1, degree).astype(np.int64)
+    return d
+
+
+def _chebyshev(op, X, degrees, lo, hi, top):
+    """Y[:, j] = p_d(W) X[:, j], d = degrees[j], for the degree-d Chebyshev
+    polynomial that is small on [lo, hi] and grows above hi, scaled to be 1
+    at `top` (Zhou & Saad's scaled three-term recurrence). Columns go in
+    groups of similar degree (_GROUP), so that the work follows each
+    column's degree and the scratch is a few n x _GROUP blocks."""
     e = (hi - lo) / 2.0
     c = (hi + lo) / 2.0
-    sigma = e / (top - c)
-    tau = 2.0 / sigma
-    Y = op(X)
-    Y -= c * X
-    Y *= sigma / e
-    prev = X
-    for _ in range(2, degree + 1):
-        sigma_next = 1.0 / (tau - sigma)
-        Z = op(Y)
-        Z -= c * Y
-        Z *= 2.0 * sigma_next / e
-        Z -= (sigma * sigma_next) * prev
-        prev, Y = Y, Z
-        sigma = sigma_next
-    return Y
+    sigma1 = e / (top - c)
+    tau = 2.0 / sigma1
+    out = np.empty(X.shape)
+    order = np.argsort(degrees, kind="stable")
+    for g in _groups(order.size):
+        cols = order[g]
+        d = degrees[cols]
+        prev = X[:, cols]
+        Y = op(prev)
+        Y -= c * prev
+        Y *= sigma1 / e
+        out[:, cols[d == 1]] = Y[:, d == 1]
+        sigma = sigma1
+        for step in range(2, int(d.max()) + 1):
+            sigma_next = 1.0 / (tau - sigma)
+            Z = op(Y)
+            Z -= c * Y
+            Z *= 2.0 * sigma_next / e
+            Z -= (sigma * sigma_next) * prev
+            prev, Y = Y, Z
+            sigma = sigma_next
+            finished = d == step
+            if finished.any():
+                out[:, cols[finished]] = Y[:, finished]
+    return out
+
+
+def _rayleigh_ritz(op, A):
+    """Ritz pairs of W on span(A) (A: n x a, orthonormal, C-contiguous):
+    descending Ritz values theta, the Ritz vectors A V (n x a) and their
+    residual norms |W x - theta x|. W A and W (A V) are sparse products by
+    column groups (not stored), rather than one dense n x a x a product
+    W A V: cheaper here, and a few n x _GROUP blocks of scratch."""
+    a = A.shape[1]
+    H = np.empty((a, a))
+    for g in _groups(a):
+        H[:, g] = A.T @ op(A[:, g])
+    H = (H + H.T) / 2
+    theta, V = np.linalg.eigh(H)
+    theta, V = theta[::-1], np.ascontiguousarray(V[:, ::-1])
+    X = A @ V
+    residuals = np.empty(a)
+    for g in _groups(a):
+        Xg = X[:, g]
+        residuals[g] = np.linalg.norm(op(Xg) - Xg * theta[g], axis=0)
+    return theta, X, residuals
 
 
 _LOCK = 1e-2  # lock pairs with residual <= _LOCK * tol
@@ -261,59 +332,56 @@ def graph_eigs(W: Sparse, r: int, *, block: int | None = None, degree: int = 12,
         from tqdm.auto import tqdm
         bar = tqdm(total=r, desc="graph_eigs", unit="pair")
     iterations = 0
-    WX = None
     try:
         for iterations in range(1, maxiter + 1):
-            if WX is not None:  # filter the active vectors (not on the first pass: Ritz first)
+            if iterations == 1:  # Ritz pairs of the random block first
+                A = X
+            else:  # filter the active vectors
                 hi = values[b - 1]  # the block's smallest Ritz value: the cut-off
                 top = max(values[locked], hi + 1e-12)
                 if hi >= top or hi <= lower:
                     hi = (top + lower) / 2
-                Y = _chebyshev(op, X[:, locked:], degree, lower, hi, top)
-                X[:, locked:] = _orthonormalize_against(X[:, :locked], Y)
+                degrees = _filter_degrees(values, residuals, locked, r, degree, lower, hi,
+                                          _LOCK * tol / 2)
+                A = _chebyshev(op, X[:, locked:], degrees, lower, hi, top)
+                A = _orthonormalize_against(X[:, :locked], A)
             # Rayleigh-Ritz on the active part (locked pairs are exact Ritz pairs already).
-            WA = op(X[:, locked:])
-            H = X[:, locked:].T @ WA
-            H = (H + H.T) / 2
-            theta, V = np.linalg.eigh(H)
-            theta, V = theta[::-1], V[:, ::-1]
-            X[:, locked:] = X[:, locked:] @ V
-            WA = WA @ V
+            theta, A, residuals[locked:] = _rayleigh_ritz(op, A)
+            X[:, locked:] = A
             values[locked:] = theta
-            R = WA - X[:, locked:] * theta
-            residuals[locked:] = np.linalg.norm(R, axis=0)
-            WX = True
-            # Lock the leading converged pairs (in order, so locked pairs are the largest).
-            # A locked vector is never improved again, and the active vectors are kept
-            # orthogonal to it: its error would cap theirs where eigenvalues cluster. So
-            # lock only pairs a hundred times tighter than tol; stop once every wanted
-            # pair (locked or not) is within tol.
-            newly = 0
-            while locked + newly < r and residuals[locked + newly] <= _LOCK * tol:
-                newly += 1
-            locked += newly
-            done = int(np.sum(residuals[:r] <= tol))
+            del A
+            # Lock the wanted pairs that have converged a hundred times tighter than
+            # tol, wherever they sit in the active block: a locked vector is never
+            # filtered or rotated again, and the active vectors are kept orthogonal to
+            # it. (Locked at tol itself, its error would cap theirs where eigenvalues
+            # cluster.) The wanted pairs are the r largest of locked and active
+            # together: the locked ones and the first r - locked active ones.
+            wanted = np.arange(b - locked) < r - locked
+            lock = wanted & (residuals[locked:] <= _LOCK * tol)
+            newly = int(lock.sum())
+            if newly:
+                # Newly locked columns to the front of the active block, the rest in
+                # their order (descending Ritz values).
+                order = np.concatenate([np.flatnonzero(lock), np.flatnonzero(~lock)]) + locked
+                X[:, locked:] = X[:, order]
+                values[locked:] = values[order]
+                residuals[locked:] = residuals[order]
+                locked += newly
+            top_r = np.argsort(-values, kind="stable")[:r]
+            done = int(np.sum(residuals[top_r] <= tol))
             if bar is not None and done > bar.n:
                 bar.update(done - bar.n)
             if locked >= r or done == r:
                 break
-            # Keep the pairs sorted: the active Ritz values may exceed a locked one only
-            # if a pair was missed; then unlock everything from there (rare).
-            if locked and values[locked] > values[locked - 1] + tol:
-                order = np.argsort(-values, kind="stable")
-                X[:] = X[:, order]
-                values = values[order]
-                residuals = residuals[order]
-                first = int(np.argmax(order != np.arange(b)))
-                locked = min(locked, first)
     finally:
         if bar is not None:
             bar.close()
-    lam = values[:r].copy()
-    U = np.ascontiguousarray(X[:, :r])
+    top_r = np.argsort(-values, kind="stable")[:r]  # locked and active pairs, merged
+    lam = values[top_r]
+    U = np.ascontiguousarray(X[:, top_r])
     peak = np.argmax(np.abs(U), axis=0)
     U *= np.sign(U[peak, np.arange(r)])
-    res = residuals[:r].copy()
+    res = residuals[top_r]
     if (res > tol).any():
         warnings.warn(f"graph_eigs: {int((res > tol).sum())} of {r} pairs stopped at maxiter="
                       f"{maxiter} above tol={tol:g} (largest residual {res.max():.2e})",
