@@ -8,6 +8,7 @@
 
 #include "common/errors.h"
 #include "common/parallel.h"
+#include "common/value_checks.h"
 #include "objects/objects.h"
 
 namespace deepret::objects {
@@ -15,18 +16,6 @@ namespace deepret::objects {
 namespace {
 
 constexpr double kNormEps = 1e-6;  // as pool/: v / (||v|| + 1e-6)
-
-template <class T>
-void check_values(const T* a, index_t n, const char* name, bool nonnegative) {
-  for (index_t t = 0; t < n; ++t) {
-    if (!std::isfinite(double(a[t])))
-      throw ValueError(std::string(name) + " must be finite, got " + std::to_string(double(a[t])) +
-                       " at flat index " + std::to_string(t));
-    if (nonnegative && a[t] < 0)
-      throw ValueError(std::string(name) + " must be non-negative, got " + std::to_string(double(a[t])) +
-                       " at flat index " + std::to_string(t));
-  }
-}
 
 void check_offsets(const std::int64_t* offsets, index_t b, index_t k) {
   check(offsets[0] == 0 && offsets[b] == k, "offsets must run from 0 to the number of regions " +
@@ -42,10 +31,10 @@ void object_saliency(const T* a, const T* fs, index_t b, index_t c, index_t h, i
                      const double* boxes, const double* weight, const std::int64_t* offsets, index_t k,
                      bool box_cover, T* out, int num_threads) {
   const index_t hw = h * w;
-  check_values(a, b * c * hw, "a", true);
-  check_values(fs, b * hw, "fs", true);
-  check_values(desc, k * c, "descriptors", false);
-  check_values(weight, k, "weights", false);
+  check_values(a, b * c * hw, "a", true, num_threads);
+  check_values(fs, b * hw, "fs", true, num_threads);
+  check_values(desc, k * c, "descriptors", false, num_threads);
+  check_values(weight, k, "weights", false, num_threads);
   check_offsets(offsets, b, k);
   // One pass over the channels per map: each channel row (contiguous over
   // the h * w pixels) updates the squared norms and every region's dot
@@ -97,9 +86,9 @@ void object_saliency(const T* a, const T* fs, index_t b, index_t c, index_t h, i
 template <class T>
 void weighted_pool(const T* a, const T* s, const T* cw, index_t b, index_t c, index_t hw, bool normalize,
                    T* out, int num_threads) {
-  check_values(a, b * c * hw, "a", false);
-  check_values(s, b * hw, "weights", false);
-  if (cw) check_values(cw, b * c, "channel_weights", false);
+  check_values(a, b * c * hw, "a", false, num_threads);
+  check_values(s, b * hw, "weights", false, num_threads);
+  if (cw) check_values(cw, b * c, "channel_weights", false, num_threads);
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
     std::vector<double> v(c);
     for (index_t m = lo; m < hi; ++m) {
@@ -123,7 +112,7 @@ void weighted_pool(const T* a, const T* s, const T* cw, index_t b, index_t c, in
 template <class T>
 void crow_weights(const T* a, index_t b, index_t c, index_t hw, double eps, T* spatial, T* channel,
                   int num_threads) {
-  check_values(a, b * c * hw, "a", true);
+  check_values(a, b * c * hw, "a", true, num_threads);
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
     std::vector<double> sum(hw), q(c);
     for (index_t m = lo; m < hi; ++m) {

@@ -2,12 +2,14 @@
 // regions), double accumulation.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "common/buffer.h"
 #include "common/errors.h"
 #include "common/parallel.h"
+#include "common/value_checks.h"
 #include "pool/pool.h"
 
 namespace deepret::pool {
@@ -22,23 +24,11 @@ void l2_normalize(double* v, index_t c, T* out) {
   for (index_t j = 0; j < c; ++j) out[j] = static_cast<T>(v[j] * scale);
 }
 
-template <class T>
-void check_finite(const T* a, index_t n, const char* name, bool nonnegative) {
-  for (index_t t = 0; t < n; ++t) {
-    if (!std::isfinite(a[t]))
-      throw ValueError(std::string(name) + " must be finite, got " + std::to_string(double(a[t])) +
-                       " at flat index " + std::to_string(t));
-    if (nonnegative && a[t] < 0)
-      throw ValueError(std::string(name) + " must be non-negative (activations after a ReLU), got " +
-                       std::to_string(double(a[t])) + " at flat index " + std::to_string(t));
-  }
-}
-
 }  // namespace
 
 template <class T>
 void feature_saliency(const T* a, index_t b, index_t c, index_t hw, double eps, T* out, int num_threads) {
-  check_finite(a, b * c * hw, "a", true);
+  check_values(a, b * c * hw, "a", true, num_threads, " (activations after a ReLU)");
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
     Scratch<double> q(c), f(hw);
     for (index_t i = lo; i < hi; ++i) {
@@ -68,7 +58,7 @@ void feature_saliency(const T* a, index_t b, index_t c, index_t hw, double eps, 
 template <class T>
 void global_pool(const T* a, index_t b, index_t c, index_t hw, Global kind, double p, double eps,
                  bool normalize, T* out, int num_threads) {
-  check_finite(a, b * c * hw, "a", false);
+  check_values(a, b * c * hw, "a", false, num_threads);
   parallel_for(0, b * c, 64, num_threads, [&](index_t lo, index_t hi) {
     for (index_t r = lo; r < hi; ++r) {
       const T* ch = a + r * hw;
@@ -105,7 +95,7 @@ void global_pool(const T* a, index_t b, index_t c, index_t hw, Global kind, doub
 template <class T>
 void regional_max(const T* a, index_t b, index_t c, index_t h, index_t w, const double* boxes,
                   const std::int64_t* image, index_t k, bool normalize, T* out, int num_threads) {
-  check_finite(a, b * c * h * w, "a", false);
+  check_values(a, b * c * h * w, "a", false, num_threads);
   for (index_t r = 0; r < k; ++r) {
     check(image[r] >= 0 && image[r] < b, "box " + std::to_string(r) + " belongs to image " +
                                              std::to_string(image[r]) + ", outside [0, " + std::to_string(b) + ")");
@@ -122,11 +112,16 @@ void regional_max(const T* a, index_t b, index_t c, index_t h, index_t w, const 
       pixel_range(boxes[4 * r], boxes[4 * r + 2], h, &y0, &y1);
       pixel_range(boxes[4 * r + 1], boxes[4 * r + 3], w, &x0, &x1);
       const T* img = a + image[r] * c * h * w;
+      // The maximum in T, not double: the same value (a maximum rounds
+      // nothing, and the values were checked finite), and no conversion per
+      // value in the loop that reads most of the map.
       for (index_t j = 0; j < c; ++j) {
-        double m = -INFINITY;
-        for (index_t y = y0; y <= y1; ++y)
-          for (index_t x = x0; x <= x1; ++x) m = std::max(m, double(img[(j * h + y) * w + x]));
-        v[j] = m;
+        T m = -std::numeric_limits<T>::infinity();
+        for (index_t y = y0; y <= y1; ++y) {
+          const T* row = img + (j * h + y) * w;
+          for (index_t x = x0; x <= x1; ++x) m = row[x] > m ? row[x] : m;
+        }
+        v[j] = double(m);
       }
       if (normalize) {
         l2_normalize(v.data(), c, out + r * c);
@@ -140,7 +135,7 @@ void regional_max(const T* a, index_t b, index_t c, index_t h, index_t w, const 
 template <class T>
 void rmac(const T* a, index_t b, index_t c, index_t h, index_t w, const std::int64_t* regions, index_t r,
           T* out, int num_threads) {
-  check_finite(a, b * c * h * w, "a", false);
+  check_values(a, b * c * h * w, "a", false, num_threads);
   for (index_t q = 0; q < r; ++q) {
     const std::int64_t* g = regions + 4 * q;
     check(0 <= g[0] && g[0] <= g[2] && g[2] < h && 0 <= g[1] && g[1] <= g[3] && g[3] < w,
