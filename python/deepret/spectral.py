@@ -162,7 +162,7 @@ def _filter_degrees(values, residuals, locked, r, degree, lo, hi, target):
     d = np.full(theta.size, degree, dtype=np.int64)
     wanted = (np.arange(locked, values.size) < r) & (theta > hi)
     t = (theta[wanted] - c) / e
-    g = np.log(t + np.sqrt(t * t - 1.0))
+    g = np.arccosh(t)
     need = np.log(np.maximum(residuals[locked:][wanted], target) / target) / np.maximum(g, 1e-12)
     d[wanted] = np.clip(np.ceil(need), 1, degree).astype(np.int64)
     return d
