@@ -1,6 +1,6 @@
 """EfficientNet-Lite0 (ImageNet weights) last conv map, after its ReLU6, for
-every clutter-benchmark image: float16 (n, 1280, 12, 16) for 512x384 images,
-cached in bench/clutter/cache/activations.npz (gitignored).
+every clutter-benchmark image: float16 (n, 1280, 12, 16) for 512x384 images
+(24 x 32 for 1024x768), cached in <--cache>/activations.npz (gitignored).
 
 Benchmark-only dependencies, all offline wheels (no model hub at run time)::
 

@@ -87,7 +87,7 @@ OS_SETTINGS = [(2.0, 0.0, 2.0), (1.5, 0.0, 2.0), (1.0, 0.0, 2.0), (2.0, 0.4, 5.0
 
 def pool2(a):
     """2x2 max pooling of (B, C, H, W) maps: a stand-in for the maps of images
-    of half the size (6x8 cells for these 12x16 maps)."""
+    of half the size (6x8 cells for 12x16 maps)."""
     b, c, h, w = a.shape
     return a[:, :, : h // 2 * 2, : w // 2 * 2].reshape(b, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
 
@@ -100,8 +100,8 @@ def settings_sweep(db, q, mAP, ranks, nt):
     print("\nEGM settings on small maps (mAP without diffusion; sigma / threshold / power)\n")
     print("| maps | map | settings | sum | weighted | heaviest | regions per image |\n|---|---|---|---:|---:|---:|---:|")
     readouts = ("sum", "weighted", "heaviest")
-    for label, x, xq in (("12x16", db, q), ("6x8", pool2(db), pool2(q))):
-        size = f"{label}"
+    for x, xq in ((db, q), (pool2(db), pool2(q))):
+        size = f"{x.shape[2]}x{x.shape[3]}"
         ref = {m: mAP(ranks(deepret.describe(x, m, num_threads=nt), deepret.describe(xq, m, num_threads=nt), False))
                for m in ("mac", "crow")}
         fsd, fsq = deepret.feature_saliency(x), deepret.feature_saliency(xq)

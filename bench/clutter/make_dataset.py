@@ -9,7 +9,7 @@ photographs that install offline (issue 11, "The benchmark"):
   and calibration shots left out) from Debian bookworm packages and
   scikit-image's bundled photos. Fetch the packages without installing them::
 
-      mkdir -p /tmp/debs && cd /tmp/debs && apt-get download ukui-wallpapers \\
+      mkdir -p /tmp/debs && cd /tmp/debs && apt-get download lomiri-wallpapers ukui-wallpapers \\
           mate-backgrounds plasma-workspace-wallpapers gcompris-qt-data \\
           palapeli-data opencv-doc
       for f in *.deb; do dpkg -x "$f" /tmp/clutter_photos_raw; done
@@ -33,7 +33,8 @@ photographs that install offline (issue 11, "The benchmark"):
   scale, flip), so they overlap as little as the photo's size allows.
 
 Output (``--out``, default bench/clutter/cache, gitignored): images/NNNNN.jpg
-(512x384) and ground truth bench/clutter/ground_truth.json (small, committed):
+(``--size``, default 512x384; photos are first downscaled to a long side of
+twice the composite width, at least 1024) and ground truth bench/clutter/ground_truth.json (small, committed):
 database and query files, instance and background photo of each image, the
 true object box (y0, x0, y1, x1) in pixels, and gnd (positives per query) for
 deepret.evaluate.compute_map. Seeded: the same arguments give the same set.
@@ -54,7 +55,7 @@ from PIL import Image
 from skimage import data as skdata, io, transform
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-W, H = 512, 384  # composites: ~16x12 cells at EfficientNet stride 32
+W, H = 512, 384  # composites (--size): 16x12 cells at EfficientNet stride 32
 
 B = "usr/share/backgrounds/"
 P = "usr/share/wallpapers/"
@@ -222,6 +223,14 @@ def paste(bg, obj, rng, area=(0.02, 0.10)):
     return out, (y0, x0, y0 + nh, x0 + nw)
 
 
+def set_size(width, height):
+    """The composite size used by background() and paste()."""
+    global W, H
+    if width < 64 or height < 64:
+        raise SystemExit("--size: at least 64 x 64 pixels")
+    W, H = int(width), int(height)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photo-root", default="/tmp/clutter_photos_raw")
@@ -232,10 +241,15 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--area", type=float, nargs=2, default=(0.02, 0.10), help="object area fraction range")
     ap.add_argument("--gt", default=os.path.join(HERE, "ground_truth.json"))
+    ap.add_argument("--size", type=int, nargs=2, default=(W, H), metavar=("WIDTH", "HEIGHT"),
+                    help="composite size in pixels (512 x 384 gives 12 x 16 EfficientNet maps, "
+                         "1024 x 768 gives 24 x 32)")
     args = ap.parse_args()
+    set_size(*args.size)
+    long_side = max(1024, 2 * W)
     rng = np.random.default_rng(args.seed)
-    objs = [(n, p) for n in OBJECT_PHOTOS if (p := load_photo(n, args.photo_root)) is not None]
-    bgs = [(n, p) for n in BACKGROUND_PHOTOS if (p := load_photo(n, args.photo_root)) is not None]
+    objs = [(n, p) for n in OBJECT_PHOTOS if (p := load_photo(n, args.photo_root, long_side)) is not None]
+    bgs = [(n, p) for n in BACKGROUND_PHOTOS if (p := load_photo(n, args.photo_root, long_side)) is not None]
     if len(bgs) < args.per_instance:
         raise SystemExit(f"need at least {args.per_instance} background photos, found {len(bgs)}")
     if args.instances > 2 * len(objs):

@@ -2,10 +2,15 @@
 descriptors (oracle box, MAC, FS.EGM) and of FS.EGM regions by how much of each
 region lies inside its true object box. Prints markdown.
 
-    python bench/clutter/premise.py
+    python bench/clutter/premise.py [--cache DIR --gt FILE]
 """
-import json, numpy as np, deepret, evaluate
-gt = json.load(open("ground_truth.json")); z = np.load("cache/activations.npz")
+import argparse, json, os, numpy as np, deepret, evaluate
+HERE = os.path.dirname(os.path.abspath(__file__))
+ap = argparse.ArgumentParser()
+ap.add_argument("--cache", default=os.path.join(HERE, "cache"))
+ap.add_argument("--gt", default=os.path.join(HERE, "ground_truth.json"))
+args = ap.parse_args()
+gt = json.load(open(args.gt)); z = np.load(os.path.join(args.cache, "activations.npz"))
 db = z["database"].astype(np.float32); rec = gt["database"]
 inst = np.array([r["instance"] for r in rec]); bg = np.array([r["background"] for r in rec])
 def nn_stats(x, name, k=5):
@@ -26,7 +31,7 @@ frac = np.zeros(len(rs))
 for i, (img, (y0, x0, y1, x1)) in enumerate(zip(rs.image, rs.boxes)):
     t = boxes[img]
     if t is None: continue
-    t0, s0, t1, s1 = np.asarray(t) / 32 - 0.5
+    t0, s0, t1, s1 = np.asarray(t) / evaluate.STRIDE - 0.5
     ih, iw = max(0, min(y1, t1) - max(y0, t0)), max(0, min(x1, s1) - max(x0, s0))
     frac[i] = ih * iw / max(1e-9, (y1 - y0) * (x1 - x0))
 print(f"\nFS.EGM regions: {len(rs)}; overlap the true box: {on.mean():.3f}; mean share of the region box inside the true box: {frac[inst[rs.image] >= 0].mean():.3f}; quartiles {np.percentile(frac[inst[rs.image] >= 0], [25, 50, 75, 100]).round(3).tolist()}")
