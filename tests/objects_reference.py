@@ -60,10 +60,15 @@ def neighbours(x, image, k, same_image):
     """Each row's k best other rows by inner product (ties: smaller index),
     excluding its own image unless same_image."""
     s = x @ x.T
+    # Ties are judged on scores rounded to 10 decimals: two identical
+    # descriptors (tests/data has such pairs) can score
+    # 1 ulp apart in float64 depending on the BLAS kernel, which would make
+    # the tie-break depend on the machine.
+    key = np.round(s, 10)
     out = []
     for i in range(len(x)):
         cand = [j for j in range(len(x)) if j != i and (same_image or image[j] != image[i])]
-        cand.sort(key=lambda j: (-s[i, j], j))
+        cand.sort(key=lambda j: (-key[i, j], j))
         out.append(cand[:k])
     return s, out
 
