@@ -13,8 +13,8 @@ database images, OS.EGM descriptors (EGM on the OS maps, pooling, sum).
 The peers: numpy FS maps and pooling; EGM by tests/egm_reference.py (the
 plain numpy EGM; no numpy/scipy/scikit-learn function implements EGM), timed
 on --peer-egm images and scaled linearly (marked "extrapolated");
-with --peer-sample N, the other per-image peer loops (regions, OS maps and
-the local-centrality solves, one CG per image on the whole graph) run on the
+with --peer-sample N, the other per-image peer loops (OS maps and the
+local-centrality solves, one CG per image on the whole graph) run on the
 first N images and are scaled the same way (at 5,000 images the peer would
 otherwise take most of an hour);
 scikit-learn NearestNeighbors (brute force, inner product via cosine on unit
@@ -105,16 +105,16 @@ def peer_graph(x, image, k, gamma=3.0):
 
 
 def peer_centralities(W, image, alpha=0.99, maxiter=20, images=None):
-    """g and f (NaN outside the first ``images`` images' regions)."""
+    """g, f (NaN outside the first ``images`` images' regions) and the seconds g took."""
     n = W.shape[0]
     L = sp.eye_array(n) - alpha * W
-    g, _ = spla.cg(L, np.full(n, 1 - alpha), rtol=1e-6, maxiter=maxiter)
+    g, t_g = timed(lambda: spla.cg(L, np.full(n, 1 - alpha), rtol=1e-6, maxiter=maxiter)[0])
     f = np.full(n, np.nan)
     for m in range(image.max() + 1 if images is None else images):
         y = (image == m) * (1 - alpha)
         sol, _ = spla.cg(L, y, rtol=1e-6, maxiter=maxiter)
         f[image == m] = sol[image == m]
-    return g, f
+    return g, f, t_g
 
 
 def peer_os_map(a, fs, desc, boxes, c):
@@ -178,9 +178,8 @@ def main() -> None:
             os_.local_[r] = f[np.arange(r.start, r.stop), rs.image[r] - lo]
 
     _, t = timed(centralities)
-    (gp, fp), tp = timed(peer_centralities, Wp, rs.image, images=sample)
-    tg = timed(peer_centralities, Wp, rs.image, images=0)[1]  # g alone: not scaled
-    tp = tg + (tp - tg) * scale
+    (gp, fp, tg), tp = timed(peer_centralities, Wp, rs.image, images=sample)
+    tp = tg + (tp - tg) * scale  # g is one solve at any sample size; the local solves scale
     got = ~np.isnan(fp)
     print(f"  g relative difference {np.abs(os_.global_ - gp).max() / gp.max():.1e}, "
           f"f {np.abs(os_.local_[got] - fp[got]).max() / fp[got].max():.1e} ({sample} images)", flush=True)
