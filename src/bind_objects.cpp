@@ -39,7 +39,7 @@ const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <class T>
 void object_saliency_t(const py::array& a, const py::array& fs, const py::array& desc, const py::array& boxes,
                        const py::array& weight, const py::array& offsets, bool box_cover, py::array& out,
-                       int threads) {
+                       int threads, bool check_input) {
   const index_t b = a.shape(0), c = a.shape(1), h = a.shape(2), w = a.shape(3), k = desc.shape(0);
   const T *pa = cptr<T>(a), *pf = cptr<T>(fs);
   const float* pd = cptr<float>(desc);
@@ -47,7 +47,7 @@ void object_saliency_t(const py::array& a, const py::array& fs, const py::array&
   const std::int64_t* po = cptr<std::int64_t>(offsets);
   T* pout = ptr<T>(out);
   EngineCall call;
-  objects::object_saliency<T>(pa, pf, b, c, h, w, pd, pb, pw, po, k, box_cover, pout, threads);
+  objects::object_saliency<T>(pa, pf, b, c, h, w, pd, pb, pw, po, k, box_cover, pout, threads, check_input);
 }
 
 template <class T>
@@ -110,23 +110,32 @@ void drop_t(const py::array& scores, const py::array& ids, const py::array& grou
 
 void register_objects(py::module_& m) {
   m.def(
-      "half_to_float",
+      "widen_range",
       [](const py::array& in, py::array& out, int threads) {
-        require(in, 'f', 2, "in");
+        const bool half = in.dtype().kind() == 'f' && in.itemsize() == 2;
+        if (!half) require(in, 'f', 4, "in");
+        require_contiguous(in, "in");
         require(out, 'f', 4, "out");
         require_contiguous(out, "out", true);
         check(in.size() == out.size(), "in and out must have the same size");
-        const auto* pi = static_cast<const std::uint16_t*>(in.data());
         float* po = ptr<float>(out);
         const index_t n = in.size();
-        EngineCall call;
-        objects::half_to_float(pi, n, po, threads);
+        float lo = 0.0f, hi = 0.0f;
+        {
+          EngineCall call;
+          if (half)
+            objects::half_to_float(static_cast<const std::uint16_t*>(in.data()), n, po, &lo, &hi, threads);
+          else
+            objects::copy_float(cptr<float>(in), n, po, &lo, &hi, threads);
+        }
+        return py::make_tuple(lo, hi);
       },
       py::arg("in"), py::arg("out"), py::arg("num_threads") = 0);
   m.def(
       "object_saliency",
       [](const py::array& a, const py::array& fs, const py::array& desc, const py::array& boxes,
-         const py::array& weight, const py::array& offsets, bool box_cover, py::array& out, int threads) {
+         const py::array& weight, const py::array& offsets, bool box_cover, py::array& out, int threads,
+         bool check_input) {
         const bool f64 = float_type(a, {&fs, &out}, "a");
         require(desc, 'f', 4, "descriptors");
         require(boxes, 'f', 8, "boxes");
@@ -141,11 +150,14 @@ void register_objects(py::module_& m) {
                   out.shape(1) == h && out.shape(2) == w && desc.shape(1) == c && boxes.shape(0) == k &&
                   boxes.shape(1) == 4 && weight.shape(0) == k && offsets.shape(0) == b + 1,
               "object_saliency: array shapes do not agree");
-        if (f64) return object_saliency_t<double>(a, fs, desc, boxes, weight, offsets, box_cover, out, threads);
-        object_saliency_t<float>(a, fs, desc, boxes, weight, offsets, box_cover, out, threads);
+        if (f64)
+          return object_saliency_t<double>(a, fs, desc, boxes, weight, offsets, box_cover, out, threads,
+                                           check_input);
+        object_saliency_t<float>(a, fs, desc, boxes, weight, offsets, box_cover, out, threads, check_input);
       },
       py::arg("a"), py::arg("fs"), py::arg("descriptors"), py::arg("boxes"), py::arg("weights"),
-      py::arg("offsets"), py::arg("box_cover"), py::arg("out"), py::arg("num_threads") = 0);
+      py::arg("offsets"), py::arg("box_cover"), py::arg("out"), py::arg("num_threads") = 0,
+      py::arg("check_input") = true);
   m.def(
       "weighted_pool",
       [](const py::array& a, const py::array& s, const py::object& cw, py::array& out, bool normalize,

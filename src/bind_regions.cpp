@@ -44,12 +44,12 @@ py::tuple egm(const py::array& s, double sigma, double lam, double tau, double t
 }
 
 template <class T>
-void saliency_t(const py::array& a, py::array& out, double eps, int threads) {
+void saliency_t(const py::array& a, py::array& out, double eps, int threads, bool check_input) {
   const T* pa = static_cast<const T*>(a.data());
   T* po = static_cast<T*>(out.mutable_data());
   const index_t b = a.shape(0), c = a.shape(1), hw = a.shape(2);
   EngineCall call;
-  pool::feature_saliency<T>(pa, b, c, hw, eps, po, threads);
+  pool::feature_saliency<T>(pa, b, c, hw, eps, po, threads, check_input);
 }
 
 template <class T>
@@ -64,14 +64,14 @@ void global_t(const py::array& a, py::array& out, pool::Global kind, double p, d
 
 template <class T>
 void regional_t(const py::array& a, const py::array& boxes, const py::array& image, py::array& out,
-                bool normalize, int threads) {
+                bool normalize, int threads, bool check_input) {
   const T* pa = static_cast<const T*>(a.data());
   const double* pb = static_cast<const double*>(boxes.data());
   const auto* pi = static_cast<const std::int64_t*>(image.data());
   T* po = static_cast<T*>(out.mutable_data());
   const index_t b = a.shape(0), c = a.shape(1), h = a.shape(2), w = a.shape(3), k = boxes.shape(0);
   EngineCall call;
-  pool::regional_max<T>(pa, b, c, h, w, pb, pi, k, normalize, po, threads);
+  pool::regional_max<T>(pa, b, c, h, w, pb, pi, k, normalize, po, threads, check_input);
 }
 
 template <class T>
@@ -101,12 +101,12 @@ void register_regions(py::module_& m) {
         "EGM on contiguous float64 maps (b, h, w): (means, variances, weights, boxes, counts).");
   m.def(
       "feature_saliency",
-      [](const py::array& a, py::array& out, double eps, int threads) {
+      [](const py::array& a, py::array& out, double eps, int threads, bool check_input) {
         check(a.ndim() == 3 && out.ndim() == 2, "a must be (b, c, h*w) and out (b, h*w)");
-        if (is_f64(a, out)) return saliency_t<double>(a, out, eps, threads);
-        saliency_t<float>(a, out, eps, threads);
+        if (is_f64(a, out)) return saliency_t<double>(a, out, eps, threads, check_input);
+        saliency_t<float>(a, out, eps, threads, check_input);
       },
-      py::arg("a"), py::arg("out"), py::arg("eps"), py::arg("num_threads") = 0);
+      py::arg("a"), py::arg("out"), py::arg("eps"), py::arg("num_threads") = 0, py::arg("check_input") = true);
   m.def(
       "global_pool",
       [](const py::array& a, py::array& out, int kind, double p, double eps, bool normalize, int threads) {
@@ -121,7 +121,7 @@ void register_regions(py::module_& m) {
   m.def(
       "regional_max",
       [](const py::array& a, const py::array& boxes, const py::array& image, py::array& out, bool normalize,
-         int threads) {
+         int threads, bool check_input) {
         require_contiguous(boxes, "boxes");
         require_contiguous(image, "image");
         check(a.ndim() == 4 && boxes.ndim() == 2 && boxes.shape(1) == 4 && image.ndim() == 1 &&
@@ -129,11 +129,11 @@ void register_regions(py::module_& m) {
               "a must be (b, c, h, w), boxes (k, 4), image (k,), out (k, c)");
         check_type(boxes.dtype().kind() == 'f' && boxes.dtype().itemsize() == 8, "boxes must be float64");
         check_type(image.dtype().kind() == 'i' && image.dtype().itemsize() == 8, "image must be int64");
-        if (is_f64(a, out)) return regional_t<double>(a, boxes, image, out, normalize, threads);
-        regional_t<float>(a, boxes, image, out, normalize, threads);
+        if (is_f64(a, out)) return regional_t<double>(a, boxes, image, out, normalize, threads, check_input);
+        regional_t<float>(a, boxes, image, out, normalize, threads, check_input);
       },
       py::arg("a"), py::arg("boxes"), py::arg("image"), py::arg("out"), py::arg("normalize"),
-      py::arg("num_threads") = 0);
+      py::arg("num_threads") = 0, py::arg("check_input") = true);
   m.def(
       "rmac",
       [](const py::array& a, const py::array& regions, py::array& out, int threads) {

@@ -134,6 +134,63 @@ def test_os_maps_of_database_images(acts, rs, ref_graph, centrality, cover):
         _close(maps[m], expected, rtol=3e-4, atol=1e-7 * expected.max())
 
 
+def test_object_saliency_on_each_simd_path(acts, simd):
+    """The region dot products (objects_simd.h) on the pinned path: 0 to 9
+    regions per map (groups of the kernel's loop and its tails), signed
+    descriptors (their float32 block sums cancel), maps of 6-16 px,
+    float32 and float64, checked and unchecked input."""
+    rng = np.random.default_rng(3)
+    maps = [a for a in acts if a.shape[1:] == acts[4].shape[1:]][:3]
+    batch = np.stack(maps)
+    counts = np.array([0, 9, 4])[:len(batch)]
+    k = int(counts.sum())
+    desc = rng.standard_normal((k, batch.shape[1])).astype(np.float32)
+    desc /= np.linalg.norm(desc, axis=1, keepdims=True)
+    h, w = batch.shape[2:]
+    y0, x0 = rng.integers(0, h, k), rng.integers(0, w, k)
+    boxes = np.stack([y0, x0, y0 + rng.integers(0, h, k), x0 + rng.integers(0, w, k)], axis=1).astype(float)
+    c = rng.random(k) + 0.5
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for dtype in (np.float32, np.float64):
+        x = batch.astype(dtype)
+        ours = deepret.object_saliency(x, desc, boxes, c, counts=counts)
+        np.testing.assert_array_equal(deepret.object_saliency(x, desc, boxes, c, counts=counts, check_input=False),
+                                      ours)
+        for i, a in enumerate(x):
+            r = slice(starts[i], starts[i + 1])
+            fs = ref.ref.feature_saliency(np.asarray(a, np.float64))
+            expected = ref.os_map(a, fs, desc[r].astype(np.float64), boxes[r], c[r])
+            _close(ours[i], expected, rtol=3e-4, atol=1e-6 * max(expected.max(), 1e-30))
+
+
+@pytest.mark.parametrize("source", [np.float16, np.float32])
+def test_batches_load_and_check_every_value_on_each_simd_path(simd, source):
+    """image_batches' one pass (_core.widen_range): every float16 value
+    (infinities, subnormals, -0; NaN to NaN) converts exactly, as numpy does, and
+    the range it reports tells finite from not; then through RegionSet."""
+    from deepret import _backend
+
+    every = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(source)
+    out = np.empty(every.shape, np.float32)
+    lo, hi = _backend._core.widen_range(every, out, 0)
+    expected = every.astype(np.float32)
+    number = ~np.isnan(expected)  # NaN payloads may differ (F16C quiets signalling NaNs)
+    np.testing.assert_array_equal(out.view(np.uint32)[number], expected.view(np.uint32)[number])
+    assert np.isnan(out[~number]).all()
+    assert np.isnan(lo) and np.isnan(hi)
+    finite = every[np.isfinite(every)]
+    for piece in (finite, finite[:37], finite[-5:], finite[1000:1001]):
+        out = np.empty(piece.shape, np.float32)
+        lo, hi = _backend._core.widen_range(piece, out, 0)
+        assert (lo, hi) == (piece.astype(np.float32).min(), piece.astype(np.float32).max())
+    a = np.abs(np.random.default_rng(0).standard_normal((5, 6, 7))).astype(source)
+    for value, match in ((np.inf, "finite"), (np.nan, "finite"), (-1.0, "non-negative")):
+        bad = a.copy()
+        bad[4, 5, 6] = value
+        with pytest.raises(ValueError, match=match):
+            deepret.RegionSet.from_activations([a, bad])
+
+
 def test_os_maps_of_new_images(acts, rs, fitted, ref_graph):
     g, _ = ref.centralities(ref_graph, rs.image, ALPHA)
     x = rs.descriptors.astype(np.float64)

@@ -252,3 +252,42 @@ def test_rmac_with_huge_levels_equals_the_reference():
     a = np.random.default_rng(0).random((3, 4, 6))
     np.testing.assert_allclose(deepret.rmac(a.astype(np.float32), levels=2**62), ref.rmac(a, levels=2**62),
                                rtol=1e-5)
+
+
+def test_regional_max_pool_many_boxes_in_any_order(simd):
+    """Boxes of several images interleaved, more per image than one work
+    group (8) holds, at the map's edges and one pixel wide; float32 and
+    float64; the same with check_input=False."""
+    rng = np.random.default_rng(7)
+    acts = rng.random((3, 17, 9, 13)).astype(np.float32) * (rng.random((3, 17, 9, 13)) < 0.6)
+    k = 23
+    y0, x0 = rng.integers(0, 9, k), rng.integers(0, 13, k)
+    boxes = np.stack([y0, x0, y0 + rng.integers(0, 9, k), x0 + rng.integers(0, 13, k)], axis=1).astype(float)
+    image = rng.integers(0, 3, k)
+    image[:3] = [2, 0, 1]  # every image has boxes
+    order = np.argsort(image, kind="stable")
+    counts = np.bincount(image, minlength=3)
+    for dtype in (np.float32, np.float64):
+        a = acts.astype(dtype)
+        got = deepret.regional_max_pool(a, boxes[order], counts=counts, normalize=False)
+        for row, r in enumerate(order):
+            y0, x0, y1, x1 = boxes[r].astype(int)
+            np.testing.assert_array_equal(got[row], a[image[r], :, y0:y1 + 1, x0:x1 + 1].max(axis=(1, 2)))
+        unchecked = deepret.regional_max_pool(a, boxes[order], counts=counts, normalize=False, check_input=False)
+        np.testing.assert_array_equal(unchecked, got)
+
+
+def test_check_input_false_skips_only_the_value_check():
+    data = np.load(DATA)
+    a = data["coins"].astype(np.float32)
+    s = deepret.feature_saliency(a)
+    np.testing.assert_array_equal(deepret.feature_saliency(a, check_input=False), s)
+    bad = a.copy()
+    bad[3, 2, 1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        deepret.feature_saliency(bad)
+    with pytest.raises(ValueError, match="finite"):
+        deepret.regional_max_pool(bad, [[0, 0, 3, 3]])
+    # unchecked: an answer (meaningless where the NaN reaches), no exception, no crash
+    assert deepret.feature_saliency(bad, check_input=False).shape == s.shape
+    assert deepret.regional_max_pool(bad, [[0, 0, 3, 3]], check_input=False).shape == (1, 1280)

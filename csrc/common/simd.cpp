@@ -13,7 +13,9 @@ std::atomic<int> forced_path{0};
 
 bool cpu_has_avx2_fma() {
 #if defined(DEEPRET_X86) && (defined(__GNUC__) || defined(__clang__))
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // F16C too (objects/ converts halves with it): every AVX2 CPU has it.
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          __builtin_cpu_supports("f16c");
   return has;
 #else
   return false;

@@ -7,7 +7,8 @@
 
 namespace deepret {
 
-// True when the CPU has AVX2 and FMA and the build compiled the AVX2 kernels.
+// True when the CPU has AVX2, FMA and F16C (every AVX2 CPU has F16C) and the
+// build compiled the AVX2 kernels.
 bool cpu_has_avx2_fma();
 
 // Whether kernels should take the AVX2+FMA path now: the CPU's answer unless

@@ -19,7 +19,8 @@ namespace deepret::objects {
 //   out[m, p] = fs[m, p] * sum_{i in N_p} max(0, <desc_i, u_p>) * weight_i,
 // N_p = the map's regions whose box (y0, x0, y1, x1) holds p's centre
 // (y0 <= y <= y1, x0 <= x <= x1) when box_cover, else all the map's regions.
-// ValueError for non-finite or negative activations or offsets out of order.
+// ValueError for non-finite or negative activations (unless !check_input:
+// the caller has checked a) or offsets out of order.
 template <class T>
 void object_saliency(const T* a,                  // [b, c, h, w]
                      const T* fs,                 // [b, h, w]
@@ -30,7 +31,7 @@ void object_saliency(const T* a,                  // [b, c, h, w]
                      const std::int64_t* offsets, // [b + 1]
                      index_t k, bool box_cover,
                      T* out,                      // [b, h, w]
-                     int num_threads);
+                     int num_threads, bool check_input = true);
 
 // Weighted sum pooling: out[m, j] = cw[m, j] * sum_p s[m, p] a[m, j, p]
 // (cw = 1 when null), L2-normalized (v / (||v|| + 1e-6)) when `normalize`.
@@ -81,12 +82,20 @@ void drop_same_group(const T* scores,             // [n, kk]
                      std::int64_t* out_ids,       // [n, k]
                      int num_threads);
 
-// IEEE binary16 -> binary32, exactly (a table of all 65536 values), for
-// activations stored in float16.
+// Activations into a float32 work buffer, checked in the same pass: IEEE
+// binary16 -> binary32 exactly (F16C where the AVX2/AVX-512 path runs,
+// integer bit arithmetic elsewhere), or a float32 copy. *lo / *hi get
+// the smallest and largest value, both NaN when any value is NaN or
+// infinite, so one comparison tells the caller whether the input was
+// finite and non-negative.
 void half_to_float(const std::uint16_t* in,  // [n]
                    index_t n,
                    float* out,               // [n]
-                   int num_threads);
+                   float* lo, float* hi, int num_threads);
+void copy_float(const float* in,  // [n]
+                index_t n,
+                float* out,       // [n]
+                float* lo, float* hi, int num_threads);
 
 }  // namespace deepret::objects
 

@@ -8,12 +8,52 @@
 
 #include "common/errors.h"
 #include "common/parallel.h"
+#include "common/simd.h"
 #include "common/value_checks.h"
 #include "objects/objects.h"
 
+#define DEEPRET_SIMD_NS portable
+#define DEEPRET_VBYTES 16
+#include "objects/objects_simd.h"
+#undef DEEPRET_SIMD_NS
+#undef DEEPRET_VBYTES
+
 namespace deepret::objects {
 
+#if defined(DEEPRET_X86)
+namespace avx2 {  // objects_cpu_avx2.cpp, compiled with -mavx2 -mfma -mf16c
+#include "objects/objects_kernels.inc"
+}  // namespace avx2
+namespace avx512 {  // objects_cpu_avx512.cpp, compiled with -mavx512f
+#include "objects/objects_kernels.inc"
+}  // namespace avx512
+#endif
+
 namespace {
+
+// dot[r, t] += <v_r, a[:, t]>, sq[t] += |a[:, t]|^2 for one map, on the
+// instruction set in use (objects_simd.h); double maps take a plain loop.
+void region_dots(const float* a, index_t c, index_t hw, const float* const* v, index_t nr, double* dot,
+                 double* sq, float* block) {
+#if defined(DEEPRET_X86)
+  if (use_avx512f()) return avx512::run_region_dots(a, c, hw, v, nr, dot, sq, block);
+  if (use_avx2_fma()) return avx2::run_region_dots(a, c, hw, v, nr, dot, sq, block);
+#endif
+  portable::region_dots(a, c, hw, v, nr, dot, sq, block);
+}
+
+void region_dots(const double* a, index_t c, index_t hw, const float* const* v, index_t nr, double* dot,
+                 double* sq, float*) {
+  for (index_t j = 0; j < c; ++j) {
+    const double* row = a + j * hw;
+    for (index_t t = 0; t < hw; ++t) sq[t] += row[t] * row[t];
+    for (index_t r = 0; r < nr; ++r) {
+      const double vj = v[r][j];
+      double* d = dot + r * hw;
+      for (index_t t = 0; t < hw; ++t) d[t] += vj * row[t];
+    }
+  }
+}
 
 constexpr double kNormEps = 1e-6;  // as pool/: v / (||v|| + 1e-6)
 
@@ -29,37 +69,30 @@ void check_offsets(const std::int64_t* offsets, index_t b, index_t k) {
 template <class T>
 void object_saliency(const T* a, const T* fs, index_t b, index_t c, index_t h, index_t w, const float* desc,
                      const double* boxes, const double* weight, const std::int64_t* offsets, index_t k,
-                     bool box_cover, T* out, int num_threads) {
+                     bool box_cover, T* out, int num_threads, bool check_input) {
   const index_t hw = h * w;
-  check_values(a, b * c * hw, "a", true, num_threads);
+  if (check_input) check_values(a, b * c * hw, "a", true, num_threads);
   check_values(fs, b * hw, "fs", true, num_threads);
   check_values(desc, k * c, "descriptors", false, num_threads);
   check_values(weight, k, "weights", false, num_threads);
   check_offsets(offsets, b, k);
-  // One pass over the channels per map: each channel row (contiguous over
-  // the h * w pixels) updates the squared norms and every region's dot
-  // products at every pixel; boxes select the pixels afterwards.
+  // One pass over the channels per map (region_dots) gives the squared
+  // norms and every region's dot products at every pixel; boxes select the
+  // pixels afterwards.
   parallel_for(0, b, 1, num_threads, [&](index_t lo, index_t hi) {
-    std::vector<double> sq(hw), dot, acc(hw), row(hw);
+    std::vector<double> sq(hw), dot, acc(hw);
+    std::vector<float> block;
+    std::vector<const float*> v;
     for (index_t m = lo; m < hi; ++m) {
       checkpoint();  // Ctrl-C between images
       const T* img = a + m * c * hw;
       const index_t r0 = offsets[m], nr = offsets[m + 1] - offsets[m];
       dot.assign(static_cast<size_t>(nr * hw), 0.0);
       std::fill(sq.begin(), sq.end(), 0.0);
-      for (index_t j = 0; j < c; ++j) {
-        const T* ch = img + j * hw;
-        for (index_t t = 0; t < hw; ++t) {
-          row[t] = double(ch[t]);
-          sq[t] += row[t] * row[t];
-        }
-        for (index_t r = 0; r < nr; ++r) {
-          const double vj = desc[(r0 + r) * c + j];
-          if (vj == 0.0) continue;
-          double* d = dot.data() + r * hw;
-          for (index_t t = 0; t < hw; ++t) d[t] += vj * row[t];
-        }
-      }
+      v.resize(static_cast<size_t>(nr));
+      for (index_t r = 0; r < nr; ++r) v[r] = desc + (r0 + r) * c;
+      block.resize(static_cast<size_t>((nr + 1) * hw));
+      region_dots(img, c, hw, v.data(), nr, dot.data(), sq.data(), block.data());
       std::fill(acc.begin(), acc.end(), 0.0);
       for (index_t r = 0; r < nr; ++r) {
         index_t y0 = 0, y1 = h - 1, x0 = 0, x1 = w - 1;
@@ -193,39 +226,55 @@ void drop_same_group(const T* scores, const std::int64_t* ids, const std::int64_
 
 namespace {
 
-float half_value(std::uint16_t h) {
-  const int sign = h >> 15, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  double v;
-  if (exponent == 0)
-    v = std::ldexp(double(mantissa), -24);  // zero and subnormals
-  else if (exponent == 31)
-    v = mantissa ? NAN : INFINITY;
-  else
-    v = std::ldexp(double(mantissa | 0x400), exponent - 25);
-  return static_cast<float>(sign ? -v : v);
-}
+// Runs body(b0, b1, &lo, &hi) over blocks of kWidenBlock values in parallel
+// and combines the blocks' ranges (NaN wins) into *lo / *hi.
+constexpr index_t kWidenBlock = index_t(1) << 16;
 
-const std::vector<float>& half_table() {
-  static const std::vector<float> table = [] {
-    std::vector<float> t(65536);
-    for (int h = 0; h < 65536; ++h) t[h] = half_value(static_cast<std::uint16_t>(h));
-    return t;
-  }();
-  return table;
+template <class Body>
+void widen_blocks(index_t n, int num_threads, float* lo, float* hi, Body body) {
+  const index_t blocks = (n + kWidenBlock - 1) / kWidenBlock;
+  std::vector<float> los(static_cast<size_t>(blocks), INFINITY), his(static_cast<size_t>(blocks), -INFINITY);
+  parallel_for(0, blocks, 1, num_threads, [&](index_t b0, index_t b1) {
+    for (index_t blk = b0; blk < b1; ++blk)
+      body(blk * kWidenBlock, std::min(n, (blk + 1) * kWidenBlock), &los[blk], &his[blk]);
+  });
+  float l = INFINITY, h = -INFINITY;
+  bool nan = false;
+  for (index_t blk = 0; blk < blocks; ++blk) {
+    nan = nan || std::isnan(los[blk]) || std::isnan(his[blk]);
+    l = std::min(l, los[blk]);
+    h = std::max(h, his[blk]);
+  }
+  *lo = nan ? NAN : l;
+  *hi = nan ? NAN : h;
 }
 
 }  // namespace
 
-void half_to_float(const std::uint16_t* in, index_t n, float* out, int num_threads) {
-  const float* table = half_table().data();
-  parallel_for(0, n, 1 << 20, num_threads, [&](index_t lo, index_t hi) {
-    for (index_t t = lo; t < hi; ++t) out[t] = table[in[t]];
+void half_to_float(const std::uint16_t* in, index_t n, float* out, float* lo, float* hi, int num_threads) {
+  widen_blocks(n, num_threads, lo, hi, [&](index_t b0, index_t b1, float* l, float* h) {
+#if defined(DEEPRET_X86)
+    if (use_avx512f()) return avx512::run_half_range(in + b0, b1 - b0, out + b0, l, h);
+    if (use_avx2_fma()) return avx2::run_half_range(in + b0, b1 - b0, out + b0, l, h);
+#endif
+    portable::half_range(in + b0, b1 - b0, out + b0, l, h);
+  });
+}
+
+void copy_float(const float* in, index_t n, float* out, float* lo, float* hi, int num_threads) {
+  widen_blocks(n, num_threads, lo, hi, [&](index_t b0, index_t b1, float* l, float* h) {
+#if defined(DEEPRET_X86)
+    if (use_avx512f()) return avx512::run_float_range(in + b0, b1 - b0, out + b0, l, h);
+    if (use_avx2_fma()) return avx2::run_float_range(in + b0, b1 - b0, out + b0, l, h);
+#endif
+    portable::float_range(in + b0, b1 - b0, out + b0, l, h);
   });
 }
 
 #define DEEPRET_INSTANTIATE(T)                                                                               \
   template void object_saliency<T>(const T*, const T*, index_t, index_t, index_t, index_t, const float*,     \
-                                   const double*, const double*, const std::int64_t*, index_t, bool, T*, int); \
+                                   const double*, const double*, const std::int64_t*, index_t, bool, T*, int, \
+                                   bool);                                                                    \
   template void weighted_pool<T>(const T*, const T*, const T*, index_t, index_t, index_t, bool, T*, int);    \
   template void crow_weights<T>(const T*, index_t, index_t, index_t, double, T*, T*, int);                   \
   template void segment_reduce<T>(const T*, const double*, const std::int64_t*, index_t, index_t, index_t,   \

@@ -22,12 +22,14 @@ constexpr double kNormEps = 1e-6;
 // CroW-style feature saliency: q_j = fraction of the h*w positions where
 // channel j is non-zero, b_j = log(sum_i (q_i + eps) / (q_j + eps)),
 // F = sum_j b_j a_j, out = sqrt(F / ||F||_2) (all zeros when F is 0).
-// ValueError for negative or non-finite activations.
+// ValueError for negative or non-finite activations, unless !check_input
+// (the caller has checked them: the results for such values are then
+// meaningless, but nothing reads out of bounds).
 template <class T>
 void feature_saliency(const T* a,  // [b, c, h * w]
                       index_t b, index_t c, index_t hw, double eps,
                       T* out,      // [b, h * w]
-                      int num_threads);
+                      int num_threads, bool check_input = true);
 
 enum class Global : int { Mac = 0, Spoc = 1, Gem = 2 };
 
@@ -41,7 +43,8 @@ void global_pool(const T* a,  // [b, c, h * w]
 
 // Max over the pixels whose centres (integer y, x) lie in box r: rows
 // ceil(y0)..floor(y1), columns ceil(x0)..floor(x1), of image image[r].
-// ValueError for a box holding no pixel or an image index out of range.
+// ValueError for a box holding no pixel, an image index out of range, or
+// non-finite activations (unless !check_input, as feature_saliency).
 template <class T>
 void regional_max(const T* a,  // [b, c, h, w]
                   index_t b, index_t c, index_t h, index_t w,
@@ -49,7 +52,7 @@ void regional_max(const T* a,  // [b, c, h, w]
                   const std::int64_t* image,  // [k]
                   index_t k, bool normalize,
                   T* out,                     // [k, c]
-                  int num_threads);
+                  int num_threads, bool check_input = true);
 
 // R-MAC: out[i] = L2N(sum over regions r of L2N(max of a[i] over region r)),
 // regions given as inclusive integer pixel ranges (the same for every image).

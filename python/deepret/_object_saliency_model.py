@@ -52,7 +52,8 @@ class ObjectSaliency:
         CG stopping, as in :func:`deepret.diffuse` (``cg_info_`` keeps the
         outcome of the last solves).
     batch_size : int, keyword-only
-        Images per engine call and right-hand sides per CG call.
+        Right-hand sides per CG call, and at most that many images per
+        engine call (batches also stop at 32 MB of float32 activations).
 
     Attributes
     ----------
@@ -296,9 +297,10 @@ class ObjectSaliency:
         desc, boxes, c, offsets = table
         for ids, batch in batches:
             rows, counts = _rows_of(offsets, ids)
-            fs = feature_saliency(batch, num_threads=self.num_threads)
+            # image_batches checked the batch while loading it
+            fs = feature_saliency(batch, num_threads=self.num_threads, check_input=False)
             maps = object_saliency(batch, desc[rows], boxes[rows], c[rows], counts=counts, fs=fs,
-                                   cover=self.cover, num_threads=self.num_threads)
+                                   cover=self.cover, num_threads=self.num_threads, check_input=False)
             yield ids, batch, maps
 
     # ------------------------------------------------------------- outputs
@@ -355,7 +357,7 @@ class ObjectSaliency:
         readout = self.readout if readout is None else _choice("readout", readout, READOUTS)
         out = None
         for ids, batch, maps in self._maps(acts, images):
-            rows = _readout(batch, maps, readout, self.egm_params, self.num_threads)
+            rows = _readout(batch, maps, readout, self.egm_params, self.num_threads, check_input=False)
             if out is None:
                 out = np.empty((count_images(acts), rows.shape[1]), dtype=rows.dtype)
             out[ids] = rows

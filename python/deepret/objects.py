@@ -65,7 +65,7 @@ READOUTS = ("sum", "weighted", "heaviest", "spatial")
 @_arrays.torch_interop
 def object_saliency(a: ArrayInput, descriptors: ArrayInput, boxes: ArrayInput | Regions, weights: ArrayInput, *,
                     counts: ArrayInput | None = None, fs: ArrayInput | None = None, cover: str = "box",
-                    num_threads: int | None = None) -> Array:
+                    num_threads: int | None = None, check_input: bool = True) -> Array:
     """Object-saliency maps S(p) = F̂(p) Σ_{i in N_p} max(0, <v_i, u_p>) c_i.
 
     Parameters
@@ -83,6 +83,13 @@ def object_saliency(a: ArrayInput, descriptors: ArrayInput, boxes: ArrayInput | 
         F̂; default ``feature_saliency(a)``.
     cover : {"box", "all"}, keyword-only
         N_p: the regions whose box holds p's centre, or all regions of the map.
+    num_threads : int, optional, keyword-only
+    check_input : bool, keyword-only
+        Check that the activations are finite and non-negative first
+        (default True). False skips that pass over them, for a caller that
+        has checked them already (ObjectSaliency does, as it loads each
+        batch): results for bad values are then meaningless, but nothing
+        reads or writes out of bounds. CPU only; the CUDA engine always checks.
 
     CuPy arrays (all of a, descriptors, boxes, weights and fs) run on the
     CUDA engine, one thread block per map.
@@ -146,7 +153,7 @@ def object_saliency(a: ArrayInput, descriptors: ArrayInput, boxes: ArrayInput | 
     if counts.shape != (b,) or counts.dtype.kind not in "iu" or (counts < 0).any() or counts.sum() != k:
         raise ValueError(f"counts must be {b} non-negative ints summing to {k}, got {counts!r}")
     if fs is None:
-        fs = feature_saliency(x, num_threads=num_threads)
+        fs = feature_saliency(x, num_threads=num_threads, check_input=check_input)
     fs = xp.asarray(fs)
     if fs.size != b * h * w:
         raise ValueError(f"fs must be ({h}, {w}) per map, got shape {tuple(fs.shape)}")
@@ -163,7 +170,8 @@ def object_saliency(a: ArrayInput, descriptors: ArrayInput, boxes: ArrayInput | 
                                       stream=call.stream)
         raise_on_status(status, "a and fs must be finite and non-negative")
     else:
-        _backend._core.object_saliency(x, fs, desc, bx, wt, offsets, cover == "box", out, threads)
+        _backend._core.object_saliency(x, fs, desc, bx, wt, offsets, cover == "box", out, threads,
+                                       bool(check_input))
     return out[0] if single else out
 
 
@@ -246,7 +254,9 @@ def saliency_pool(a: ArrayInput, s: ArrayInput, readout: str = "sum", *, sigma: 
     return out[0] if single else out
 
 
-def _readout(batch, maps, readout, params, num_threads):
+def _readout(batch, maps, readout, params, num_threads, check_input=True):
+    """(b, C) descriptors of a batch read out of its maps; check_input=False
+    for a batch that image_batches has checked."""
     threads = _backend.threads_arg(num_threads)
     b, c, h, w = batch.shape
     if readout == "spatial":
@@ -255,7 +265,8 @@ def _readout(batch, maps, readout, params, num_threads):
                                      None, out, True, threads)
         return out
     regions, _ = with_fallback(egm(maps, **params, num_threads=num_threads), h, w)
-    pooled = regional_max_pool(batch, regions.boxes, counts=regions.counts, num_threads=num_threads)
+    pooled = regional_max_pool(batch, regions.boxes, counts=regions.counts, num_threads=num_threads,
+                               check_input=check_input)
     offsets = regions.offsets
     if readout == "heaviest":  # EGM lists each map's regions by descending weight
         return np.ascontiguousarray(pooled[offsets[:-1]])

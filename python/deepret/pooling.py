@@ -339,7 +339,7 @@ def rmac(a: ArrayInput, levels: int = 3, *, num_threads: int | None = None) -> A
 
 @_arrays.torch_interop
 def regional_max_pool(a: ArrayInput, boxes: ArrayInput | Regions, *, counts: ArrayInput | None = None,
-                      normalize: bool = True, num_threads: int | None = None) -> Array:
+                      normalize: bool = True, num_threads: int | None = None, check_input: bool = True) -> Array:
     """Max pooling over boxes: one descriptor per box.
 
     Parameters
@@ -355,6 +355,13 @@ def regional_max_pool(a: ArrayInput, boxes: ArrayInput | Regions, *, counts: Arr
         L2-normalize each descriptor (default True).
 
     num_threads : int, optional, keyword-only
+    check_input : bool, keyword-only
+        Check that the activations are finite first
+        (default True). False skips that pass over them, for a caller that
+        has checked them already (RegionSet and ObjectSaliency do, as they
+        load each batch): results for bad values are then meaningless, but
+        nothing reads or writes out of bounds. CPU only; the CUDA engine
+        always checks.
 
     Returns
     -------
@@ -401,7 +408,7 @@ def regional_max_pool(a: ArrayInput, boxes: ArrayInput | Regions, *, counts: Arr
         raise ValueError("boxes must be finite")
     image = _image_index(single, counts, len(x), len(bx))
     out = np.empty((len(bx), x.shape[1]), dtype=x.dtype)
-    _backend._core.regional_max(x, bx, image, out, bool(normalize), threads)
+    _backend._core.regional_max(x, bx, image, out, bool(normalize), threads, bool(check_input))
     return out
 
 

@@ -36,7 +36,8 @@ def raise_on_status(status, message: str) -> None:
 
 
 @_arrays.torch_interop
-def feature_saliency(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None) -> Array:
+def feature_saliency(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | None = None,
+                     check_input: bool = True) -> Array:
     """Feature-saliency map(s) of non-negative activations.
 
     With q_j the fraction of positions where channel j is non-zero, the
@@ -50,6 +51,13 @@ def feature_saliency(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | Non
         Activations after a ReLU (numpy: CPU engine; CuPy: CUDA engine).
     eps : float > 0
     num_threads : int, optional, keyword-only
+    check_input : bool, keyword-only
+        Check that the activations are finite (and non-negative) first
+        (default True). False skips that pass over them, for a caller that
+        has checked them already (RegionSet and ObjectSaliency do, as they
+        load each batch): results for bad values are then meaningless, but
+        nothing reads or writes out of bounds. CPU only; the CUDA engine
+        always checks.
 
     Returns
     -------
@@ -101,6 +109,6 @@ def feature_saliency(a: ArrayInput, eps: float = 1e-6, *, num_threads: int | Non
                                            stream=call.stream)
         raise_on_status(status, "a must be finite and non-negative (activations after a ReLU)")
     else:
-        _backend._core.feature_saliency(flat, out, float(eps), threads)
+        _backend._core.feature_saliency(flat, out, float(eps), threads, bool(check_input))
     out = out.reshape(b, h, w)
     return out[0] if single else out
