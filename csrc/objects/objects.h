@@ -1,8 +1,10 @@
 // Object saliency (Siméoni et al., WACV 2018) and the collection-level pieces
 // around it: the object-saliency map, weighted sum pooling (CroW and pooling
 // with a saliency map as spatial weights), sums of rows per image, and the
-// removal of same-image neighbours from a kNN list. Plain loops, parallel over
-// images (or rows); sums in double. The formulas are in docs/objects.md.
+// removal of same-image neighbours from a kNN list, and the checked load of a
+// batch of activations. Parallel over images (or rows); sums in double (the
+// OS maps' dot products: float32 over 64 channels, then double). The
+// formulas are in docs/objects.md.
 #pragma once
 
 #include <cstdint>

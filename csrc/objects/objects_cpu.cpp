@@ -1,6 +1,8 @@
-// CPU object saliency, weighted pooling, CroW weights, segment reductions and
-// the same-image neighbour filter: plain loops, parallel over images (rows),
-// double accumulation.
+// CPU object saliency, weighted pooling, CroW weights, segment reductions,
+// the same-image neighbour filter and the checked load of activations:
+// parallel over images (rows); the OS maps' dot products and the load are
+// the SIMD kernels of objects_simd.h (float32 sums of 64 rows, then double),
+// the rest plain loops with double accumulation.
 #include <algorithm>
 #include <cmath>
 #include <string>

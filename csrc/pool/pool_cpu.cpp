@@ -1,5 +1,6 @@
 // CPU feature saliency and pooling: plain loops, parallel over images (or
-// regions), double accumulation.
+// groups of regions), double accumulation (feature saliency: float32 sums of
+// 64 channels, then double).
 #include <algorithm>
 #include <cmath>
 #include <limits>
