@@ -111,10 +111,11 @@ inline void region_dots(const float* a, index_t c, index_t hw, const float* cons
   }
 }
 
-// out[t] = in[t] as float for t < n, with the smallest and largest value in
-// *lo / *hi (both NaN when any value is NaN or infinite). load(t) gives the
-// vector of lanes t .. t + L - 1 and one(t) the single value t.
-template <class Load, class One>
+// out[t] = in[t] as float for t < n (when Store), with the smallest and
+// largest value in *lo / *hi (both NaN when any value is NaN or infinite).
+// load(t) gives the vector of lanes t .. t + L - 1 and one(t) the single
+// value t.
+template <bool Store, class Load, class One>
 inline void widen_range(index_t n, Load load, One one, float* out, float* lo, float* hi) {
   using S = SimdVec<float>;
   using V = S::V;
@@ -123,7 +124,7 @@ inline void widen_range(index_t n, Load load, One one, float* out, float* lo, fl
   index_t t = 0;
   for (; t + L <= n; t += L) {
     const V x = load(t);
-    S::store(out + t, x);
+    if (Store) S::store(out + t, x);
     vlo = x < vlo ? x : vlo;
     vhi = x > vhi ? x : vhi;
     bad += x - x;  // 0 for finite values, NaN for NaN and infinities
@@ -136,7 +137,7 @@ inline void widen_range(index_t n, Load load, One one, float* out, float* lo, fl
   }
   for (; t < n; ++t) {
     const float x = one(t);
-    out[t] = x;
+    if (Store) out[t] = x;
     l0 = x < l0 ? x : l0;
     h0 = x > h0 ? x : h0;
     b0 += x - x;
@@ -174,7 +175,8 @@ inline float half_bits_to_float(std::uint16_t h) {
 // float in[0, n) copied to out, with its range.
 inline void float_range(const float* in, index_t n, float* out, float* lo, float* hi) {
   using S = SimdVec<float>;
-  widen_range(n, [&](index_t t) { return S::load(in + t); }, [&](index_t t) { return in[t]; }, out, lo, hi);
+  widen_range<true>(n, [&](index_t t) { return S::load(in + t); }, [&](index_t t) { return in[t]; }, out, lo,
+                    hi);
 }
 
 // IEEE half in[0, n) to float: F16C's conversion on the AVX2 and AVX-512
@@ -194,7 +196,7 @@ inline void half_range(const std::uint16_t* in, index_t n, float* out, float* lo
     std::memcpy(&x, &w, sizeof x);
     return x;
   };
-  widen_range(n, load, [&](index_t t) { return half_bits_to_float(in[t]); }, out, lo, hi);
+  widen_range<true>(n, load, [&](index_t t) { return half_bits_to_float(in[t]); }, out, lo, hi);
 #else
   constexpr index_t kPiece = 1024;
   float l = INFINITY, h = -INFINITY;
@@ -204,8 +206,9 @@ inline void half_range(const std::uint16_t* in, index_t n, float* out, float* lo
     const std::uint16_t* __restrict src = in + t0;
     float* __restrict dst = out + t0;
     for (index_t t = 0; t < m; ++t) dst[t] = half_bits_to_float(src[t]);
-    float pl, ph;
-    float_range(dst, m, dst, &pl, &ph);
+    float pl, ph;  // the piece's range, read back from L1 (nothing stored again)
+    widen_range<false>(m, [&](index_t t) { return SimdVec<float>::load(dst + t); },
+                       [&](index_t t) { return dst[t]; }, dst, &pl, &ph);
     bad = bad || pl != pl;
     l = pl < l ? pl : l;
     h = ph > h ? ph : h;

@@ -356,12 +356,11 @@ def regional_max_pool(a: ArrayInput, boxes: ArrayInput | Regions, *, counts: Arr
 
     num_threads : int, optional, keyword-only
     check_input : bool, keyword-only
-        Check that the activations are finite first
-        (default True). False skips that pass over them, for a caller that
-        has checked them already (RegionSet and ObjectSaliency do, as they
-        load each batch): results for bad values are then meaningless, but
-        nothing reads or writes out of bounds. CPU only; the CUDA engine
-        always checks.
+        Check that the activations are finite first (default True). False
+        skips that pass over them, for a caller that has checked them
+        already (RegionSet and ObjectSaliency do, as they load each batch):
+        results for bad values are then meaningless, but nothing reads or
+        writes out of bounds. CPU only; the CUDA engine always checks.
 
     Returns
     -------
