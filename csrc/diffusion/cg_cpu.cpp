@@ -54,9 +54,15 @@ constexpr index_t kAhead = 8;
 // 0.38 / 0.30 / 0.27 / 0.27 / 0.27 with 16 / 32 / 64 / 128 / 256 entries
 // ahead (CPU time per thread, machine under load, measured before gather_row
 // accumulated in native-width pieces); the CG 1.15 -> 0.42.
-// Where the panel fits in L2 (n = 5,000) and for one column it still gained
-// 4-10 %.
+// Where the panel fits in L2 (n = 5,000) it still gained 4-10 %. One column
+// (a sparse matrix-vector product) gathers 4-byte values from an n-vector
+// that sits in L2 (240-400 KB at n = 60,000-100,000): there the prefetch is
+// only two more loads per entry, and without it the single-query CG on the
+// four graphs of bench_diffusion.py went from 10.8-31.5 to 9.5-27.8 ms
+// (2-core Zen 4, medians of 20, 2 threads).
 constexpr index_t kGatherAhead = 64;
+// The look-ahead of a panel of K columns.
+constexpr index_t gather_ahead(index_t K) { return K == 1 ? 0 : kGatherAhead; }
 
 // The two passes of one panel width, for the instruction set in use.
 template <class T, class I>
@@ -154,8 +160,9 @@ void residual_rows(const Csr<T, I>& w, double alpha, const T* f, const T* y, ind
   for (index_t i = lo; i < hi; ++i) {
     double wf[K] = {};
     for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
-      // The rows of f gathered kGatherAhead entries on (see kGatherAhead).
-      if (e + kGatherAhead < limit) __builtin_prefetch(f + index_t(w.indices[e + kGatherAhead]) * K);
+      // The rows of f gathered ahead (see kGatherAhead and gather_ahead).
+      constexpr index_t ahead = gather_ahead(K);
+      if (ahead > 0 && e + ahead < limit) __builtin_prefetch(f + index_t(w.indices[e + ahead]) * K);
       const double value = double(w.data[e]);
       const T* fj = f + index_t(w.indices[e]) * K;
       for (int c = 0; c < K; ++c) wf[c] += value * double(fj[c]);
@@ -303,7 +310,7 @@ void solve(const Csr<T, I>& w, T alpha, const T* y, index_t m, T* f_out, double 
       // q = d - alpha W d with <d, q>, <r, q>, <q, q>.
       const std::vector<double> dots = over_rows(part, threads, 3, [&](index_t lo, index_t hi,
                                                                        double* partial) {
-        passes.product(w, alpha, d, pr, pq, lo, hi, kGatherAhead, partial);
+        passes.product(w, alpha, d, pr, pq, lo, hi, gather_ahead(K), partial);
       });
       for (index_t c = 0; c < K; ++c) {
         // A stopped column gets a = beta = 0: f and r stay, p = r stays bounded.
