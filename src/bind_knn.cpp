@@ -172,9 +172,42 @@ void bind_merge(py::module_& m) {
       "Raw L2 scores of the query rows x to squared distances, in place.");
 }
 
+template <class T>
+void bind_top_k(py::module_& m) {
+  m.def(
+      "top_k",
+      [](Rows<T> values, index_t topk, int axis, int num_threads) {
+        check(values.ndim() == 2, "values must be 2-D");
+        check(axis == 0 || axis == 1, "axis must be 0 (columns) or 1 (rows)");
+        const index_t rows = values.shape(0), cols = values.shape(1);
+        const index_t items = axis == 0 ? rows : cols, lists = axis == 0 ? cols : rows;
+        check(topk >= 1 && topk <= items,
+              "topk must be in [1, " + std::to_string(items) + "], got " + std::to_string(topk));
+        Rows<T> scores({lists, topk});
+        Rows<std::int64_t> indices({lists, topk});
+        const T* v = values.data();
+        T* s = scores.mutable_data();
+        std::int64_t* i = indices.mutable_data();
+        {
+          EngineCall call;
+          if (axis == 0)
+            knn::top_k_lists<T>(v, rows, cols, cols, 1, topk, s, i, num_threads);
+          else
+            knn::top_k_lists<T>(v, cols, rows, 1, cols, topk, s, i, num_threads);
+        }
+        return py::make_tuple(scores, indices);
+      },
+      py::arg("values").noconvert(), py::arg("topk"), py::arg("axis"), py::arg("num_threads") = 0,
+      "The topk best of each column (axis 0) or row (axis 1) of a C-contiguous 2-D array, best "
+      "first (larger, then the smaller position; NaN last): (scores, indices), each (lists, "
+      "topk), as a stable descending argsort.");
+}
+
 }  // namespace
 
 void register_knn(py::module_& m) {
+  bind_top_k<float>(m);
+  bind_top_k<double>(m);
   bind_database<float>(m, "KnnDatabaseF32");
   bind_database<double>(m, "KnnDatabaseF64");
   bind_merge<float>(m);

@@ -104,6 +104,19 @@ void merge_sorted(index_t n,
                   std::int64_t* indices,  // [n, k] out
                   int num_threads);
 
+// The topk best of each of `lists` lists of `items` values, best first: a
+// larger value, then the smaller item; NaN below every number. That is the
+// first topk of a stable descending argsort of each list. Item i of list j
+// is values[i * item_stride + j * list_stride]: the columns of a row-major
+// (items, lists) array with (lists, 1), its rows with (1, items). Requires
+// 1 <= topk <= items.
+template <class T>
+void top_k_lists(const T* values, index_t items, index_t lists, index_t item_stride,
+                 index_t list_stride, index_t topk,
+                 T* scores,              // [lists, topk] out
+                 std::int64_t* indices,  // [lists, topk] out: the items
+                 int num_threads);
+
 // Raw L2 scores of rows x (see search) to squared distances, in place, with
 // the same arithmetic as an unsplit search.
 template <class T>

@@ -15,7 +15,11 @@
 
 namespace deepret::knn {
 
-template <class T>
+//
+// NanLast: NaN ranks below every number (as numpy sorts NaN last), for
+// scores that were not checked finite (top_k_lists); kNN's scores are, and
+// its heaps skip the test.
+template <class T, bool NanLast = false>
 struct TopK {
   T* score;             // [k] heap storage
   std::int64_t* index;  // [k]
@@ -23,6 +27,10 @@ struct TopK {
   index_t size = 0;
 
   static bool better(T s1, std::int64_t i1, T s2, std::int64_t i2) {
+    if constexpr (NanLast) {
+      if (s2 != s2) return s1 == s1 || i1 < i2;  // anything beats NaN; NaNs by index
+      if (s1 != s1) return false;
+    }
     return s1 > s2 || (s1 == s2 && i1 < i2);
   }
 

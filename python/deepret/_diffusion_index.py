@@ -88,24 +88,17 @@ def query_vector(x: ArrayInput, queries: ArrayInput, k: int = 10, gamma: float =
     return sp.csc_array(parts, shape=(n, nq))
 
 
-def _top(f, topk):
+def _top(f, topk, num_threads=None):
     """Best-first (scores, ids) of each column of f (n, m): (m, topk) each,
-    ties by the smaller id (what a stable descending argsort gives)."""
-    n, m = f.shape
+    ties by the smaller id (what a stable descending argsort gives), NaN
+    last. On the CPU the engine keeps a heap per column in one pass over f
+    (_core.top_k); CuPy sorts."""
     if _arrays.is_cupy_array(f):  # CuPy's argsort is stable (a radix sort)
         cp = _arrays.cupy_module()
         order = cp.argsort(-f, axis=0)[:topk].T
         return cp.take_along_axis(f.T, order, axis=1), order
-    if topk * 8 >= n:
-        order = np.argsort(-f, axis=0, kind="stable")[:topk].T
-    else:  # select first: sorting all n rows of every column costs far more than topk
-        kth = -np.partition(-f, topk - 1, axis=0)[topk - 1]  # (m,) the topk-th best score
-        order = np.empty((m, topk), dtype=np.int64)
-        for j in range(m):
-            candidates = np.flatnonzero(f[:, j] >= kth[j])  # ascending ids, ties at kth included
-            best = np.argsort(-f[candidates, j], kind="stable")[:topk]
-            order[j] = candidates[best]
-    return np.take_along_axis(f.T, order, axis=1), order
+    f = np.ascontiguousarray(f, dtype=np.float32 if f.dtype == np.float32 else np.float64)
+    return _backend._core.top_k(f, topk, 0, _backend.threads_arg(num_threads))
 
 
 class DiffusionIndex:
@@ -300,7 +293,7 @@ class DiffusionIndex:
             f, self.last_info = diffuse(self.W, y, self.alpha, self.tol, self.maxiter,
                                         return_info=True, order=self._order,
                                         num_threads=self.num_threads)
-        return _top(f, topk)
+        return _top(f, topk, self.num_threads)
 
     def _search_truncated(self, queries, topk):
         T = min(self.truncate, self.x.shape[0])
@@ -317,5 +310,5 @@ class DiffusionIndex:
             self.truncation == "renormalize", self.alpha, y, f, self.tol, self.maxiter,
             _backend.threads_arg(self.num_threads))
         self.last_info = CgInfo(iterations, residuals)
-        order = np.argsort(-f, axis=1, kind="stable")[:, :topk]
-        return np.take_along_axis(f, order, axis=1), np.take_along_axis(nearest, order, axis=1)
+        scores, order = _backend._core.top_k(f, topk, 1, _backend.threads_arg(self.num_threads))
+        return scores, np.take_along_axis(nearest, order, axis=1)

@@ -227,8 +227,8 @@ class SpectralIndex:
         if not correction:
             z = self.query_embedding(queries, y=y)
             scores = self.embedding @ z.T  # (n, nq): BLAS
-            return _top(scores, topk)
-        return _top(self._corrected_scores(self._rhs(queries, y)), topk)
+            return _top(scores, topk, self.num_threads)
+        return _top(self._corrected_scores(self._rhs(queries, y)), topk, self.num_threads)
 
     def _tangent_at_zero(self) -> tuple[float, float]:
         """(h(0), h'(0)): exact for the diffusion filter, a central difference otherwise."""

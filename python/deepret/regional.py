@@ -166,4 +166,4 @@ class RegionalDiffusionIndex:
         pooled = np.empty((rs.n_images, nq), dtype=f.dtype)
         _backend._core.segment_reduce(np.ascontiguousarray(f), None, rs.offsets, _POOLING[self.pooling], False,
                                       pooled, _backend.threads_arg(self.num_threads))
-        return _top(pooled, topk)
+        return _top(pooled, topk, self.num_threads)
