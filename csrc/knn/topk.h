@@ -15,7 +15,6 @@
 
 namespace deepret::knn {
 
-//
 // NanLast: NaN ranks below every number (as numpy sorts NaN last), for
 // scores that were not checked finite (top_k_lists); kNN's scores are, and
 // its heaps skip the test.
