@@ -158,6 +158,7 @@ void residual_rows(const Csr<T, I>& w, double alpha, const T* f, const T* y, ind
                    index_t c0, const I* order, index_t lo, index_t hi, double* partial) {
   const I limit = w.indptr[hi];
   for (index_t i = lo; i < hi; ++i) {
+    if (order && i + kAhead < hi) __builtin_prefetch(y + index_t(order[i + kAhead]) * m + c0);
     double wf[K] = {};
     for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
       // The rows of f gathered ahead (see kGatherAhead and gather_ahead).

@@ -40,35 +40,73 @@ constexpr int kNativeBytes = 32;
 constexpr int kNativeBytes = 16;
 #endif
 
-// One row of a panel as a vector of K values (split by the compiler into
-// the widest registers of this translation unit), with a double twin for the
-// dot products.
+// One row of a panel, K values, as `pieces` vectors of the widest register
+// of this translation unit (kNativeBytes). Every operation on a row goes
+// piece by piece: GCC's generic vectors wider than the registers (16
+// float32 columns = 64 bytes on AVX2) were lowered through the stack and
+// general registers, lane by lane.
 template <class T, int K>
-struct Cols {
-  typedef T V __attribute__((vector_size(K * sizeof(T))));
-  typedef double D __attribute__((vector_size(K * sizeof(double))));
-  static V load(const T* p) {
-    V x;
-    std::memcpy(&x, p, sizeof(V));
-    return x;
+struct Native {
+  static constexpr int bytes = int(K * sizeof(T)) < kNativeBytes ? int(K * sizeof(T)) : kNativeBytes;
+  static constexpr int lanes = bytes / int(sizeof(T));
+  static constexpr int pieces = K / lanes;
+  typedef T N __attribute__((vector_size(bytes)));
+  static N load(const T* p) {
+    N v;
+    std::memcpy(&v, p, sizeof(N));
+    return v;
   }
-  static void store(T* p, V x) { std::memcpy(p, &x, sizeof(V)); }
-  static D widen(V x) { return __builtin_convertvector(x, D); }
-  static void add_to(double* out, D x) {
-    double lanes[K];  // (GCC parses x[c] as double[int] here: D's size is dependent)
-    std::memcpy(lanes, &x, sizeof(D));
-    for (int c = 0; c < K; ++c) out[c] += lanes[c];
+  static void store(T* p, N v) { std::memcpy(p, &v, sizeof(N)); }
+};
+
+template <class T>
+struct Native<T, 1> {
+  static constexpr int lanes = 1, pieces = 1;
+  using N = T;
+  static N load(const T* p) { return *p; }
+  static void store(T* p, N v) { *p = v; }
+};
+
+// A row of K values held in registers.
+template <class T, int K>
+struct Row {
+  typename Native<T, K>::N piece[Native<T, K>::pieces];
+};
+
+// Per-column sums of products of two panel rows, in double (a product of
+// two float32 values is exact there), kept as native-width pieces of
+// doubles: a vector of K doubles widened from K values at once was
+// scalarized by the AVX2 build (16 float32 columns: 4 ymm of doubles, moved
+// lane by lane through general registers at every row).
+template <class T, int K>
+struct RowSums {
+  static constexpr int lanes = (K * 8 < kNativeBytes ? K * 8 : kNativeBytes) / 8;  // doubles a piece
+  static constexpr int pieces = K / lanes;
+  typedef double N __attribute__((vector_size(lanes * 8)));
+  typedef T H __attribute__((vector_size(lanes * sizeof(T))));
+  N part[pieces] = {};
+
+  static N widen(const T* row) {
+    H h;
+    std::memcpy(&h, row, sizeof(H));
+    return __builtin_convertvector(h, N);
+  }
+  // part[c] += a[c] b[c] for the K columns of rows a and b.
+  void add(const T* a, const T* b) {
+    for (int s = 0; s < pieces; ++s) part[s] += widen(a + s * lanes) * widen(b + s * lanes);
+  }
+  void add_to(double* out) const {
+    double sums[K];
+    std::memcpy(sums, part, sizeof(sums));
+    for (int c = 0; c < K; ++c) out[c] += sums[c];
   }
 };
 
 template <class T>
-struct Cols<T, 1> {
-  using V = T;
-  using D = double;
-  static V load(const T* p) { return *p; }
-  static void store(T* p, V x) { *p = x; }
-  static D widen(V x) { return double(x); }
-  static void add_to(double* out, D x) { *out += x; }
+struct RowSums<T, 1> {
+  double part = 0.0;
+  void add(const T* a, const T* b) { part += double(*a) * double(*b); }
+  void add_to(double* out) const { *out += part; }
 };
 
 // Asks for the line of x that the entry `ahead` entries on will gather
@@ -84,34 +122,29 @@ inline void prefetch_gather(const Csr<T, I>& w, const T* x, index_t ld, I e, ind
 // With ahead > 0, each entry first prefetches the row of x gathered `ahead`
 // entries later (up to entry `limit`, the end of the caller's rows).
 template <class T, class I, int K>
-inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t ld, index_t i,
-                                         index_t ahead, I limit) {
-  using C = Cols<T, K>;
-  using V = typename C::V;
+__attribute__((always_inline)) inline Row<T, K> gather_row(const Csr<T, I>& w, const T* x,
+                                                           index_t ld, index_t i, index_t ahead,
+                                                           I limit) {
+  using Nat = Native<T, K>;
   if constexpr (K == 1) {
     // One column: a single chain, which the compiler keeps scalar (four
     // chains it turns into emulated vector gathers and shuffles, measured
     // slower); the rows' chains overlap in the out-of-order core.
-    V sum = V{};
+    T sum = T(0);
     for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
       if (ahead > 0) prefetch_gather(w, x, ld, e, ahead, limit);
-      sum += w.data[e] * C::load(x + index_t(w.indices[e]) * ld);
+      sum += w.data[e] * x[index_t(w.indices[e]) * ld];
     }
-    return sum;
+    return Row<T, K>{{sum}};
   } else {
     // Four accumulators, each as native-width pieces (kNativeBytes): the
     // fused multiply-adds of one row do not wait on each other's latency,
     // and the sums stay in registers (a 64-byte V accumulated whole was
     // moved through the stack and general registers after every entry by
     // the AVX2 build).
-    constexpr int bytes = int(K * sizeof(T)) < kNativeBytes ? int(K * sizeof(T)) : kNativeBytes;
-    constexpr int lanes = bytes / int(sizeof(T)), pieces = K / lanes;
-    typedef T N __attribute__((vector_size(bytes)));
-    auto load = [](const T* p) {
-      N v;
-      std::memcpy(&v, p, sizeof(N));
-      return v;
-    };
+    constexpr int lanes = Nat::lanes, pieces = Nat::pieces;
+    using N = typename Nat::N;
+    const auto load = &Nat::load;
     // Two chains where a row is 4 or more native pieces (16 float32 or 8
     // float64 columns on the portable build: 4 chains were 16 xmm
     // accumulators, more than its 16 registers hold with the loads, and
@@ -122,32 +155,45 @@ inline typename Cols<T, K>::V gather_row(const Csr<T, I>& w, const T* x, index_t
     // builds' (each build is still the same on any number of threads).
     constexpr int chains = pieces >= 4 ? 2 : 4;
     N acc[chains][pieces] = {};
-    I e = w.indptr[i];
-    const I end = w.indptr[i + 1];
-    for (; e + chains - 1 < end; e += chains) {
-      if (ahead > 0)
-        for (int c = 0; c < chains; ++c) prefetch_gather(w, x, ld, e + c, ahead, limit);
-      for (int c = 0; c < chains; ++c) {
-        const T* xc = x + index_t(w.indices[e + c]) * ld;
-        const T wc = w.data[e + c];
-        for (int s = 0; s < pieces; ++s) acc[c][s] += wc * load(xc + s * lanes);
+    const I begin = w.indptr[i], end = w.indptr[i + 1];
+    // The entries `ahead` on lie before `limit` for every entry of the row
+    // but in the last rows of the caller's range: there alone each prefetch
+    // checks its bound (a compare and a branch per entry otherwise).
+    auto entries = [&](auto checked) __attribute__((always_inline)) {
+      auto prefetch = [&](I e) {
+        if constexpr (decltype(checked)::value)
+          prefetch_gather(w, x, ld, e, ahead, limit);
+        else
+          __builtin_prefetch(x + index_t(w.indices[e + ahead]) * ld);
+      };
+      I e = begin;
+      for (; e + chains - 1 < end; e += chains) {
+        if (ahead > 0)
+          for (int c = 0; c < chains; ++c) prefetch(e + c);
+        for (int c = 0; c < chains; ++c) {
+          const T* xc = x + index_t(w.indices[e + c]) * ld;
+          const T wc = w.data[e + c];
+          for (int s = 0; s < pieces; ++s) acc[c][s] += wc * load(xc + s * lanes);
+        }
       }
-    }
-    for (; e < end; ++e) {
-      if (ahead > 0) prefetch_gather(w, x, ld, e, ahead, limit);
-      const T* xe = x + index_t(w.indices[e]) * ld;
-      for (int s = 0; s < pieces; ++s) acc[0][s] += w.data[e] * load(xe + s * lanes);
-    }
-    T out[K];
+      for (; e < end; ++e) {
+        if (ahead > 0) prefetch(e);
+        const T* xe = x + index_t(w.indices[e]) * ld;
+        for (int s = 0; s < pieces; ++s) acc[0][s] += w.data[e] * load(xe + s * lanes);
+      }
+    };
+    if (index_t(end) + ahead <= index_t(limit))
+      entries(std::false_type{});
+    else
+      entries(std::true_type{});
+    Row<T, K> out;
     for (int s = 0; s < pieces; ++s) {
-      N piece;
       if constexpr (chains == 4)
-        piece = (acc[0][s] + acc[1][s]) + (acc[2][s] + acc[3][s]);
+        out.piece[s] = (acc[0][s] + acc[1][s]) + (acc[2][s] + acc[3][s]);
       else
-        piece = acc[0][s] + acc[1][s];
-      std::memcpy(out + s * lanes, &piece, sizeof(N));
+        out.piece[s] = acc[0][s] + acc[1][s];
     }
-    return C::load(out);
+    return out;
   }
 }
 
@@ -163,24 +209,22 @@ void panel_product(const Csr<T, I>& w, T alpha,
                    index_t ahead,  // gathers prefetched this many entries ahead (0: none)
                    double* dots)   // [3, K] in/out
 {
-  using C = Cols<T, K>;
-  using V = typename C::V;
-  using D = typename C::D;
+  using Nat = Native<T, K>;
   const I limit = w.indptr[hi];
-  D pq = D{}, rq = D{}, qq = D{};
+  RowSums<T, K> pq, rq, qq;
   for (index_t i = lo; i < hi; ++i) {
-    const V sum = gather_row<T, I, K>(w, p, K, i, ahead, limit);
-    const V self = C::load(p + i * K);
-    const V out = self - alpha * sum;
-    C::store(q + i * K, out);
-    const D wide = C::widen(out);
-    pq += C::widen(self) * wide;
-    rq += C::widen(C::load(r + i * K)) * wide;
-    qq += wide * wide;
+    const Row<T, K> sum = gather_row<T, I, K>(w, p, K, i, ahead, limit);
+    for (int s = 0; s < Nat::pieces; ++s) {
+      const index_t at = i * K + s * Nat::lanes;
+      Nat::store(q + at, Nat::load(p + at) - alpha * sum.piece[s]);
+    }
+    pq.add(p + i * K, q + i * K);
+    rq.add(r + i * K, q + i * K);
+    qq.add(q + i * K, q + i * K);
   }
-  C::add_to(dots, pq);
-  C::add_to(dots + K, rq);
-  C::add_to(dots + 2 * K, qq);
+  pq.add_to(dots);
+  rq.add_to(dots + K);
+  qq.add_to(dots + 2 * K);
 }
 
 // y = W x on rows [lo, hi) for K columns of row-major x and y (row strides
@@ -189,9 +233,12 @@ void panel_product(const Csr<T, I>& w, T alpha,
 template <class T, class I, int K>
 void block_product(const Csr<T, I>& w, const T* x, index_t ldx, T* y, index_t ldy, index_t lo,
                    index_t hi, index_t ahead) {
+  using Nat = Native<T, K>;
   const I limit = w.indptr[hi];
-  for (index_t i = lo; i < hi; ++i)
-    Cols<T, K>::store(y + i * ldy, gather_row<T, I, K>(w, x, ldx, i, ahead, limit));
+  for (index_t i = lo; i < hi; ++i) {
+    const Row<T, K> sum = gather_row<T, I, K>(w, x, ldx, i, ahead, limit);
+    for (int s = 0; s < Nat::pieces; ++s) Nat::store(y + i * ldy + s * Nat::lanes, sum.piece[s]);
+  }
 }
 
 // The vector updates of one CG iteration and the next direction, on rows
@@ -212,28 +259,33 @@ void panel_update(const T* a,     // [K] step per column (0: column stopped)
                   index_t lo, index_t hi,
                   double* rho)  // [K] in/out
 {
-  using C = Cols<T, K>;
-  using V = typename C::V;
-  using D = typename C::D;
-  const V step = C::load(a), turn = C::load(beta);
-  D sum = D{};
+  using Nat = Native<T, K>;
+  using N = typename Nat::N;
+  N step[Nat::pieces], turn[Nat::pieces];
+  for (int s = 0; s < Nat::pieces; ++s) {
+    step[s] = Nat::load(a + s * Nat::lanes);
+    turn[s] = Nat::load(beta + s * Nat::lanes);
+  }
+  RowSums<T, K> sum;
   auto rows = [&](auto first_rows) {
     for (index_t i = lo; i < hi; ++i) {
-      const V direction = C::load(d + i * K);
-      const V moved = step * direction;
-      C::store(f + i * K, decltype(first_rows)::value ? moved : C::load(f + i * K) + moved);
-      const V residual = C::load(r + i * K) - step * C::load(q + i * K);
-      C::store(r + i * K, residual);
-      C::store(p + i * K, residual + turn * direction);
-      const D wide = C::widen(residual);
-      sum += wide * wide;
+      for (int s = 0; s < Nat::pieces; ++s) {
+        const index_t at = i * K + s * Nat::lanes;
+        const N direction = Nat::load(d + at);
+        const N moved = step[s] * direction;
+        Nat::store(f + at, decltype(first_rows)::value ? moved : Nat::load(f + at) + moved);
+        const N residual = Nat::load(r + at) - step[s] * Nat::load(q + at);
+        Nat::store(r + at, residual);
+        Nat::store(p + at, residual + turn[s] * direction);
+      }
+      sum.add(r + i * K, r + i * K);
     }
   };
   if (first)
     rows(std::true_type{});
   else
     rows(std::false_type{});
-  C::add_to(rho, sum);
+  sum.add_to(rho);
 }
 
 // |y - (I - alpha W) f|^2 per column of one panel of f on rows [lo, hi),
@@ -241,6 +293,10 @@ void panel_update(const T* a,     // [K] step per column (0: column stopped)
 // residual; panel row i is row order[i] of y when there is an order). Sums in
 // native-width pieces of doubles, as gather_row; rows of f prefetched
 // `ahead` entries on.
+// Rows of y read ahead where they come in a random order (`order`): each is
+// a miss, which the loop over the row before does not overlap.
+constexpr index_t kRowsAhead = 8;
+
 template <class T, class I, int K>
 void residual_rows(const Csr<T, I>& w, double alpha,
                    const T* f,  // [n, K]
@@ -256,6 +312,7 @@ void residual_rows(const Csr<T, I>& w, double alpha,
   typedef T H __attribute__((vector_size(lanes * sizeof(T))));
   const I limit = w.indptr[hi];
   for (index_t i = lo; i < hi; ++i) {
+    if (order && i + kRowsAhead < hi) __builtin_prefetch(y + index_t(order[i + kRowsAhead]) * m + c0);
     N wf[pieces] = {};
     for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
       if (ahead > 0) prefetch_gather(w, f, K, e, ahead, limit);
