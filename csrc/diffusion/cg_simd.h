@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "diffusion/spmv.h"
 
@@ -83,13 +84,15 @@ struct RowSums {
   static constexpr int lanes = (K * 8 < kNativeBytes ? K * 8 : kNativeBytes) / 8;  // doubles a piece
   static constexpr int pieces = K / lanes;
   typedef double N __attribute__((vector_size(lanes * 8)));
-  typedef T H __attribute__((vector_size(lanes * sizeof(T))));
   N part[pieces] = {};
 
-  static N widen(const T* row) {
-    H h;
-    std::memcpy(&h, row, sizeof(H));
-    return __builtin_convertvector(h, N);
+  // `lanes` values from row, as doubles. (Built element by element: GCC 12
+  // turns this into one vcvtps2pd, where __builtin_convertvector of 4
+  // float32 became two half-width conversions, one through the stack.)
+  static N widen(const T* row) { return widen(row, std::make_integer_sequence<int, lanes>{}); }
+  template <int... lane>
+  static N widen(const T* row, std::integer_sequence<int, lane...>) {
+    return N{double(row[lane])...};
   }
   // part[c] += a[c] b[c] for the K columns of rows a and b.
   void add(const T* a, const T* b) {
@@ -306,32 +309,47 @@ void residual_rows(const Csr<T, I>& w, double alpha,
                    index_t lo, index_t hi, index_t ahead,
                    double* partial)  // [K] in/out
 {
-  constexpr int lanes = (K * 8 < kNativeBytes ? K * 8 : kNativeBytes) / 8;  // doubles a piece
-  constexpr int pieces = K / lanes;
-  typedef double N __attribute__((vector_size(lanes * 8)));
-  typedef T H __attribute__((vector_size(lanes * sizeof(T))));
+  using Sums = RowSums<T, K>;
+  constexpr int lanes = Sums::lanes, pieces = Sums::pieces;
+  using N = typename Sums::N;
   const I limit = w.indptr[hi];
+  // A full panel (every column a column of y) sums |e|^2 in registers; the
+  // last, partial panel of y column by column (y has no padded columns).
+  const bool full = m - c0 >= K;
+  const index_t columns = full ? K : m - c0;
+  N squares[pieces] = {};
   for (index_t i = lo; i < hi; ++i) {
-    if (order && i + kRowsAhead < hi) __builtin_prefetch(y + index_t(order[i + kRowsAhead]) * m + c0);
+    if (order && i + kRowsAhead < hi) {  // both ends: the K values of y may cross a line
+      const T* ahead_row = y + index_t(order[i + kRowsAhead]) * m + c0;
+      __builtin_prefetch(ahead_row);
+      __builtin_prefetch(ahead_row + columns - 1);
+    }
     N wf[pieces] = {};
     for (I e = w.indptr[i]; e < w.indptr[i + 1]; ++e) {
       if (ahead > 0) prefetch_gather(w, f, K, e, ahead, limit);
       const double value = double(w.data[e]);
       const T* fj = f + index_t(w.indices[e]) * K;
+      for (int s = 0; s < pieces; ++s) wf[s] += value * Sums::widen(fj + s * lanes);
+    }
+    const T* row = y + (order ? index_t(order[i]) : i) * m + c0;
+    if (full) {
       for (int s = 0; s < pieces; ++s) {
-        H h;
-        std::memcpy(&h, fj + s * lanes, sizeof(H));
-        wf[s] += value * __builtin_convertvector(h, N);
+        const N e = Sums::widen(row + s * lanes) - (Sums::widen(f + i * K + s * lanes) - alpha * wf[s]);
+        squares[s] += e * e;
+      }
+    } else {
+      double sums[K];
+      std::memcpy(sums, wf, sizeof(sums));
+      for (index_t c = 0; c < columns; ++c) {
+        const double e = double(row[c]) - (double(f[i * K + c]) - alpha * sums[c]);
+        partial[c] += e * e;
       }
     }
+  }
+  if (full) {
     double sums[K];
-    for (int s = 0; s < pieces; ++s) std::memcpy(sums + s * lanes, &wf[s], sizeof(N));
-    const T* row = y + (order ? index_t(order[i]) : i) * m + c0;
-    const index_t columns = K < m - c0 ? K : m - c0;
-    for (index_t c = 0; c < columns; ++c) {
-      const double e = double(row[c]) - (double(f[i * K + c]) - alpha * sums[c]);
-      partial[c] += e * e;
-    }
+    std::memcpy(sums, squares, sizeof(sums));
+    for (int c = 0; c < K; ++c) partial[c] += sums[c];
   }
 }
 
